@@ -1,0 +1,158 @@
+"""The ``shiftkit`` command line: every pipeline stage by hand, ``report`` and the ``check`` gate.
+
+Commands are thin: parse, load params, call one library function, print a summary. Stage
+modules are imported inside the commands, so ``shiftkit --help`` and ``shiftkit check`` never
+pay for torch or albumentations. ``main(argv)`` returns the exit code:
+
+- 0: done;
+- 1: ``shiftkit check`` found blocking problems in a data drop (and for internal errors);
+- 2: bad input (a missing path, a bad value, an unknown option): one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+import shiftkit
+from shiftkit.console import console
+from shiftkit.errors import CheckFailed, ShiftkitError
+
+app = typer.Typer(
+    name="shiftkit",
+    help=(
+        "Find out why an image classifier errs on its target distribution, and fix it: "
+        "ingest, split, synthesise target-like data, train with transfer learning, evaluate, "
+        "and report the error decomposition (bias, variance, data mismatch, dev overfitting)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+PARAMS_OPTION = typer.Option(
+    Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"shiftkit {shiftkit.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """shiftkit: data-shift diagnosis for image classifiers."""
+
+
+def load_params(path: Path):
+    """Load params.yaml for a command (imported lazily so that config errors exit 2)."""
+    from shiftkit.config import load_params as _load
+
+    return _load(path)
+
+
+# =============================================================================================
+# Commands. Each stage owns one block below; keep blocks apart so that edits merge cleanly.
+# =============================================================================================
+
+
+# --- example, ingest ---------------------------------------------------------------------------
+# (see the foundation issue)
+
+
+# --- split, check ------------------------------------------------------------------------------
+# (see the split issue)
+
+
+# --- synth, shift ------------------------------------------------------------------------------
+# (see the synthesis issue)
+
+
+# --- train, evaluate ---------------------------------------------------------------------------
+# (see the training issue)
+
+
+# --- report ------------------------------------------------------------------------------------
+# (see the report issue)
+
+
+# =============================================================================================
+# Entry points
+# =============================================================================================
+
+
+def _usage_exceptions() -> tuple[type[BaseException], ...]:
+    """Usage-error classes of whichever click the installed typer is built on."""
+    found: list[type[BaseException]] = []
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = __import__(modname, fromlist=["ClickException"])
+        except ImportError:
+            continue
+        found.append(mod.ClickException)
+    return tuple(found)
+
+
+def _exit_exceptions() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [typer.Exit]
+    try:
+        import click
+
+        found.append(click.exceptions.Exit)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, standalone_mode=False, prog_name="shiftkit")
+    except CheckFailed as exc:
+        print(f"shiftkit: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except ShiftkitError as exc:
+        print(f"shiftkit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except _exit_exceptions() as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _usage_exceptions() as exc:
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or "shiftkit"
+        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shiftkit: interrupted; outputs already written are complete, the rest was not written.", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"shiftkit: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    except (RuntimeError,) as exc:
+        if type(exc).__name__ == "Abort" or exc.__class__.__module__.startswith(("typer", "click")):
+            print("shiftkit: aborted.", file=sys.stderr)
+            return 1
+        raise
+    if isinstance(result, int):
+        return result
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

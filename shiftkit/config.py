@@ -1,0 +1,333 @@
+"""params.yaml -> frozen dataclasses. The only module that reads a settings file.
+
+Each top-level section of params.yaml maps to one frozen dataclass registered with
+``@section("name")``. Values are type-checked against the dataclass annotations and range-checked
+in ``__post_init__``; an unknown key or section raises a ``ConfigError`` that lists the valid
+ones. Library functions take these dataclasses (or plain arguments), never a path to params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from shiftkit.errors import ConfigError, InputPathError
+
+_SECTIONS: dict[str, type] = {}
+
+
+def section(name: str):
+    """Register a frozen dataclass as the schema of params.yaml section ``name``."""
+
+    def deco(cls: type) -> type:
+        if name in _SECTIONS:
+            raise ConfigError(f"Params section {name!r} is registered twice.")
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} must be a dataclass to be a params section")
+        _SECTIONS[name] = cls
+        return cls
+
+    return deco
+
+
+def section_names() -> list[str]:
+    return sorted(_SECTIONS)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers (used by the sections' __post_init__)
+
+
+def check_fraction(where: str, value: float, *, closed_low: bool = False, closed_high: bool = False) -> None:
+    """Raise unless ``value`` is in (0, 1), with the ends included when asked."""
+    lo_ok = value >= 0 if closed_low else value > 0
+    hi_ok = value <= 1 if closed_high else value < 1
+    if not (lo_ok and hi_ok):
+        lo, hi = ("[" if closed_low else "("), ("]" if closed_high else ")")
+        raise ConfigError(f"The {where!r} parameter must be a fraction in {lo}0, 1{hi}. Got {value!r} instead.")
+
+
+def check_positive(where: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"The {where!r} parameter must be {bound}. Got {value!r} instead.")
+
+
+def check_choice(where: str, value: Any, choices: typing.Iterable[Any]) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"The {where!r} parameter must be one of {', '.join(map(repr, choices))}. Got {value!r} instead."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# building dataclasses from plain mappings
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        allowed = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"The {where!r} parameter must be {allowed}. Got {value!r} instead.")
+    if origin is Literal:
+        check_choice(where, value, args)
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"The {where!r} parameter must be a mapping. Got {value!r} instead.")
+        return build(tp, value, where)
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"The {where!r} parameter must be a list. Got {value!r} instead.")
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"The {where!r} parameter must be a mapping. Got {value!r} instead.")
+        ktp, vtp = (args or (Any, Any))
+        return {_coerce(k, ktp, where): _coerce(v, vtp, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"The {where!r} parameter must be true or false. Got {value!r} instead.")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"The {where!r} parameter must be an integer. Got {value!r} instead.")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"The {where!r} parameter must be a number. Got {value!r} instead.")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"The {where!r} parameter must be a string. Got {value!r} instead.")
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"The {where!r} parameter must be {_type_name(tp)}. Got {value!r} instead.")
+
+
+def build(cls: type, values: Mapping[str, Any] | None, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, checking names and types.
+
+    Raises:
+        ConfigError: on an unknown key, a missing required key or a value of the wrong type.
+    """
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"Unknown parameter(s) {', '.join(f'{where}.{u}' if where else u for u in unknown)}; "
+            f"valid ones{' in ' + where if where else ''}: {', '.join(sorted(fields))}."
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in values:
+            kwargs[name] = _coerce(values[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"Missing required parameter {key!r}.")
+    return cls(**kwargs)
+
+
+class Params:
+    """All sections of params.yaml, each a frozen dataclass: ``params.split.seed``."""
+
+    def __init__(self, sections: Mapping[str, Any], source: str | None = None) -> None:
+        self._sections = dict(sections)
+        self.source = source
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._sections[name]
+        except KeyError:
+            if name in _SECTIONS:
+                return _SECTIONS[name]()
+            raise AttributeError(f"params has no section {name!r}; sections: {', '.join(section_names())}") from None
+
+    def replace(self, name: str, **changes: Any) -> Params:
+        """A copy with fields of one section replaced (validated like params.yaml values)."""
+        current = getattr(self, name)
+        merged = {**dataclasses.asdict(current), **changes}
+        new = dict(self._sections)
+        new[name] = build(_SECTIONS[name], merged, name)
+        return Params(new, self.source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: dataclasses.asdict(v) for k, v in sorted(self._sections.items())}
+
+
+def params_from_mapping(data: Mapping[str, Any] | None, source: str | None = None) -> Params:
+    """Validate a params mapping (as from params.yaml).
+
+    Raises:
+        ConfigError: on an unknown section or key, or a value out of range.
+    """
+    data = dict(data or {})
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown section(s) {', '.join(unknown)} in {source or 'params'}; "
+            f"valid sections: {', '.join(section_names())}."
+        )
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        raw = data.get(name)
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ConfigError(f"Section {name!r} of {source or 'params'} must be a mapping. Got {raw!r}.")
+        sections[name] = build(cls, raw, name)
+    return Params(sections, source)
+
+
+def load_params(path: str | Path | None = "params.yaml") -> Params:
+    """Read and validate params.yaml. ``None``, or a missing default file, gives the defaults.
+
+    Raises:
+        InputPathError: when a path other than the default is given and does not exist.
+        ConfigError: when the file is not valid YAML or holds invalid values.
+    """
+    if path is None:
+        return params_from_mapping({}, None)
+    p = Path(path)
+    if not p.is_file():
+        if str(path) == "params.yaml":
+            return params_from_mapping({}, None)
+        raise InputPathError(f"Params file {p} does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Params file {p} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"Params file {p} must hold a mapping of sections. Got {type(data).__name__}.")
+    return params_from_mapping(data, str(p))
+
+
+def parse_assignments(pairs: typing.Iterable[str], what: str = "--domain") -> dict[str, str]:
+    """Parse ``NAME=VALUE`` strings (as in ``--domain web=data/web``).
+
+    Raises:
+        ConfigError: on a pair without ``=``, an empty name or value, or a repeated name.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise ConfigError(f"{what} must be NAME=PATH (for example web=data/web). Got {pair!r} instead.")
+        if name in out:
+            raise ConfigError(f"{what} names {name!r} twice.")
+        out[name] = value
+    return out
+
+
+frozen = dataclasses.dataclass(frozen=True)
+
+
+# =============================================================================================
+# Sections. Each stage owns one block below; keep blocks apart so that edits merge cleanly.
+# =============================================================================================
+
+
+# --- example -----------------------------------------------------------------------------------
+
+
+@section("example")
+@frozen
+class ExampleParams:
+    """The embedded example data set (MNIST as web, scikit-learn's load_digits as target)."""
+
+    web_images: int = 12000  # how many MNIST digits to write (at most the shipped subset)
+    target_images: int = 1797  # how many load_digits images to write (at most 1797)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive("example.web_images", self.web_images)
+        check_positive("example.target_images", self.target_images)
+        if self.target_images > 1797:
+            raise ConfigError(
+                f"The 'example.target_images' parameter must be at most 1797 (load_digits' size). "
+                f"Got {self.target_images} instead."
+            )
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+@section("ingest")
+@frozen
+class IngestParams:
+    """Decoding limits, duplicate detection and parallelism of ``shiftkit ingest``."""
+
+    max_pixels: int = 89_478_485  # above this (width x height from the header): decompression_bomb
+    min_size: int = 8  # images with a side smaller than this are quarantined as too_small
+    near_dup_radius: int = 4  # phash Hamming distance at or below which images are near copies
+    background: int = 255  # grey level that transparent pixels are composited on
+    workers: int = 0  # processes; 0 means all cores
+
+    def __post_init__(self) -> None:
+        check_positive("ingest.max_pixels", self.max_pixels)
+        check_positive("ingest.min_size", self.min_size)
+        if not 0 <= self.near_dup_radius <= 32:
+            raise ConfigError(
+                f"The 'ingest.near_dup_radius' parameter must be in [0, 32]. Got {self.near_dup_radius!r} instead."
+            )
+        if not 0 <= self.background <= 255:
+            raise ConfigError(f"The 'ingest.background' parameter must be in [0, 255]. Got {self.background!r}.")
+        check_positive("ingest.workers", self.workers, allow_zero=True)
+
+
+# --- split -------------------------------------------------------------------------------------
+# (split section: see the split issue)
+
+
+# --- check -------------------------------------------------------------------------------------
+# (check section: see the split issue)
+
+
+# --- synth -------------------------------------------------------------------------------------
+# (synth section: see the synthesis issue)
+
+
+# --- shift -------------------------------------------------------------------------------------
+# (shift section: see the synthesis issue)
+
+
+# --- train -------------------------------------------------------------------------------------
+# (train section: see the training issue)
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+# (evaluate section: see the training issue)
+
+
+# --- report ------------------------------------------------------------------------------------
+# (report section: see the report issue)

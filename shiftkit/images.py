@@ -1,0 +1,337 @@
+"""Safe decoding of one image and the properties shiftkit measures on it.
+
+``decode`` never trusts a file: it reads the header first (so a decompression bomb is refused
+before its pixels are allocated), applies EXIF orientation, keeps the first frame of an
+animation, and normalises every mode to 8-bit grey ("L") or RGB. Whatever cannot be used raises
+``ImageDecodeError`` with a reason from ``schema.QUARANTINE_REASONS``.
+
+``measure`` computes the properties of the manifest (blur, brightness, contrast, effective
+resolution, noise, extent) on a fixed working size, so that they compare across image sizes,
+and ``phash`` the 64-bit DCT perceptual hash. All of them are cheap (tens of microseconds).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from shiftkit.errors import ImageDecodeError
+
+WORK_SIZE = 64  # side of the square grey image the properties are measured on
+PHASH_SIZE = 32  # side of the thumbnail the perceptual hash's DCT is taken of
+EFFECTIVE_RES_ENERGY = 0.98  # share of the AC energy an effective resolution must keep
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+cv2.setNumThreads(1)  # one image per process: threads would only fight the worker pool
+
+# EXIF orientation -> the numpy operations that undo it (applied in order)
+_ORIENT_SWAPS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image: pixels as uint8 (H, W) grey or (H, W, 3) RGB, and what was stored."""
+
+    pixels: np.ndarray
+    format: str
+    mode: str  # as stored, before normalisation
+    jpeg_quality: float | None
+    frames: int
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def _orientation(im: Image.Image) -> int:
+    if "exif" not in im.info and im.format not in ("TIFF", "MPO"):
+        return 1
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    # EXIF orientations as in the TIFF spec: 2 mirror, 3 rotate 180, 4 flip, 5 transpose,
+    # 6 rotate 270 (i.e. 90 clockwise), 7 transverse, 8 rotate 90 counter-clockwise.
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1, :]
+    if orientation == 5:
+        return np.swapaxes(arr, 0, 1)
+    if orientation == 6:
+        return np.rot90(arr, k=-1)
+    if orientation == 7:
+        return np.swapaxes(arr[::-1, ::-1], 0, 1)
+    if orientation == 8:
+        return np.rot90(arr, k=1)
+    return arr
+
+
+def jpeg_quality(im: Image.Image) -> float | None:
+    """Estimate the IJG quality (1..100) of a JPEG from its luminance quantisation table."""
+    tables = getattr(im, "quantization", None)
+    if not tables:
+        return None
+    table = tables.get(0)
+    if table is None or len(table) != 64:
+        return None
+    q = np.asarray(table, dtype=np.float64)
+    # libjpeg's standard luminance table, in the same (zigzag) order as Pillow returns
+    std = np.asarray(_STD_LUMA_ZIGZAG, dtype=np.float64)
+    scale = float(np.mean(q * 100.0 / std))
+    if scale <= 0:
+        return 100.0
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return float(min(100.0, max(1.0, round(quality, 1))))
+
+
+_STD_LUMA_ZIGZAG = (
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40,
+    26, 24, 22, 22, 24, 49, 35, 37, 29, 40, 58, 51, 61, 60, 57, 51,
+    56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87,
+    95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+)  # fmt: skip
+
+
+def _to_uint8(im: Image.Image, background: int) -> np.ndarray:
+    """Normalise any decoded Pillow image to uint8 grey (H, W) or RGB (H, W, 3)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im)
+        arr = arr.astype(np.float64) if arr.dtype != np.uint16 else arr
+        top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+        return np.clip(np.rint(np.asarray(arr, dtype=np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        return np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        mode = im.mode
+    elif mode == "PA":
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    elif mode == "L" and "transparency" in im.info:
+        im = im.convert("LA")
+        mode = "LA"
+    elif mode == "RGB" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("LA", "La", "RGBA", "RGBa"):
+        arr = np.asarray(im.convert("LA" if mode.startswith("L") else "RGBA"), dtype=np.float32)
+        alpha = arr[..., -1:] / 255.0
+        colour = arr[..., :-1]
+        out = colour * alpha + float(background) * (1.0 - alpha)
+        out = np.rint(out).astype(np.uint8)
+        return out[..., 0] if out.shape[-1] == 1 else out
+    if mode == "L":
+        return np.asarray(im)
+    if mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im)
+
+
+def decode(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = 89_478_485,
+    min_size: int = 1,
+    background: int = 255,
+) -> Decoded:
+    """Decode one image file (a path or its bytes) safely.
+
+    Raises:
+        ImageDecodeError: reason ``empty``, ``not_an_image``, ``decompression_bomb``,
+            ``too_small``, ``truncated``, ``unsupported`` or ``unreadable``.
+    """
+    if isinstance(source, (str, Path)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
+    else:
+        data = source
+    if not data:
+        raise ImageDecodeError("empty", "the file has zero bytes")
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the check below replaces Pillow's, on our own limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                im = Image.open(io.BytesIO(data))
+            except UnidentifiedImageError as exc:
+                raise ImageDecodeError("not_an_image", "Pillow does not recognise the bytes") from exc
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise ImageDecodeError("not_an_image", str(exc)[:200]) from exc
+            fmt = im.format or "UNKNOWN"
+            stored_mode = im.mode
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                raise ImageDecodeError("not_an_image", f"header claims {w}x{h} pixels")
+            if w * h > max_pixels:
+                raise ImageDecodeError(
+                    "decompression_bomb", f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels}"
+                )
+            if min(w, h) < min_size:
+                raise ImageDecodeError("too_small", f"{w}x{h} pixels, minimum side {min_size}")
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            orientation = _orientation(im)
+            quality = jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
+            try:
+                im.load()
+            except Image.DecompressionBombError as exc:
+                raise ImageDecodeError("decompression_bomb", str(exc)[:200]) from exc
+            except (OSError, EOFError) as exc:
+                msg = str(exc)
+                reason = "truncated" if ("truncated" in msg or "broken" in msg or isinstance(exc, EOFError)) else "unsupported"
+                raise ImageDecodeError(reason, msg[:200]) from exc
+            except (SyntaxError, ValueError, TypeError, MemoryError, struct.error) as exc:
+                raise ImageDecodeError("unsupported", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            try:
+                pixels = _to_uint8(im, background)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ImageDecodeError("unsupported", f"mode {stored_mode}: {str(exc)[:200]}") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if orientation != 1:
+        pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+    return Decoded(pixels=pixels, format=fmt, mode=stored_mode, jpeg_quality=quality, frames=frames)
+
+
+def to_grey(pixels: np.ndarray) -> np.ndarray:
+    """uint8 grey (H, W) from grey or RGB pixels."""
+    if pixels.ndim == 2:
+        return pixels
+    return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+
+
+def working_image(pixels: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
+    """The square float32 grey image in [0, 1] that the properties are measured on."""
+    grey = to_grey(pixels)
+    h, w = grey.shape
+    if (h, w) != (size, size):
+        interp = cv2.INTER_AREA if min(h, w) >= size else cv2.INTER_LINEAR
+        grey = cv2.resize(grey, (size, size), interpolation=interp)
+    return grey.astype(np.float32) * (1.0 / 255.0)
+
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+_LEVELS = np.maximum.outer(np.arange(WORK_SIZE), np.arange(WORK_SIZE)).ravel()
+
+
+def effective_resolution(work: np.ndarray) -> float:
+    """Smallest k such that the DCT coefficients with max(u, v) < k hold 98% of the AC energy.
+
+    An image that was reduced to k x k pixels and enlarged again scores about k; a sharp image
+    that uses its whole working size scores near ``WORK_SIZE``.
+    """
+    coeffs = cv2.dct(work)
+    energy = coeffs * coeffs
+    energy[0, 0] = 0.0
+    total = float(energy.sum())
+    if total <= 1e-12:
+        return 1.0
+    per_level = np.bincount(_LEVELS, weights=energy.ravel(), minlength=WORK_SIZE)
+    cum = np.cumsum(per_level) / total
+    return float(np.searchsorted(cum, EFFECTIVE_RES_ENERGY) + 1)
+
+
+def noise_sigma(work: np.ndarray) -> float:
+    """Immerkaer's fast noise estimate (sigma, in [0, 1] grey units) of a working image."""
+    h, w = work.shape
+    resp = cv2.filter2D(work, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_ISOLATED)[1:-1, 1:-1]
+    return float(np.abs(resp).sum() * math.sqrt(math.pi / 2.0) / (6.0 * (w - 2) * (h - 2)))
+
+
+def content_extent(work: np.ndarray) -> float:
+    """Fraction of the frame filled by the bounding box of whatever differs from the border.
+
+    The background level is the median of the border pixels; content is any pixel more than a
+    quarter of the image's grey range away from it. A uniform image has extent 0.
+    """
+    border = np.concatenate([work[0], work[-1], work[1:-1, 0], work[1:-1, -1]])
+    bg = float(np.median(border))
+    lo, hi = float(work.min()), float(work.max())
+    if hi - lo < 1e-3:
+        return 0.0
+    mask = np.abs(work - bg) > 0.25 * (hi - lo)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    area = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+    return float(area) / float(work.size)
+
+
+def phash(work: np.ndarray) -> int:
+    """64-bit DCT perceptual hash (imagehash's algorithm: 32x32 DCT, 8x8 low band vs median).
+
+    Bits are in row-major order, the first one most significant, so the integer equals
+    ``int(str(imagehash.phash(img)), 16)`` up to the thumbnail's resampling filter.
+    """
+    thumb = cv2.resize(work, (PHASH_SIZE, PHASH_SIZE), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(thumb)[:8, :8]
+    bits = (low > np.median(low)).ravel()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes."""
+    return (a ^ b).bit_count()
+
+
+def measure(pixels: np.ndarray) -> dict[str, float | int]:
+    """The manifest's properties of one decoded image (see ``schema.MANIFEST``)."""
+    work = working_image(pixels)
+    mean, std = cv2.meanStdDev(work)
+    lap = cv2.Laplacian(work, cv2.CV_32F)
+    _, lap_std = cv2.meanStdDev(lap)
+    return {
+        "phash": phash(work),
+        "blur": float(lap_std[0, 0]) ** 2,
+        "brightness": float(mean[0, 0]),
+        "contrast": float(std[0, 0]),
+        "effective_res": effective_resolution(work),
+        "noise": noise_sigma(work),
+        "extent": content_extent(work),
+    }
+
+
+PROPERTY_COLUMNS = ("blur", "brightness", "contrast", "effective_res", "noise", "extent")
+
+
+def load_pixels(path: str | Path, *, channels: int = 3, background: int = 255) -> np.ndarray:
+    """Decode an image that ingest already accepted, as uint8 (H, W, channels) with 1 or 3 channels.
+
+    Raises:
+        ImageDecodeError: when the file cannot be decoded any more.
+    """
+    px = decode(path, background=background).pixels
+    if channels == 1:
+        return to_grey(px)[..., None]
+    if px.ndim == 2:
+        return np.repeat(px[..., None], 3, axis=2)
+    return px

@@ -1,0 +1,161 @@
+"""Atomic writes and schema-checked reads of the tables and json files shiftkit exchanges.
+
+Nothing is written in place: every file goes to a temporary sibling first and is renamed over
+the target, so an interrupted or failed run never leaves a half-written table behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from shiftkit.errors import DataError, InputPathError
+from shiftkit.schema import Table, conform, validate
+
+
+def ensure_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) and check that it is a writable folder.
+
+    Raises:
+        InputPathError: when it exists as a file or cannot be created or written.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputPathError(f"Output folder {p} exists and is not a folder.")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputPathError(f"Cannot create output folder {p}: {exc.strerror or exc}.") from exc
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise InputPathError(f"Output folder {p} is not writable.")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        InputPathError: when the folder cannot be created or written.
+    """
+    target = Path(path)
+    ensure_dir(target.parent if str(target.parent) else Path("."))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise InputPathError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented json with sorted keys (stable bytes for stable content)."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a json file.
+
+    Raises:
+        InputPathError: when the file is missing.
+        DataError: when it is not valid json.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputPathError(f"File {p} does not exist.")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"File {p} is not valid json: {exc}.") from exc
+
+
+def write_table(df: pl.DataFrame, path: str | os.PathLike[str], table: Table) -> Path:
+    """Cast ``df`` to ``table``'s schema and write it as parquet, atomically.
+
+    The same rows in the same order always give byte-identical files (no timestamps, fixed
+    compression, statistics on).
+
+    Raises:
+        SchemaError: when a required column is missing.
+        InputPathError: when the folder cannot be written.
+    """
+    out = conform(df, table)
+    with atomic_path(path) as tmp:
+        out.write_parquet(tmp, compression="zstd", compression_level=3, statistics=True)
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike[str], table: Table) -> pl.DataFrame:
+    """Read a parquet (or CSV, by extension) table and validate it against ``table``.
+
+    Raises:
+        InputPathError: when the file is missing.
+        DataError: when it is empty or not a readable table.
+        SchemaError: when a required column is missing or mistyped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputPathError(f"The {table.name} table {p} does not exist.")
+    if p.stat().st_size == 0:
+        raise DataError(f"The {table.name} table {p} is an empty file.")
+    try:
+        if p.suffix.lower() == ".csv":
+            df = pl.read_csv(p, infer_schema_length=10000)
+            df = df.with_columns(
+                [pl.col(c).cast(t, strict=False) for c, t in table.all_columns().items() if c in df.columns]
+            )
+        else:
+            df = pl.read_parquet(p)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"Cannot read the {table.name} table {p}: {str(exc).splitlines()[0]}") from exc
+    return validate(df, table, source=str(p))
+
+
+def relative_root(root: str | os.PathLike[str], table_dir: str | os.PathLike[str]) -> str:
+    """``root`` as a POSIX path relative to ``table_dir`` (the folder the table is written to).
+
+    Tables store data roots this way so that a repository can be cloned anywhere.
+    """
+    rel = os.path.relpath(Path(root).resolve(), Path(table_dir).resolve())
+    return Path(rel).as_posix()
+
+
+def image_paths(df: pl.DataFrame, table_path: str | os.PathLike[str]) -> list[Path]:
+    """Absolute paths of the images listed in a manifest-like table (``root`` + ``path``).
+
+    ``root`` is relative to the table file's folder; a table without ``root`` has paths
+    relative to its own folder.
+    """
+    base = Path(table_path).resolve().parent
+    if "root" in df.columns:
+        return [(base / r / p) for r, p in zip(df["root"].to_list(), df["path"].to_list())]
+    return [base / p for p in df["path"].to_list()]

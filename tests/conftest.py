@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import helpers
+
+# Hide progress bars in test output (they go to stderr and are tested separately).
+os.environ.setdefault("SHIFTKIT_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def example_folders(tmp_path_factory):
+    """A small real two-domain example: 400 MNIST digits as web, 200 load_digits as target."""
+    root = tmp_path_factory.mktemp("example")
+    web_x, web_y = helpers.mnist(400)
+    tgt_x, tgt_y = helpers.digits(200)
+    helpers.write_folder(root / "web", web_x, web_y, prefix="mnist")
+    helpers.write_folder(root / "target", tgt_x, tgt_y, prefix="digit")
+    return root

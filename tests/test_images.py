@@ -1,0 +1,103 @@
+import io as _io
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from shiftkit import images
+from shiftkit.errors import ImageDecodeError
+from tests import helpers
+
+
+def _png(arr, **kw) -> bytes:
+    b = _io.BytesIO()
+    Image.fromarray(arr).save(b, "PNG", **kw)
+    return b.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9), ids=lambda o: f"exif{o}")
+def test_exif_orientation_matches_pillow(orientation):
+    arr = np.random.default_rng(orientation).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = _io.BytesIO()
+    im.save(buf, "JPEG", exif=exif, quality=95)
+    got = images.decode(buf.getvalue())
+    ref = np.asarray(ImageOps.exif_transpose(Image.open(_io.BytesIO(buf.getvalue()))).convert("RGB"))
+    assert got.pixels.shape == ref.shape
+    assert np.array_equal(got.pixels, ref)
+
+
+def test_bomb_is_refused_from_the_header():
+    # a real 1x1 PNG whose IHDR is rewritten to claim 30000 x 30000 pixels
+    data = bytearray(_png(np.zeros((1, 1), np.uint8)))
+    data[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # keep the IHDR chunk valid
+    with pytest.raises(ImageDecodeError) as err:
+        images.decode(bytes(data), max_pixels=10_000_000)
+    assert err.value.reason == "decompression_bomb"
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [(b"", "empty"), (b"<html><body>404</body></html>", "not_an_image"), (bytes(range(256)) * 4, "not_an_image")],
+    ids=["empty", "html", "random"],
+)
+def test_bad_bytes_get_a_reason(data, reason):
+    with pytest.raises(ImageDecodeError) as err:
+        images.decode(data)
+    assert err.value.reason == reason
+
+
+def test_truncated_png():
+    x, _ = helpers.mnist(1)
+    data = _png(x[0])
+    with pytest.raises(ImageDecodeError) as err:
+        images.decode(data[: len(data) // 2])
+    assert err.value.reason == "truncated"
+
+
+def test_too_small():
+    with pytest.raises(ImageDecodeError) as err:
+        images.decode(_png(np.zeros((4, 9), np.uint8)), min_size=8)
+    assert err.value.reason == "too_small"
+
+
+def test_modes_normalise_to_grey_or_rgb():
+    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    d = images.decode(_png(grey16))
+    assert d.pixels.dtype == np.uint8 and d.pixels.shape == (8, 8)
+    assert d.pixels.max() == round(63000 * 255 / 65535)
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent: composited on the background
+    d = images.decode(_png(rgba), background=255)
+    assert d.pixels.shape == (8, 8, 3) and (d.pixels == 255).all()
+    cmyk = Image.new("CMYK", (9, 9), (0, 0, 0, 0))
+    buf = _io.BytesIO()
+    cmyk.save(buf, "JPEG")
+    d = images.decode(buf.getvalue())
+    assert d.mode == "CMYK" and d.pixels.shape == (9, 9, 3)
+    assert d.jpeg_quality is not None and 60 <= d.jpeg_quality <= 90  # Pillow's default is 75
+
+
+def test_properties_separate_the_two_domains():
+    web, _ = helpers.mnist(200)
+    tgt, _ = helpers.digits(200)
+    w = [images.measure(a) for a in web]
+    t = [images.measure(a) for a in tgt]
+    med = lambda rows, k: float(np.median([r[k] for r in rows]))  # noqa: E731
+    assert med(t, "effective_res") < med(w, "effective_res")  # 8x8 digits have less detail
+    assert med(t, "extent") > med(w, "extent")  # load_digits fill their frame, MNIST pads
+    assert med(t, "blur") < med(w, "blur")
+
+
+def test_phash_matches_imagehash_closely():
+    imagehash = pytest.importorskip("imagehash")
+    x, _ = helpers.mnist(50)
+    dists = [
+        images.hamming(images.phash(images.working_image(a)), int(str(imagehash.phash(Image.fromarray(a))), 16))
+        for a in x
+    ]
+    assert np.median(dists) <= 2
