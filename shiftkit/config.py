@@ -330,4 +330,32 @@ class IngestParams:
 
 
 # --- report ------------------------------------------------------------------------------------
-# (report section: see the report issue)
+
+
+@section("report")
+@frozen
+class ReportParams:
+    """The error decomposition, error analysis and rendering of ``shiftkit report``."""
+
+    human_error: float = 0.0  # human-level (Bayes proxy) error in [0, 1): a fixed input, no interval
+    replicates: int = 1000  # bootstrap replicates per split (>= 100)
+    level: float = 0.95  # confidence level of every interval
+    seed: int = 0  # seed of the bootstrap streams
+    include_synth: bool = True  # count synthesised children (domain "synth") in train / bridge errors
+    gallery: int = 16  # most confidently wrong dev images shown (0: no gallery)
+    buckets: int = 4  # quantile buckets per image property in the error analysis
+    properties: tuple[str, ...] = ("blur", "effective_res", "brightness")  # manifest columns to bucket
+    min_count: int = 5  # slices with fewer dev images are listed but never named in recommendations
+
+    def __post_init__(self) -> None:
+        check_fraction("report.human_error", self.human_error, closed_low=True)
+        if self.replicates < 100:
+            raise ConfigError(f"The 'report.replicates' parameter must be an integer >= 100. Got {self.replicates!r} instead.")
+        check_fraction("report.level", self.level)
+        check_positive("report.gallery", self.gallery, allow_zero=True)
+        if not 1 <= self.buckets <= 20:
+            raise ConfigError(f"The 'report.buckets' parameter must be in [1, 20]. Got {self.buckets!r} instead.")
+        allowed = ("blur", "brightness", "contrast", "effective_res", "noise", "extent", "width", "height")
+        for prop in self.properties:
+            check_choice("report.properties", prop, allowed)
+        check_positive("report.min_count", self.min_count)

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shiftkit import decompose as dc
+from shiftkit.errors import ConfigError, DataError
+from tests.report_helpers import make_predictions
+
+
+def _decompose(spec, **kw):
+    return dc.decompose(dc.split_counts(make_predictions(spec)), kw.pop("human", 0.01), **kw)
+
+
+@pytest.mark.parametrize(
+    ("rates", "variance", "mismatch", "diagnosis"),
+    [((0.02, 0.09, 0.10), 0.07, 0.01, "variance"), ((0.02, 0.03, 0.10), 0.01, 0.07, "data_mismatch")],
+    ids=["example-A-variance", "example-B-data-mismatch"],
+)
+def test_design_examples(rates, variance, mismatch, diagnosis):
+    n = 2000
+    spec = {"train": (n, rates[0]), "bridge": (n, rates[1]), "dev": (n, rates[2]), "test": (n, rates[2])}
+    d = _decompose(spec)
+    assert d.errors["train"] == pytest.approx(rates[0])
+    assert d.gaps["variance"].value == pytest.approx(variance)
+    assert d.gaps["data_mismatch"].value == pytest.approx(mismatch)
+    assert d.diagnosis == diagnosis
+    for g in d.gaps.values():
+        assert g.ci_low <= g.value <= g.ci_high
+
+
+def test_intervals_are_deterministic_and_seeded():
+    spec = {"train": (500, 0.05), "bridge": (500, 0.1), "dev": (400, 0.2), "test": (400, 0.2)}
+    a, b = _decompose(spec, seed=3), _decompose(spec, seed=3)
+    c = _decompose(spec, seed=4)
+    assert a.gaps == b.gaps
+    assert a.gaps["variance"].ci_low != c.gaps["variance"].ci_low
+
+
+def test_zero_errors_still_give_an_interval():
+    d = _decompose({"train": (300, 0.0), "bridge": (300, 0.0)}, human=0.0)
+    g = d.gaps["avoidable_bias"]
+    assert g.value == 0.0 and g.ci_high > 0.0
+
+
+def test_higher_level_gives_wider_intervals():
+    spec = {"train": (500, 0.05), "bridge": (500, 0.1)}
+    w90 = _decompose(spec, level=0.9).gaps["variance"]
+    w99 = _decompose(spec, level=0.99).gaps["variance"]
+    assert w99.ci_high - w99.ci_low > w90.ci_high - w90.ci_low
+
+
+def test_missing_split_names_the_gaps_it_blocks():
+    d = _decompose({"train": (500, 0.05), "bridge": (500, 0.1), "test": (500, 0.2)})
+    assert d.gaps["data_mismatch"].value is None and d.gaps["data_mismatch"].missing == ("dev",)
+    assert d.gaps["dev_overfit"].missing == ("dev",)
+    assert d.gaps["variance"].value == pytest.approx(0.05)
+    assert d.missing_splits == ("dev",)
+
+
+def test_inconclusive_estimates_how_many_more_images_resolve_the_largest_gap():
+    spec = {"train": (100, 0.05), "bridge": (100, 0.06), "dev": (60, 0.12), "test": (60, 0.12)}
+    d = _decompose(spec, human=0.04)
+    assert d.diagnosis == dc.INCONCLUSIVE
+    r = d.resolve
+    assert r.gap == "data_mismatch" and r.split in ("dev", "bridge") and r.more_images > 0
+    # adding that many images at the same error rates does resolve the gap
+    grown = dict(spec)
+    n0, e0 = spec[r.split]
+    grown[r.split] = (n0 + r.more_images, e0)
+    assert _decompose(grown, human=0.04).diagnosis == "data_mismatch"
+
+
+@pytest.mark.parametrize("human", [-0.1, 1.0, 1.5, float("nan")], ids=["negative", "one", "above-one", "nan"])
+def test_human_error_outside_unit_interval_is_refused(human):
+    with pytest.raises(ConfigError, match=r"'human_error' parameter of report must be a fraction in \[0, 1\)"):
+        dc.decompose({"train": dc.SplitCount(10, 1)}, human)
+
+
+def test_unknown_split_and_empty_table_are_refused():
+    df = make_predictions({"train": (10, 0.1)})
+    import polars as pl
+
+    with pytest.raises(DataError, match="unknown split name.*'valid'"):
+        dc.split_counts(df.with_columns(split=pl.lit("valid")))
+    with pytest.raises(DataError, match="no rows"):
+        dc.split_counts(df.head(0))
+
+
+@pytest.mark.parametrize(
+    ("truth", "n"),
+    [((0.04, 0.10, 0.14, 0.15), 500), ((0.02, 0.03, 0.10, 0.10), 400)],
+    ids=["moderate-errors-500", "few-train-errors-400"],
+)
+def test_coverage_of_95_percent_intervals(truth, n):
+    """Over 1,000 simulated runs with known error rates, each gap's 95% interval holds the truth
+    in 93% to 97% of them. Error counts are drawn as the images' outcomes would fall; the
+    decomposition itself is the library's."""
+    human = 0.01
+    rng = np.random.default_rng(12345)
+    sims = 1000
+    k = rng.binomial(n, truth, size=(sims, 4))
+    true_gaps = {
+        "avoidable_bias": truth[0] - human,
+        "variance": truth[1] - truth[0],
+        "data_mismatch": truth[2] - truth[1],
+        "dev_overfit": truth[3] - truth[2],
+    }
+    hits = {g: 0 for g in true_gaps}
+    for i in range(sims):
+        counts = {s: dc.SplitCount(n, int(k[i, j])) for j, s in enumerate(("train", "bridge", "dev", "test"))}
+        d = dc.decompose(counts, human, replicates=1000, seed=i)
+        for g, t in true_gaps.items():
+            hits[g] += d.gaps[g].ci_low <= t <= d.gaps[g].ci_high
+    coverage = {g: h / sims for g, h in hits.items()}
+    print("coverage", n, truth, coverage)
+    for g, c in coverage.items():
+        assert 0.93 <= c <= 0.97, (g, c)
+
+
+def test_compare_pairs_identical_dev_sets_and_detects_a_shrinking_mismatch():
+    before = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.03), "dev": (800, 0.15)}, seed=1)
+    after = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.04), "dev": (800, 0.06)}, seed=2)
+    db, da = (dc.decompose(dc.split_counts(x), 0.0) for x in (before, after))
+    paired = dc.paired_counts(before, after)
+    assert set(paired) == {"train", "bridge", "dev"}
+    ch = dc.compare(da, db, paired)
+    assert ch["data_mismatch"].value == pytest.approx(0.02 - 0.12)
+    assert ch["data_mismatch"].verdict == "shrank"
+    assert ch["dev_overfit"].verdict == "not computable"
+    same = dc.compare(db, db, dc.paired_counts(before, before))
+    # the same run against itself: no change, and a tight interval because dev is paired
+    assert same["dev"].value == 0 and same["dev"].verdict == "no clear change"
+    assert same["dev"].ci_high - same["dev"].ci_low < 0.01
