@@ -1,0 +1,230 @@
+"""``shiftkit report``: the error decomposition, error analysis and next steps of one run.
+
+Reads tables only (predictions, and optionally the manifest and the synth table); the numbers
+come from :mod:`shiftkit.decompose` and :mod:`shiftkit.analysis`; this package renders them:
+``report.md``, a self-contained ``report.html``, ``metrics.json`` (design section 4),
+``analysis.json``, plot data for ``dvc plots`` and a table in the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from shiftkit import io, schema
+from shiftkit.analysis import Analysis, Recommendation, analyse, recommend
+from shiftkit.config import ReportParams
+from shiftkit.decompose import (
+    GAP_TITLES,
+    Change,
+    Decomposition,
+    check_human_error,
+    compare,
+    decompose,
+    paired_counts,
+    split_counts,
+)
+from shiftkit.errors import DataError, ImageDecodeError, InputPathError
+
+__all__ = ["ReportData", "build_report", "write_report", "run_report", "read_predictions", "resolve_predictions"]
+
+# where a run directory keeps its predictions, in the order they are looked for
+_RUN_DIR_CANDIDATES = ("predictions.parquet", "data/predictions/predictions.parquet")
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, computed once and rendered by every writer."""
+
+    predictions: str
+    decomposition: Decomposition
+    analysis: Analysis
+    recommendations: list[Recommendation]
+    params: ReportParams
+    compare: dict[str, Change] | None = None
+    compare_source: str | None = None
+    gallery: list[dict] = field(default_factory=list)  # rows + "thumb" (PNG bytes or None) + "file"
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_predictions(path: str | os.PathLike[str]) -> Path:
+    """A predictions file, or a run folder holding one.
+
+    Raises:
+        InputPathError: when neither the file nor a predictions table inside the folder exists.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for cand in _RUN_DIR_CANDIDATES:
+            if (p / cand).is_file():
+                return p / cand
+        raise InputPathError(
+            f"Run folder {p} holds no predictions table; expected one of: {', '.join(_RUN_DIR_CANDIDATES)}."
+        )
+    if not p.exists():
+        raise InputPathError(f"The predictions table {p} does not exist.")
+    return p
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read and check a predictions table (or the one in a run folder).
+
+    Raises:
+        InputPathError: when the file is missing.
+        DataError: when it is empty, unreadable, has no rows or nulls where values are needed.
+        SchemaError: when a column is missing or mistyped.
+    """
+    p = resolve_predictions(path)
+    df = io.read_table(p, schema.PREDICTIONS)
+    if df.height == 0:
+        raise DataError(f"The predictions table {p} has no rows.")
+    for col in ("split", "label", "pred", "correct"):
+        nulls = df[col].null_count()
+        if nulls:
+            raise DataError(f"The predictions table {p} has {nulls} null value(s) in column {col!r}; every row needs one.")
+    return df
+
+
+def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: Path | None,
+             predictions_path: Path, notes: list[str]) -> list[dict]:
+    from shiftkit.images import decode
+    from shiftkit.report.figures import thumbnail
+
+    files: dict[str, Path] = {}
+    if manifest is not None and manifest_path is not None and rows.height:
+        sub = manifest.join(rows.select("image_id"), on="image_id", how="semi")
+        files = dict(zip(sub["image_id"].to_list(), io.image_paths(sub, manifest_path)))
+    if not files and "path" in rows.columns:
+        base = predictions_path.resolve().parent
+        files = {i: base / p for i, p in zip(rows["image_id"].to_list(), rows["path"].to_list()) if p}
+    out, unreadable = [], 0
+    for r in rows.to_dicts():
+        f = files.get(r["image_id"])
+        thumb = None
+        if f is not None:
+            try:
+                thumb = thumbnail(decode(f).pixels)
+            except (ImageDecodeError, OSError):
+                unreadable += 1
+        out.append({**r, "thumb": thumb, "file": None if f is None else os.path.relpath(f)})
+    if rows.height and not files:
+        notes.append("No image paths for the gallery (give --manifest): it lists the images without thumbnails.")
+    if unreadable:
+        notes.append(f"{unreadable} gallery image(s) could not be read: shown without thumbnails.")
+    return out
+
+
+def build_report(
+    predictions: str | os.PathLike[str],
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    synth: str | os.PathLike[str] | None = None,
+    compare_to: str | os.PathLike[str] | None = None,
+    params: ReportParams | None = None,
+    human_error: float | None = None,
+) -> ReportData:
+    """Compute the decomposition, error analysis and recommendations of one run.
+
+    Raises:
+        InputPathError: when an input file is missing.
+        DataError: when a table is empty or holds no usable rows.
+        SchemaError: when a table lacks a column or has one of the wrong type.
+        ConfigError: when the human error is outside [0, 1).
+    """
+    params = params or ReportParams()
+    human = check_human_error(params.human_error if human_error is None else human_error)
+    pred_path = resolve_predictions(predictions)
+    preds = read_predictions(pred_path)
+    man_df = io.read_table(manifest, schema.MANIFEST) if manifest is not None else None
+    syn_df = io.read_table(synth, schema.SYNTH) if synth is not None else None
+    if man_df is not None and man_df.height == 0:
+        raise DataError(f"The manifest table {manifest} has no rows.")
+    d = decompose(
+        split_counts(preds, include_synth=params.include_synth),
+        human,
+        replicates=params.replicates,
+        level=params.level,
+        seed=params.seed,
+    )
+    notes = []
+    for g in d.gaps.values():
+        if g.value is None:
+            notes.append(
+                f"{GAP_TITLES[g.name].capitalize()} cannot be computed: the predictions have no "
+                f"{' and no '.join(g.missing)} split."
+            )
+    a = analyse(
+        preds,
+        manifest=man_df,
+        synth=syn_df,
+        properties=params.properties,
+        buckets=params.buckets,
+        gallery=params.gallery,
+        level=params.level,
+    )
+    notes += a.notes
+    changes, compare_source = None, None
+    if compare_to is not None:
+        other_path = resolve_predictions(compare_to)
+        other = read_predictions(other_path)
+        od = decompose(
+            split_counts(other, include_synth=params.include_synth),
+            human,
+            replicates=params.replicates,
+            level=params.level,
+            seed=params.seed,
+        )
+        changes = compare(d, od, paired_counts(other, preds, include_synth=params.include_synth))
+        compare_source = str(other_path)
+    recs = recommend(d, a, compare=changes, min_count=params.min_count)
+    gallery = _gallery(a.confident_errors, man_df, Path(manifest) if manifest else None, pred_path, notes)
+    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes)
+
+
+def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write report.md, report.html, metrics.json, analysis.json and plots/ into ``out_dir``.
+
+    Raises:
+        InputPathError: when ``out_dir`` cannot be created or written.
+    """
+    from shiftkit.report import html, jsonout, markdown
+
+    out = io.ensure_dir(out_dir)
+    written = {
+        "metrics": io.write_json(out / "metrics.json", jsonout.metrics(data)),
+        "analysis": io.write_json(out / "analysis.json", jsonout.analysis(data)),
+    }
+    written.update(jsonout.write_plots(data, out / "plots"))
+    written["markdown"] = io.write_text(out / "report.md", markdown.render(data))
+    written["html"] = io.write_text(out / "report.html", html.render(data))
+    return written
+
+
+def run_report(
+    predictions: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] = "reports",
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    synth: str | os.PathLike[str] | None = None,
+    compare_to: str | os.PathLike[str] | None = None,
+    params: ReportParams | None = None,
+    human_error: float | None = None,
+    show: bool = True,
+) -> ReportData:
+    """Build the report, write it to ``out_dir`` and (``show``) print its summary in the terminal.
+
+    Raises:
+        InputPathError, DataError, SchemaError, ConfigError: see :func:`build_report`.
+    """
+    data = build_report(
+        predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error
+    )
+    write_report(data, out_dir)
+    if show:
+        from shiftkit.report.terminal import show as _show
+
+        _show(data)
+    return data
