@@ -84,7 +84,40 @@ def load_params(path: Path):
 
 
 # --- report ------------------------------------------------------------------------------------
-# (see the report issue)
+
+
+@app.command("report")
+def report_cmd(
+    predictions: Path = typer.Argument(
+        ..., help="predictions.parquet from `shiftkit evaluate`, or a run folder that holds one."
+    ),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="Manifest (image properties and files): enables the blur/resolution/brightness "
+        "analysis and the gallery's thumbnails."
+    ),
+    synth: Optional[Path] = typer.Option(
+        None, "--synth", help="Synth table: tells the report whether synthesis is on and what it changed."
+    ),
+    human_error: Optional[float] = typer.Option(
+        None, "--human-error", help="Human-level error in [0, 1) (overrides report.human_error in params)."
+    ),
+    compare: Optional[Path] = typer.Option(
+        None, "--compare", help="Another run's predictions (file or run folder): each gap's change, with an interval."
+    ),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for report.md, report.html, metrics.json, plots/."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary tables."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Decompose the errors (avoidable bias, variance, data mismatch, dev overfitting) with bootstrap
+    intervals, analyse the dev errors and say what to do next."""
+    from shiftkit.report import run_report
+
+    p = load_params(params).report
+    data = run_report(
+        predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p,
+        human_error=human_error, show=not quiet,
+    )
+    console.print(f"report: diagnosis {data.decomposition.diagnosis}; wrote {out}/report.md, report.html, metrics.json")
 
 
 # =============================================================================================
