@@ -219,6 +219,10 @@ def _pts(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f} points"
 
 
+def _ci_pts(lo: float | None, hi: float | None) -> str:
+    return "n/a" if lo is None or hi is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}] points"
+
+
 def _worst_classes(a: Analysis, min_count: int, top: int = 3) -> list[dict]:
     t = a.by_class.filter((pl.col("dev_n") >= min_count) & (pl.col("dev_errors") > 0))
     if t.height == 0:
@@ -353,7 +357,7 @@ def recommend(
                 c = compare["data_mismatch"]
                 detail += (
                     f" Against the compared run the data mismatch changed by {_pts(c.value)} "
-                    f"[{_pts(c.ci_low)}, {_pts(c.ci_high)}]: {c.verdict}."
+                    f"{_ci_pts(c.ci_low, c.ci_high)}: {c.verdict}."
                 )
             if s.error is not None and s.parent_error is not None and s.error <= s.parent_error:
                 detail += " The synthesised images are no harder than their parents: the recipe is likely too weak."
@@ -370,7 +374,7 @@ def recommend(
         recs += [
             Recommendation(
                 "Regularise",
-                f"Bridge error exceeds train error by {_pts(v.value)} [{_pts(v.ci_low)}, {_pts(v.ci_high)}]: "
+                f"Bridge error exceeds train error by {_pts(v.value)} {_ci_pts(v.ci_low, v.ci_high)}: "
                 "raise weight decay or dropout, use early stopping on the bridge error, or freeze more of the backbone.",
             ),
             Recommendation(
@@ -410,8 +414,8 @@ def recommend(
         recs.append(
             Recommendation(
                 f"Then: {GAP_TITLES[nxt.name]}",
-                f"{GAP_TITLES[nxt.name]} is also clearly above zero ({_pts(nxt.value)} "
-                f"[{_pts(nxt.ci_low)}, {_pts(nxt.ci_high)}]).",
+                f"{GAP_TITLES[nxt.name].capitalize()} is also clearly above zero ({_pts(nxt.value)}, "
+                f"{_ci_pts(nxt.ci_low, nxt.ci_high)}).",
             )
         )
     missing = [x for x in g.values() if x.value is None]

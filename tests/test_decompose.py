@@ -132,3 +132,13 @@ def test_compare_pairs_identical_dev_sets_and_detects_a_shrinking_mismatch():
     # the same run against itself: no change, and a tight interval because dev is paired
     assert same["dev"].value == 0 and same["dev"].verdict == "no clear change"
     assert same["dev"].ci_high - same["dev"].ci_low < 0.01
+
+
+def test_synthesised_children_count_only_when_asked():
+    import polars as pl
+
+    df = make_predictions({"train": (100, 0.0), "bridge": (100, 0.0)})
+    synth = make_predictions({"bridge": (50, 0.2)}, domain={"bridge": "synth"}, id_prefix="s")
+    both = pl.concat([df, synth])
+    assert dc.split_counts(both)["bridge"] == dc.SplitCount(150, 10)
+    assert dc.split_counts(both, include_synth=False)["bridge"] == dc.SplitCount(100, 0)

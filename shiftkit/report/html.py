@@ -98,7 +98,8 @@ def render(data) -> str:
         for key in (*SPLITS, *GAP_NAMES):
             c = data.compare[key]
             title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
-            rows.append([title, pts(c.before), pts(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
+            shown = pct if key in SPLITS else pts
+            rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
         s.append(_table(["", "before", "after", "change", f"{lvl} interval", "verdict"], rows))
         s.append(_img(figures.compare_chart(data.compare, list(GAP_NAMES), [GAP_TITLES[n] for n in GAP_NAMES]),
                       "change of each gap"))

@@ -101,9 +101,13 @@ def render(data) -> str:
         for key in (*SPLITS, *(g[0] for g in GAPS)):
             c = data.compare[key]
             title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
-            rows.append([title, pts(c.before), pts(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
+            shown = pct if key in SPLITS else pts
+            rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
         out += [table(["", "before", "after", "change", f"{lvl} interval", "verdict"], rows, "lrrrrl"), ""]
-        out.append("Points; change = this run minus the compared run. Splits on the same images resample jointly.")
+        out.append(
+            "Change in points = this run minus the compared run. Splits evaluated on the same images are "
+            "resampled jointly (paired), the others independently."
+        )
         out.append("")
     out += ["## Error analysis: dev against bridge", "", "### By class", ""]
     rows = [
