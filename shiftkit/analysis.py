@@ -18,6 +18,7 @@ import polars as pl
 from shiftkit.decompose import GAP_TITLES, INCONCLUSIVE, SYNTH_DOMAIN, Change, Decomposition
 
 ANALYSED = ("dev", "bridge")
+MAX_SHOWN = 25  # classes beyond this are cut from figures and markdown tables (the json keeps all)
 
 
 def wilson(errors: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +200,18 @@ def analyse(
         cm = confusion_matrix(true, pred, labels=np.arange(len(labels)))
     wrong = dev.filter(~pl.col("correct")).sort(["confidence", "image_id"], descending=[True, False]).head(gallery)
     return Analysis(by_class, by_domain, by_property, labels, cm, wrong, synth_effect(preds, synth), notes)
+
+
+def shown_classes(a: Analysis, limit: int = MAX_SHOWN) -> list[int]:
+    """Indices into ``a.labels`` worth drawing: all when few, else those with most dev errors."""
+    n = len(a.labels)
+    if n <= limit:
+        return list(range(n))
+    cm = a.confusion.copy()
+    np.fill_diagonal(cm, 0)
+    weight = cm.sum(axis=0) + cm.sum(axis=1)  # wrong as true class or as predicted class
+    keep = np.argsort(-weight, kind="stable")[:limit]
+    return sorted(int(i) for i in keep)
 
 
 # ---------------------------------------------------------------------------------------------

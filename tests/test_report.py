@@ -151,6 +151,7 @@ def test_bad_tables_exit_2_with_one_line(tmp_path, capsys, mutate, message):
         ("human-error", r"'human_error' parameter of report must be a fraction in \[0, 1\)\. Got 1\.5"),
         ("negative-human-error", r"Got -0\.1 instead"),
         ("run-folder-without-predictions", r"holds no predictions table"),
+        ("manifest-lacks-columns", r"The manifest table .* lacks column\(s\) path"),
     ],
 )
 def test_bad_input_exit_2_with_one_line(tmp_path, capsys, setup, message):
@@ -165,6 +166,8 @@ def test_bad_input_exit_2_with_one_line(tmp_path, capsys, setup, message):
         args += ["--human-error", "1.5"]
     elif setup == "negative-human-error":
         args += ["--human-error", "-0.1"]
+    elif setup == "manifest-lacks-columns":
+        args += ["--manifest", path]
     else:
         (tmp_path / "run").mkdir()
         args = [tmp_path / "run"]
@@ -283,3 +286,16 @@ def test_html_renders_in_chromium_without_console_errors(run_dir, tmp_path):
     bad.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA"><script>nope()</script></body></html>')
     lines = _chromium_console(bad, tmp_path)
     assert any("nope is not defined" in ln for ln in lines) and any("broken=1" in ln for ln in lines), lines
+
+
+def test_many_classes_are_cut_in_figures_but_kept_in_json(tmp_path):
+    from shiftkit.report import build_report, write_report
+
+    pred = write_predictions(make_predictions(_spec(0.02, 0.03, 0.3, 3000), classes=200), tmp_path / "p.parquet")
+    data = build_report(pred)
+    write_report(data, tmp_path / "out")
+    a = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert len(a["confusion"]["labels"]) == 200
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "The 25 classes most involved in dev errors, of 200" in md
+    assert "of 200" in (tmp_path / "out" / "report.html").read_text()

@@ -6,7 +6,9 @@ import base64
 import html as _h
 
 import numpy as np
+import polars as pl
 
+from shiftkit.analysis import shown_classes
 from shiftkit.decompose import GAP_NAMES, GAP_TITLES, GAPS
 from shiftkit.report import figures
 from shiftkit.report.markdown import _FORMULA, ci, diagnosis_sentence, pct, pts
@@ -105,10 +107,17 @@ def render(data) -> str:
                       "change of each gap"))
     s.append("<h2>Error analysis: dev against bridge</h2><h3>By class</h3>")
     bc = a.by_class
-    if bc.height:
+    keep = [a.labels[i] for i in shown_classes(a)]
+    if bc.height > len(keep) and keep:
+        s.append(f'<p class="muted">Figure: the {len(keep)} classes with most dev errors of {bc.height}.</p>')
+        bc_fig = bc.filter(pl.col("label").is_in(keep))
+    else:
+        bc_fig = bc
+    if bc_fig.height:
         s.append(_img(figures.per_class(
-            bc["label"].to_list(), _arr(bc["dev_error"]), (_arr(bc["dev_ci_low"]), _arr(bc["dev_ci_high"])),
-            _arr(bc["bridge_error"]), (_arr(bc["bridge_ci_low"]), _arr(bc["bridge_ci_high"]))), "error per class"))
+            bc_fig["label"].to_list(), _arr(bc_fig["dev_error"]), (_arr(bc_fig["dev_ci_low"]), _arr(bc_fig["dev_ci_high"])),
+            _arr(bc_fig["bridge_error"]), (_arr(bc_fig["bridge_ci_low"]), _arr(bc_fig["bridge_ci_high"]))),
+            "error per class"))
     rows = [
         [r["label"], r["dev_n"], pct(r["dev_error"]) if r["dev_n"] else "n/a",
          ci(r["dev_ci_low"], r["dev_ci_high"], "%") if r["dev_n"] else "", r["bridge_n"],
@@ -132,7 +141,10 @@ def render(data) -> str:
         s.append(_table([prop, "dev images", "dev error", "bridge images", "bridge error"], rows))
     if a.labels:
         s.append("<h3>Dev confusion matrix</h3>")
-        s.append(_img(figures.confusion(a.labels, a.confusion), "dev confusion matrix"))
+        idx = shown_classes(a)
+        if len(idx) < len(a.labels):
+            s.append(f'<p class="muted">The {len(idx)} classes most involved in dev errors, of {len(a.labels)}.</p>')
+        s.append(_img(figures.confusion([a.labels[i] for i in idx], a.confusion[np.ix_(idx, idx)]), "dev confusion matrix"))
     if data.gallery:
         s.append("<h3>Most confidently wrong dev images</h3><div class=\"gallery\">")
         for g in data.gallery:

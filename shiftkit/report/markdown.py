@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shiftkit.analysis import shown_classes
 from shiftkit.decompose import GAP_TITLES, GAPS, INCONCLUSIVE
 from shiftkit.schema import SPLITS
 
@@ -130,8 +131,11 @@ def render(data) -> str:
         out += [table([prop, "dev images", "dev error", f"{lvl} interval (%)", "bridge images", "bridge error"], rows), ""]
     if a.labels:
         out += ["### Dev confusion matrix (rows: true, columns: predicted)", ""]
-        rows = [[lab, *[int(v) for v in a.confusion[i]]] for i, lab in enumerate(a.labels)]
-        out += [table(["true \\ pred", *a.labels], rows), ""]
+        idx = shown_classes(a)
+        if len(idx) < len(a.labels):
+            out += [f"The {len(idx)} classes most involved in dev errors, of {len(a.labels)} (all in analysis.json).", ""]
+        rows = [[a.labels[i], *[int(a.confusion[i, j]) for j in idx]] for i in idx]
+        out += [table(["true \\ pred", *[a.labels[j] for j in idx]], rows), ""]
     if data.gallery:
         out += ["### Most confidently wrong dev images", ""]
         rows = [
