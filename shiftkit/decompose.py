@@ -214,7 +214,7 @@ def diagnose(gaps: dict[str, Gap]) -> str:
     return max(sig, key=lambda g: (g.value, -GAP_NAMES.index(g.name))).name
 
 
-def resolve_estimate(gap: Gap, counts: dict[str, SplitCount], human: float, level: float) -> Resolve:
+def resolve_estimate(gap: Gap, counts: dict[str, SplitCount], level: float) -> Resolve:
     """How many more images of one of the gap's splits would make its interval exclude zero.
 
     A normal approximation: the interval's half-width is z * sqrt(sum of p(1-p)/n over the
@@ -290,7 +290,7 @@ def decompose(
         computed = [g for g in gaps.values() if g.value is not None]
         if computed:
             largest = max(computed, key=lambda g: (g.value, -GAP_NAMES.index(g.name)))
-            resolve = resolve_estimate(largest, counts, human, level)
+            resolve = resolve_estimate(largest, counts, level)
     return Decomposition(human, counts, errors, error_ci, gaps, diagnosis, resolve, level, replicates, seed)
 
 
