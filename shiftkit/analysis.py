@@ -303,9 +303,10 @@ def recommend(
         elif r is not None:
             recs.append(
                 Recommendation(
-                    "Grow both splits of the largest gap",
+                    "No gap stands out",
                     f"The largest gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), is too small to "
-                    "resolve by growing one split alone; it may simply be negligible.",
+                    "resolve by growing any one of its splits: it is likely negligible. Compute the "
+                    "missing gaps (see the notes) or grow all splits together.",
                 )
             )
         else:
