@@ -72,7 +72,73 @@ def load_params(path: Path):
 
 
 # --- split, check ------------------------------------------------------------------------------
-# (see the split issue)
+
+
+def _size(name: str, text: Optional[str]) -> int | float | None:
+    """A split size from the command line: an integer count or a fraction."""
+    if text is None:
+        return None
+    from shiftkit.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"The '--{name}' option of split must be a fraction in (0, 1) or a count >= 1. Got {text!r} instead."
+        ) from exc
+
+
+@app.command("split")
+def split_command(
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", "-m", help="Manifest to split (from `shiftkit ingest`)."
+    ),
+    out: Path = typer.Option(
+        Path("data/splits"),
+        "--out",
+        "-o",
+        help="Folder for splits.parquet, composition.json and composition.md. Splits already there are honoured.",
+    ),
+    strategy: Optional[str] = typer.Option(
+        None, "--strategy", help="'target' (dev/test only from the target domain) or 'shuffle' (the naive mix, to compare)."
+    ),
+    target_domain: Optional[str] = typer.Option(None, "--target-domain", help="Domain that dev and test come from."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the membership hash; changing it reshuffles."),
+    dev: Optional[str] = typer.Option(None, "--dev", help="Dev size: a fraction in (0, 1) of the target, or a count."),
+    test: Optional[str] = typer.Option(None, "--test", help="Test size: a fraction in (0, 1) of the target, or a count."),
+    bridge: Optional[str] = typer.Option(
+        None, "--bridge", help="Bridge size: a fraction in (0, 1) of the training pool, or a count."
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore the splits already in --out: assign every image afresh."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Split a manifest into train / bridge / dev / test (dev and test from the target only)."""
+    import warnings
+
+    from shiftkit.splits import run_split
+
+    p = load_params(params)
+    changes = {
+        "strategy": strategy,
+        "target_domain": target_domain,
+        "seed": seed,
+        "dev": _size("dev", dev),
+        "test": _size("test", test),
+        "bridge": _size("bridge", bridge),
+    }
+    p = p.replace("split", **{k: v for k, v in changes.items() if v is not None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # printed below from the result, once
+        result = run_split(manifest, out, p.split, fresh=fresh)
+    for note in result.warnings:
+        console.print(f"[yellow]warning:[/] {note}")
+    for statement in result.composition["statements"]:
+        console.print(statement)
+    typer.echo(result.summary())
 
 
 # --- synth, shift ------------------------------------------------------------------------------
