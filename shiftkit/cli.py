@@ -141,6 +141,50 @@ def split_command(
     typer.echo(result.summary())
 
 
+@app.command("check")
+def check_command(
+    drops: list[str] = typer.Argument(
+        ...,
+        metavar="DROP...",
+        help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
+    ),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Manifest the drop joins (data/manifest/manifest.parquet); never modified."
+    ),
+    splits: Optional[Path] = typer.Option(
+        None, "--splits", "-s", help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block."
+    ),
+    allow_new_labels: bool = typer.Option(
+        False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
+    ),
+    out: Path = typer.Option(Path("data/check"), "--out", "-o", help="Folder for check.json and check.md (a PR comment)."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels)."""
+    from shiftkit.check import run_check
+
+    p = load_params(params)
+    report = run_check(
+        drops,
+        reference,
+        splits=splits,
+        out=out,
+        params=p,
+        allow_new_labels=True if allow_new_labels else None,
+        raise_on_fail=False,
+    )
+    colours = {"error": "red", "warning": "yellow"}
+    for f in report.findings:
+        if f.severity in colours:
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+    typer.echo(
+        f"check: {report.verdict} ({len(report.errors)} error(s), {len(report.warnings)} warning(s)); "
+        f"report in {out / 'check.md'}"
+    )
+    if report.errors:
+        raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
+
+
 # --- synth, shift ------------------------------------------------------------------------------
 # (see the synthesis issue)
 

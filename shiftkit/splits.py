@@ -468,12 +468,13 @@ def _check_codes(rows: pl.DataFrame, split_code: np.ndarray, g: _Groups | None =
         cand = np.isin(grp.inverse, bad)
         sub = rows.filter(pl.Series(cand)).with_columns(
             split=pl.Series(split_code[cand]).replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String),
+            code=pl.Series(split_code[cand]),
             side=pl.Series(side[cand]),
         )
         straddle = sub.group_by(key).agg(pl.col("side").n_unique().alias("sides")).filter(pl.col("sides") > 1)
         if straddle.height == 0:
             continue
-        members = sub.join(straddle.select(key), on=key).sort(key, "split", "image_id").head(limit)
+        members = sub.join(straddle.select(key), on=key).sort(key, "code", "image_id").head(limit)
         found = [f"{i[:12]} ({s}, group {gr[:12]})" for i, s, gr in members.select("image_id", "split", "group").iter_rows()]
         what = "the same image" if key == "image_id" else "exact or near duplicates"
         raise DataError(
