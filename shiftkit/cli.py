@@ -68,7 +68,62 @@ def load_params(path: Path):
 
 
 # --- example, ingest ---------------------------------------------------------------------------
-# (see the foundation issue)
+
+
+@app.command("ingest")
+def ingest_command(
+    domain: list[str] = typer.Option(
+        [],
+        "--domain",
+        "-d",
+        metavar="NAME=PATH",
+        help="A domain and its ImageFolder root (PATH/<label>/<image>); repeat for each domain, "
+        "e.g. --domain web=data/raw/web --domain target=data/raw/target.",
+    ),
+    listing: Optional[Path] = typer.Option(
+        None,
+        "--listing",
+        help="A CSV or parquet file with columns path, label, domain; paths are relative to the "
+        "listing's folder, which is their data root.",
+    ),
+    out: Path = typer.Option(
+        Path("data/manifest"),
+        "--out",
+        "-o",
+        help="Folder for manifest.parquet, quarantine.parquet and summary.json. Outputs of a "
+        "previous run there make this run incremental (only new files are decoded).",
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Decode, measure and hash every image of one or more domains into a manifest.
+
+    Every file ends up exactly once in manifest.parquet or, with a reason, in
+    quarantine.parquet (empty, truncated, not_an_image, decompression_bomb, too_small,
+    outside_root, stray_file, duplicate, conflicting_label, ...).
+    """
+    from shiftkit.config import parse_assignments
+    from shiftkit.ingest import ingest
+
+    p = load_params(params)
+    roots = parse_assignments(domain, "--domain")
+    ingest(roots, out, listing=listing, params=p.ingest, workers=workers)
+
+
+@app.command("example")
+def example_command(
+    name: str = typer.Argument(..., metavar="NAME", help="Which example: only 'digits' for now."),
+    dest: Path = typer.Argument(..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
+    from shiftkit.example import write_example
+
+    p = load_params(params)
+    counts = write_example(name, dest, p.example)
+    console.print(f"example {name}: " + ", ".join(f"{n:,} {d} images" for d, n in counts.items()) + f" in {dest}")
 
 
 # --- split, check ------------------------------------------------------------------------------
