@@ -609,12 +609,16 @@ def run_check(
     if not domains:
         raise InputPathError("No drop given: pass DOMAIN=PATH or a folder of domains.")
     ref_path = Path(reference)
+    if not ref_path.is_file():
+        raise InputPathError(f"The reference manifest {ref_path} does not exist (--reference expects manifest.parquet from ingest).")
+    if splits is not None and not Path(splits).is_file():
+        raise InputPathError(f"The splits table {splits} does not exist (--splits expects splits.parquet from split).")
     ref = read_table(ref_path, MANIFEST)
     if ref.height == 0:
         raise DataError(f"The reference manifest {ref_path} is empty.")
     split_table = read_table(splits, SPLITS_TABLE) if splits is not None else None
     with tempfile.TemporaryDirectory(prefix="shiftkit-check-") as tmp:
-        ingest_mod.ingest(domains=domains, out=Path(tmp), params=params.ingest)
+        ingest_mod.ingest(domains, tmp, params=params.ingest, show=False)
         manifest_path = Path(tmp) / "manifest.parquet"
         drop = read_table(manifest_path, MANIFEST)
         quarantine = read_table(Path(tmp) / "quarantine.parquet", QUARANTINE)
