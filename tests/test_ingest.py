@@ -250,3 +250,26 @@ def test_cli_ingest_prints_the_counts_by_reason(small_web, capsys):
     assert code == 0
     assert "quarantine: empty" in err and "total" in err and "Traceback" not in err
     assert (small_web / "m" / "manifest.parquet").is_file()
+
+
+def _stage(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", Path(__file__).resolve().parents[1] / "pipelines" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stage_scripts_run_and_fail_with_one_line(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("example:\n  web_images: 20\n  target_images: 10\n")
+    assert _stage("example").main(["--out", str(tmp_path / "raw"), "--params", str(params)]) == 0
+    ingest_stage = _stage("ingest")
+    raw = tmp_path / "raw"
+    args = ["--domain", f"web={raw / 'web'}", "--domain", f"target={raw / 'target'}", "--out", str(tmp_path / "m"), "--params", str(params)]
+    assert ingest_stage.main(args) == 0
+    assert "30 files -> 30 in the manifest" in capsys.readouterr().out
+    assert ingest_stage.main(["--domain", "web=nowhere", "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere" in err
