@@ -13,11 +13,14 @@ under ``target``, every image under ``shuffle``) or counts; ``bridge`` is a frac
 training pool or a count. Fractions are rounded half up.
 
 Membership is decided per ``dup_group`` (every copy of an image lands in the same split) by a
-64-bit hash of (group, seed, purpose): groups are taken in hash order within each stratum until
-the stratum's quota is met. The quota of each stratum is its share of the requested size by the
-largest-remainder method, so a split holds exactly the requested number of images when every
-group is a single image. **Tolerance**: with multi-image groups, each split's size is within
-``strata x (largest group - 1)`` images of the request (a group is never cut in two).
+64-bit hash of (group, seed, purpose): groups are taken in hash order within each stratum, each
+one only if it fits in what the stratum still wants, so a giant cluster of near copies stays in
+train instead of swamping a small split. The quota of each stratum is its share of the requested
+size by the largest-remainder method, so a split holds exactly the requested number of images
+when the groups allow it. **Tolerance**: a split never holds more than requested; it holds fewer
+only when every remaining group of a stratum is larger than the gap, by at most
+``strata x (largest group - 1)`` images (a group is never cut in two). A group's stratum is its
+members' most common label.
 
 Stability: when previous splits are given with the same settings (strategy, target domain, seed,
 sizes, min_per_label), every image that had a split keeps it; a new image whose group already
@@ -258,42 +261,96 @@ class _Groups:
         return ufunc.reduceat(values[self.order], self.starts) if self.starts.size else values[:0]
 
 
+def _greedy(sizes: list[int], suffix_min: list[int], wants: list[int]) -> tuple[list[int], list[int]]:
+    """Fill each want in turn from groups in the given (hash) order, taking a group only if it fits.
+
+    Returns the want index per group (-1: none) and how many images each want got. A group
+    larger than the gap left is skipped, so a giant cluster of near copies never swamps a split.
+    """
+    out = [-1] * len(sizes)
+    got = [0] * len(wants)
+    for w_i, want in enumerate(wants):
+        taken = 0
+        if want <= 0:
+            continue
+        for k, nk in enumerate(sizes):
+            if out[k] >= 0:
+                continue
+            if want - taken < suffix_min[k]:
+                break  # nothing left is small enough to fit
+            if taken + nk <= want:
+                out[k] = w_i
+                taken += nk
+                if taken == want:
+                    break
+        got[w_i] = taken
+    return out, got
+
+
 def _fill(
     assigned: np.ndarray, candidates: np.ndarray, stratum: np.ndarray, u: np.ndarray, n: np.ndarray,
     wants: list[tuple[int, np.ndarray]],
 ) -> None:
     """Fill splits in turn with candidate groups in hash order per stratum, in place.
 
-    ``wants`` holds (split code, images still wanted per stratum). Groups are taken while the
-    images taken before them are fewer than wanted, so a split overshoots by less than a group.
+    ``wants`` holds (split code, images still wanted per stratum). A group is taken when it
+    fits in what its stratum still wants, so a split never exceeds its request; it falls short
+    only when every remaining group of the stratum is larger than the gap.
     """
-    idx = np.flatnonzero(candidates)
-    if idx.size == 0:
+    idx_all = np.flatnonzero(candidates)
+    if idx_all.size == 0:
         return
     nstrata = wants[0][1].size
-    total_want = sum(w for _, w in wants)
-    # Only the lowest hashes of each stratum can be taken: sort those, not the whole pool. A
-    # stratum whose prefiltered candidates cannot cover what it wants keeps all of them, so the
-    # result is the same as sorting everything.
-    have = np.bincount(stratum[idx], weights=n[idx], minlength=nstrata)
-    share = np.minimum(1.0, 2.0 * total_want / np.maximum(have, 1) + 64.0 / np.maximum(have, 1))
-    uf = u[idx].astype(np.float64) * (1.0 / 18446744073709551616.0)
-    keep = uf < share[stratum[idx]]
-    covered = np.bincount(stratum[idx][keep], weights=n[idx][keep], minlength=nstrata) >= total_want
-    idx = idx[keep | ~covered[stratum[idx]]]
-    o = idx[np.lexsort((u[idx], stratum[idx]))]
-    s, sizes = stratum[o], n[o]
-    cum = np.cumsum(sizes)
-    first = np.r_[True, s[1:] != s[:-1]]
-    before = cum - sizes
-    before = before - np.maximum.accumulate(np.where(first, before, 0))
-    taken = np.zeros(nstrata, np.int64)
-    for code, want in wants:
-        free = assigned[o] < 0
-        pick = free & ((before - taken[s]) < want[s])
-        assigned[o[pick]] = code
-        done = assigned[o] >= 0
-        taken = np.bincount(s[done], weights=sizes[done], minlength=nstrata).astype(np.int64)
+    want_table = np.stack([w for _, w in wants], axis=1)  # (strata, splits)
+    total_want = want_table.sum(axis=1)
+    # Only the lowest hashes of a stratum can be taken: sort those, not the whole pool (about
+    # twice what is wanted). A stratum that the short list cannot fill is redone in full below,
+    # so the result is the same as sorting everything.
+    have = np.bincount(stratum[idx_all], weights=n[idx_all], minlength=nstrata)
+    share = np.minimum(1.0, (2.0 * total_want + 64.0) / np.maximum(have, 1))
+    uf = u[idx_all].astype(np.float64) * (1.0 / 18446744073709551616.0)
+    short = idx_all[uf < share[stratum[idx_all]]]
+    todo: set[int] = set()
+    for idx, full in ((short, False), (idx_all, True)):
+        o = idx[np.lexsort((u[idx], stratum[idx]))]
+        s = stratum[o]
+        bounds = np.flatnonzero(np.r_[True, s[1:] != s[:-1], True])
+        redo = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            st = int(s[lo])
+            if total_want[st] <= 0 or (full and st not in todo):
+                continue
+            seq = o[lo:hi]
+            sizes = n[seq]
+            suffix_min = np.minimum.accumulate(sizes[::-1])[::-1]
+            picks, got = _greedy(sizes.tolist(), suffix_min.tolist(), want_table[st].tolist())
+            if not full and got != want_table[st].tolist() and share[st] < 1.0:
+                redo.append(st)
+                continue
+            picks_arr = np.asarray(picks)
+            for w_i, (code, _) in enumerate(wants):
+                assigned[seq[picks_arr == w_i]] = code
+        if full:
+            break
+        todo = set(redo)
+        if not todo:
+            break
+
+
+def _group_labels(g: _Groups, label: np.ndarray) -> np.ndarray:
+    """The label of each group: its members' most common label (ties: the first in sort order)."""
+    glabel = label[g.order[g.starts]].copy()
+    sizes = g.sizes
+    multi = sizes[g.inverse] > 1
+    if multi.any():
+        sub = pl.DataFrame({"g": g.inverse[multi], "label": label[multi]})
+        top = (
+            sub.group_by("g", "label").len()
+            .sort(["g", "len", "label"], descending=[False, True, False])
+            .unique("g", keep="first")
+        )
+        glabel[top["g"].to_numpy()] = top["label"].to_numpy()
+    return glabel
 
 
 def _quota(names: list[str], sizes: np.ndarray, total: int, caps: np.ndarray | None = None) -> np.ndarray:
@@ -344,7 +401,7 @@ def assign(
 
     g = _Groups.of(group_keys(rows["group"]))
     n = g.sizes.astype(np.int64)
-    glabel = g.reduce(np.minimum, label)
+    glabel = _group_labels(g, label)
     gdomain = g.reduce(np.minimum, domain)
     target_only = g.reduce(np.minimum, (domain == domain_names.index(target)).astype(np.int8)).astype(bool)
     assigned = g.reduce(np.maximum, old_code)  # a group with a previous split keeps it
@@ -373,7 +430,10 @@ def assign(
             f"dev ({dev_n}) + test ({test_n}) = {dev_n + test_n} images were asked for, but {source} "
             f"holds only {available} usable images; lower split.dev / split.test."
         )
-    per_label = np.bincount(glabel[eligible], weights=n[eligible], minlength=len(label_names)).astype(np.int64)
+    # Quotas follow the images' own labels and domains (a group of near copies may mix labels);
+    # groups are then drawn into the stratum of their most common label.
+    row_elig = eligible[g.inverse]
+    per_label = np.bincount(label[row_elig], minlength=len(label_names)).astype(np.int64)
     rare = [lab for lab, k in zip(label_names, per_label.tolist()) if 0 < k < params.min_per_label]
     if rare:
         notes.append(
@@ -382,19 +442,20 @@ def assign(
             f"'{RARE}' and sampled without regard to label."
         )
     strata_names = label_names + [RARE]
-    is_rare = np.isin(glabel, [label_names.index(r) for r in rare])
-    stratum = np.where(is_rare, len(label_names), glabel)
-    sizes = np.bincount(stratum[eligible], weights=n[eligible], minlength=len(strata_names)).astype(np.int64)
+    rare_codes = [label_names.index(r) for r in rare]
+    stratum = np.where(np.isin(glabel, rare_codes), len(label_names), glabel)
+    row_stratum = np.where(np.isin(label, rare_codes), len(label_names), label)
+    sizes = np.bincount(row_stratum[row_elig], minlength=len(strata_names)).astype(np.int64)
     dev_q = _quota(strata_names, sizes, dev_n)
     test_q = _quota(strata_names, sizes, test_n, sizes - dev_q)
 
-    def have(mask: np.ndarray, code: int, strat: np.ndarray, size: int) -> np.ndarray:
-        m = mask & (assigned == code)
-        return np.bincount(strat[m], weights=n[m], minlength=size).astype(np.int64)
+    def have(row_mask: np.ndarray, code: int, row_strat: np.ndarray, size: int) -> np.ndarray:
+        m = row_mask & (assigned[g.inverse] == code)
+        return np.bincount(row_strat[m], minlength=size).astype(np.int64)
 
     wants = [
-        (code_of["dev"], np.maximum(0, dev_q - have(eligible, code_of["dev"], stratum, len(strata_names)))),
-        (code_of["test"], np.maximum(0, test_q - have(eligible, code_of["test"], stratum, len(strata_names)))),
+        (code_of["dev"], np.maximum(0, dev_q - have(row_elig, code_of["dev"], row_stratum, len(strata_names)))),
+        (code_of["test"], np.maximum(0, test_q - have(row_elig, code_of["test"], row_stratum, len(strata_names)))),
     ]
     _fill(assigned, eligible & (assigned < 0), stratum, _mix(g.keys ^ salt_hold), n, wants)
 
@@ -413,12 +474,21 @@ def assign(
             f"empty bridge; ask for a larger fraction or a count >= 1."
         )
     bstratum = gdomain * len(label_names) + glabel
+    row_bstratum = domain * len(label_names) + label
+    row_pool = in_pool[g.inverse]
     bnames = [f"{d}\x00{lab}" for d in domain_names for lab in label_names]
-    bsizes = np.bincount(bstratum[in_pool], weights=n[in_pool], minlength=len(bnames)).astype(np.int64)
+    bsizes = np.bincount(row_bstratum[row_pool], minlength=len(bnames)).astype(np.int64)
     bridge_q = _quota(bnames, bsizes, bridge_n)
-    bwants = [(code_of["bridge"], np.maximum(0, bridge_q - have(in_pool, code_of["bridge"], bstratum, len(bnames))))]
+    bwants = [(code_of["bridge"], np.maximum(0, bridge_q - have(row_pool, code_of["bridge"], row_bstratum, len(bnames))))]
     _fill(assigned, in_pool & (assigned < 0), bstratum, _mix(g.keys ^ salt_bridge), n, bwants)
     assigned[assigned < 0] = code_of["train"]
+    filled = np.bincount(assigned, weights=n, minlength=len(SPLITS))
+    for name in ("dev", "test", "bridge"):
+        if filled[code_of[name]] == 0:
+            raise DataError(
+                f"The {name} set is empty: every group of near copies it could take is larger than the "
+                f"{ {'dev': dev_n, 'test': test_n, 'bridge': bridge_n}[name] } image(s) asked for; ask for more."
+            )
 
     split_code = np.where(old_code >= 0, old_code, assigned[g.inverse])
     _check_codes(rows, split_code, g)
