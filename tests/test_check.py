@@ -262,3 +262,13 @@ def test_check_starts_without_torch(reference, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr
+
+
+def test_ci_workflow_runs_the_check_on_pull_requests_that_add_data():
+    import yaml
+
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "data-check.yml").read_text())
+    triggers = wf[True]  # YAML 1.1 reads the key `on` as true
+    assert "drops/**" in triggers["pull_request"]["paths"]
+    script = "\n".join(step.get("run", "") for step in wf["jobs"]["check"]["steps"])
+    assert "--diff-filter=A" in script and "shiftkit check" in script and "--splits data/splits/splits.parquet" in script

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -280,3 +281,25 @@ def test_pipeline_stage_script(example, tmp_path, monkeypatch, capsys):
     assert stage.main(["--manifest", str(tmp_path / "m.parquet"), "--out", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "splits.parquet").is_file() and (tmp_path / "s" / "composition.md").is_file()
     sys.modules.pop("split", None)
+
+
+def test_second_drop_through_real_ingest_keeps_every_split(example_folders, tmp_path):
+    """The acceptance run: ingest, split, add 1,000 MNIST digits, ingest again, split again."""
+    from shiftkit.ingest import ingest
+
+    data = tmp_path / "raw"
+    shutil.copytree(example_folders, data)
+    domains = {"web": data / "web", "target": data / "target"}
+    ingest(domains, tmp_path / "manifest", show=False)
+    first = splits.run_split(tmp_path / "manifest" / "manifest.parquet", tmp_path / "splits")
+    x, y = helpers.mnist(1000, offset=10000)
+    helpers.write_folder(data / "web", x, y, prefix="drop2")
+    ingest(domains, tmp_path / "manifest", show=False)
+    manifest = read_table(tmp_path / "manifest" / "manifest.parquet", MANIFEST)
+    assert sorted(manifest["drop"].unique().to_list()) == [1, 2]
+    second = splits.run_split(tmp_path / "manifest" / "manifest.parquet", tmp_path / "splits")
+    before, after = _split_of(first), _split_of(second)
+    assert sum(after[k] == v for k, v in before.items()) == len(before)  # 100% kept
+    assert second.kept == len(before) and second.assigned == manifest.height - len(before)
+    held = second.table.filter(pl.col("split").is_in(["dev", "test"]))
+    assert held["domain"].unique().to_list() == ["target"]
