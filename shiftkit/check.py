@@ -65,10 +65,11 @@ class CheckContext:
 
     drop: pl.DataFrame  # manifest of the drop, with a ``file`` column
     quarantine: pl.DataFrame  # quarantine of the drop, with a ``file`` column
-    reference: pl.DataFrame  # reference manifest, with a ``file`` column
-    splits: pl.DataFrame | None  # reference splits (image_id, split), if given
-    params: CheckParams
-    radius: int  # near-duplicate Hamming radius (ingest.near_dup_radius)
+    reference: pl.DataFrame  # reference manifest
+    reference_path: Path | None = None  # where it was read from (to name its files)
+    splits: pl.DataFrame | None = None  # reference splits (image_id, split), if given
+    params: CheckParams = field(default_factory=CheckParams)
+    radius: int = 4  # near-duplicate Hamming radius (ingest.near_dup_radius)
     allow_new_labels: bool = False
     _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -90,18 +91,28 @@ class CheckContext:
         pairs = pl.DataFrame({"i": i, "j": j, "bits": d}).sort("i", "j", "bits").unique(["i", "j"], keep="first")
         drop = self.drop.select("file", "image_id", "label").with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
         ref = self.reference.select(
-            pl.col("file").alias("ref_file"),
             pl.col("image_id").alias("ref_id"),
             pl.col("label").alias("ref_label"),
             pl.col("domain").alias("ref_domain"),
         ).with_row_index("j").with_columns(pl.col("j").cast(pl.Int64))
         out = pairs.join(drop, on="i").join(ref, on="j")
+        # only matched reference images are named: a million-row reference costs nothing here
+        matched = self.reference[out["j"].to_list()]
+        out = out.with_columns(ref_file=pl.Series(self._reference_files(matched), dtype=pl.String))
         out = out.with_columns(exact=pl.col("image_id") == pl.col("ref_id"))
         if self.splits is not None:
             out = out.join(self.splits.select(pl.col("image_id").alias("ref_id"), "split"), on="ref_id", how="left")
         else:
             out = out.with_columns(split=pl.lit(None, pl.String))
         return out.sort("file", "ref_file")
+
+
+    def _reference_files(self, rows: pl.DataFrame) -> list[str]:
+        if rows.height == 0:
+            return []
+        if self.reference_path is None:
+            return rows["path"].to_list()
+        return _display(image_paths(rows, self.reference_path))
 
 
 Rule = Callable[[CheckContext], list[Finding]]
@@ -627,7 +638,8 @@ def run_check(
     ctx = CheckContext(
         drop=drop,
         quarantine=quarantine,
-        reference=_with_files(ref, ref_path),
+        reference=ref,
+        reference_path=ref_path,
         splits=split_table,
         params=cp,
         radius=params.ingest.near_dup_radius,
