@@ -342,6 +342,7 @@ def drift_table(drop: pl.DataFrame, reference: pl.DataFrame) -> list[dict[str, A
         b = _values(reference, prop)
         ks = ks_2samp(a, b)
         sd = float(b.std()) or 1.0
+        d = cohens_d(a, b)
         rows.append(
             {
                 "property": prop,
@@ -349,7 +350,7 @@ def drift_table(drop: pl.DataFrame, reference: pl.DataFrame) -> list[dict[str, A
                 "reference_mean": round(float(b.mean()), 6),
                 "ks": round(float(ks.statistic), 6),
                 "p_value": float(f"{float(ks.pvalue):.6g}"),
-                "cohens_d": round(cohens_d(a, b), 6) if math.isfinite(cohens_d(a, b)) else None,
+                "cohens_d": round(d, 6) if math.isfinite(d) else None,  # None: the reference is constant
                 "wasserstein_sd": round(float(wasserstein_distance(a, b)) / sd, 6),
             }
         )

@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,6 @@ class SplitResult:
     kept: int = 0  # images that kept a previous split
     assigned: int = 0  # images assigned now
     reshuffled: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line for the command line."""

@@ -303,3 +303,13 @@ def test_second_drop_through_real_ingest_keeps_every_split(example_folders, tmp_
     assert second.kept == len(before) and second.assigned == manifest.height - len(before)
     held = second.table.filter(pl.col("split").is_in(["dev", "test"]))
     assert held["domain"].unique().to_list() == ["target"]
+
+
+def test_fresh_ignores_previous_splits_and_summarize_matches(example, tmp_path):
+    write_table(full_manifest(example), tmp_path / "m.parquet", MANIFEST)
+    first = splits.run_split(tmp_path / "m.parquet", tmp_path / "s")
+    again = splits.run_split(tmp_path / "m.parquet", tmp_path / "s")
+    fresh = splits.run_split(tmp_path / "m.parquet", tmp_path / "s", fresh=True)
+    assert again.kept == example.height and fresh.kept == 0
+    assert _split_of(fresh) == _split_of(first)  # same seed and sizes: the same draw
+    assert splits.summarize(first.table, SplitParams())["counts"] == first.composition["counts"]
