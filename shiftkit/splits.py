@@ -481,8 +481,15 @@ def assign(
     bwants = [(code_of["bridge"], np.maximum(0, bridge_q - have(row_pool, code_of["bridge"], row_bstratum, len(bnames))))]
     _fill(assigned, in_pool & (assigned < 0), bstratum, _mix(g.keys ^ salt_bridge), n, bwants)
     assigned[assigned < 0] = code_of["train"]
-    filled = np.bincount(assigned, weights=n, minlength=len(SPLITS))
+    filled = np.bincount(assigned, weights=n, minlength=len(SPLITS)).astype(np.int64)
+    asked = {"dev": dev_n, "test": test_n, "bridge": bridge_n}
     for name in ("dev", "test", "bridge"):
+        if 0 < filled[code_of[name]] < asked[name]:
+            notes.append(
+                f"{name} holds {filled[code_of[name]]:,} of the {asked[name]:,} images asked for: the rest of "
+                f"some labels is in groups of near copies too large to fit (the largest has {int(n.max()):,} "
+                f"images), which stay in train. A smaller ingest.near_dup_radius makes smaller groups."
+            )
         if filled[code_of[name]] == 0:
             raise DataError(
                 f"The {name} set is empty: every group of near copies it could take is larger than the "
