@@ -52,13 +52,15 @@ def synthetic_manifest(n: int, *, target_share: float = 0.1, labels: int = 10, s
     ids = [hashlib.sha256(f"{seed}:{i}".encode()).hexdigest() for i in range(n)]
     groups = [ids[(i // group_size) * group_size] for i in range(n)]
     domain = np.where(rng.random(n) < target_share, "target", "web")
-    if group_size > 1:  # copies share a domain, as copies from one source do
-        domain = domain[(np.arange(n) // group_size) * group_size]
+    label = rng.integers(0, labels, n).astype(str)
+    if group_size > 1:  # copies share a domain and a label, as copies from one source do
+        first = (np.arange(n) // group_size) * group_size
+        domain, label = domain[first], label[first]
     return pl.DataFrame(
         {
             "image_id": ids,
             "domain": domain,
-            "label": rng.integers(0, labels, n).astype(str),
+            "label": label,
             "dup_group": groups,
         }
     )

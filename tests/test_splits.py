@@ -122,6 +122,7 @@ def test_composition_markdown_has_split_domain_label_counts(example):
 # --- groups and leakage ----------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::shiftkit.splits.SplitWarning")  # groups of 4 cannot fill every quota exactly
 def test_every_copy_of_an_image_lands_in_the_same_split():
     m = synthetic_manifest(3000, target_share=0.5, group_size=4)
     t = splits.assign(m).table
