@@ -51,7 +51,7 @@ import polars as pl
 from shiftkit.config import SplitParams
 from shiftkit.errors import DataError
 from shiftkit.io import atomic_path, read_json, read_table, write_json, write_text
-from shiftkit.schema import MANIFEST, SPLITS, SPLITS_TABLE, conform
+from shiftkit.schema import MANIFEST, SPLITS, SPLITS_TABLE, conform, validate
 
 TRAINING = ("train", "bridge")
 HELD_OUT = ("dev", "test")
@@ -695,6 +695,28 @@ def read_previous(out_dir: str | Path) -> tuple[pl.DataFrame | None, dict | None
     return previous, settings
 
 
+def read_manifest_columns(path: str | Path, columns: list[str]) -> pl.DataFrame:
+    """Read only ``columns`` of a manifest, after checking its whole schema.
+
+    The split needs four of the manifest's twenty columns; reading only those halves the read
+    of a million-row manifest.
+
+    Raises:
+        InputPathError: the file is missing.
+        DataError: it cannot be read.
+        SchemaError: a required column is missing or mistyped.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".parquet" or not p.is_file() or p.stat().st_size == 0:
+        return read_table(p, MANIFEST).select(columns)  # its errors name the problem
+    try:
+        schema = pl.read_parquet_schema(p)
+        validate(pl.DataFrame(schema=schema), MANIFEST, source=str(p))
+        return pl.read_parquet(p, columns=columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"Cannot read the manifest table {p}: {str(exc).splitlines()[0]}") from exc
+
+
 def write_splits(table: pl.DataFrame, path: str | Path) -> Path:
     """Write a splits table atomically, schema-checked and byte-stable.
 
@@ -726,7 +748,7 @@ def run_split(
         DataError: see :func:`assign`.
     """
     params = params or SplitParams()
-    manifest = read_table(manifest_path, MANIFEST)
+    manifest = read_manifest_columns(manifest_path, ["image_id", "domain", "label", "dup_group"])
     previous, settings = (None, None) if fresh else read_previous(out_dir)
     result = assign(manifest, params, previous, settings)
     out = Path(out_dir)

@@ -15,7 +15,7 @@ import pytest
 from shiftkit import splits
 from shiftkit.cli import main
 from shiftkit.config import SplitParams
-from shiftkit.errors import ConfigError, DataError
+from shiftkit.errors import ConfigError, DataError, SchemaError
 from shiftkit.io import read_table, write_table
 from shiftkit.schema import MANIFEST, SPLITS_TABLE
 from tests import helpers
@@ -314,3 +314,22 @@ def test_fresh_ignores_previous_splits_and_summarize_matches(example, tmp_path):
     assert again.kept == example.height and fresh.kept == 0
     assert _split_of(fresh) == _split_of(first)  # same seed and sizes: the same draw
     assert splits.summarize(first.table, SplitParams())["counts"] == first.composition["counts"]
+
+
+@pytest.mark.parametrize(
+    "content, error, message",
+    [
+        ("columns", SchemaError, r"manifest table in .*bad.parquet lacks column\(s\) path, root"),
+        ("junk", DataError, r"Cannot read the manifest table .*bad.parquet"),
+    ],
+    ids=["missing-columns", "not-parquet"],
+)
+def test_a_bad_manifest_file_is_named(content, error, message, tmp_path):
+    path = tmp_path / "bad.parquet"
+    if content == "columns":
+        pl.DataFrame({"image_id": ["a"]}).write_parquet(path)
+    else:
+        path.write_bytes(b"nonsense")
+    with pytest.raises(error, match=message):
+        splits.run_split(path, tmp_path / "out")
+    assert not (tmp_path / "out" / "splits.parquet").exists()
