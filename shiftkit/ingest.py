@@ -139,7 +139,9 @@ def _walk_domain(domain: str, root: Path, order: int) -> list[_Entry]:
             elif e.is_dir(follow_symlinks=False):
                 visit(e.path, rel_parts)
                 continue
-            if entry.reason is None:
+            elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
+                entry.reason, entry.detail = "unreadable", "not a regular file"
+            if entry.reason is None and e.is_symlink():
                 try:
                     st = os.stat(e.path)
                 except OSError as exc:
