@@ -28,7 +28,7 @@ BITS = 64
 # when similar images crowd one bucket.
 BLOCK_PAIRS = 1 << 21
 SKEW = 8.0  # how much more crowded real phash buckets are than uniform ones (MNIST: ~5-10x)
-DIRECT_BITS = 24  # chunk keys up to this wide use a direct table of bucket starts
+DIRECT_BITS = 22  # chunk keys up to this wide use a direct table of bucket starts (32 MB at most)
 
 
 def _check_radius(radius: int) -> None:
@@ -132,12 +132,12 @@ class _Buckets:
     def __init__(self, keys: np.ndarray, width: int) -> None:
         self.order = np.argsort(keys, kind="stable")
         self.sorted = keys[self.order]
-        # narrow keys: a direct table of bucket starts turns every lookup into one gather
-        self.table = (
-            np.searchsorted(self.sorted, np.arange((1 << width) + 1, dtype=np.uint64), side="left")
-            if width <= DIRECT_BITS
-            else None
-        )
+        # narrow keys: a direct table of bucket starts (a cumulative count over the key space)
+        # turns every lookup into one gather
+        self.table = None
+        if width <= DIRECT_BITS:
+            counts = np.bincount(keys.astype(np.intp), minlength=1 << width)
+            self.table = np.concatenate(([0], np.cumsum(counts)))
 
     def ranges(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.table is not None:

@@ -16,6 +16,7 @@ import io
 import math
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ EFFECTIVE_RES_ENERGY = 0.98  # share of the AC energy an effective resolution mu
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 cv2.setNumThreads(1)  # one image per process: threads would only fight the worker pool
+# A broken file is the quarantine's business: OpenCV's decoder warnings would only be noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 # EXIF orientation -> the numpy operations that undo it (applied in order)
 _ORIENT_SWAPS = {5, 6, 7, 8}
@@ -181,14 +184,40 @@ def _open(data: bytes, max_pixels: int, min_size: int) -> tuple[Image.Image, int
         raise ImageDecodeError("not_an_image", "Pillow does not recognise the bytes") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise ImageDecodeError("not_an_image", str(exc)[:200]) from exc
-    w, h = im.size
+    _check_size(*im.size, max_pixels, min_size)
+    return im, _orientation(im)
+
+
+def _check_size(w: int, h: int, max_pixels: int, min_size: int) -> None:
     if w <= 0 or h <= 0:
         raise ImageDecodeError("not_an_image", f"header claims {w}x{h} pixels")
     if w * h > max_pixels:
         raise ImageDecodeError("decompression_bomb", f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels}")
     if min(w, h) < min_size:
         raise ImageDecodeError("too_small", f"{w}x{h} pixels, minimum side {min_size}")
-    return im, _orientation(im)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+_PNG_PLAIN_MODES = {(8, 0): "L", (8, 2): "RGB"}  # (bit depth, colour type) -> Pillow's mode
+_PNG_FLAGS = {
+    "L": cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
+    "RGB": cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
+}
+
+
+def _plain_png(data: bytes) -> Header | None:
+    """The header of the commonest PNG (complete, 8-bit grey or RGB, no transparency, no EXIF),
+    read straight from its IHDR chunk; None for anything else, which Pillow then opens."""
+    if len(data) < 45 or not data.startswith(_PNG_SIGNATURE) or data[8:16] != b"\x00\x00\x00\rIHDR":
+        return None
+    if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big") or not data.endswith(_PNG_END):
+        return None
+    w, h, depth, colour = struct.unpack(">IIBB", data[16:26])
+    mode = _PNG_PLAIN_MODES.get((depth, colour))
+    if mode is None or b"tRNS" in data or b"eXIf" in data or b"Raw profile type exif" in data:
+        return None
+    return Header(width=w, height=h, format="PNG", mode=mode, jpeg_quality=None)
 
 
 def _load(im: Image.Image) -> None:
@@ -272,12 +301,33 @@ def decode_working(data: bytes, *, max_pixels: int = 89_478_485, min_size: int =
     Raises:
         ImageDecodeError: as ``decode``.
     """
+    head = _plain_png(data)
+    if head is not None:
+        _check_size(head.width, head.height, max_pixels, min_size)
+        # libpng through OpenCV decodes straight to grey, skipping Pillow's parse and its copy
+        # out of the image core; on any libpng error it returns None and Pillow decodes below,
+        # to name the reason
+        # to grey: libpng itself for grey files; for colour ones cvtColor, whose rounding
+        # every other path (decode, to_grey) shares, where libpng's own conversion would not
+        grey = cv2.imdecode(np.frombuffer(data, np.uint8), _PNG_FLAGS[head.mode])
+        if grey is not None and grey.shape[:2] == (head.height, head.width):
+            if grey.ndim == 3:
+                grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
+            return head, working_grey(grey)
     im, orientation = _open(data, max_pixels, min_size)
     stored_mode = im.mode
     head = _header(im, stored_mode, orientation)
-    plain = "transparency" not in im.info
-    if head.format == "JPEG" and stored_mode in ("RGB", "L"):
+    if head.format == "JPEG" and stored_mode in ("RGB", "L") and min(im.size) >= 2 * WORK_SIZE:
+        # only where libjpeg can actually scale down: then its grey (Y) output is the cheap
+        # part too; a small JPEG decodes as in ``decode``, to the same numbers
         im.draft("L", (WORK_SIZE, WORK_SIZE))
+    grey = _grey_from_pillow(im, stored_mode, "transparency" not in im.info, background)
+    if orientation != 1:
+        grey = _apply_orientation(grey, orientation)
+    return head, working_grey(grey)
+
+
+def _grey_from_pillow(im: Image.Image, stored_mode: str, plain: bool, background: int) -> np.ndarray:
     _load(im)
     try:
         if im.mode == "L" and plain:
@@ -288,11 +338,7 @@ def decode_working(data: bytes, *, max_pixels: int = 89_478_485, min_size: int =
             grey = to_grey(_to_uint8(im, background))
     except (OSError, ValueError, TypeError) as exc:
         raise ImageDecodeError("unsupported", f"mode {stored_mode}: {str(exc)[:200]}") from exc
-    if grey.ndim == 3:
-        grey = grey[..., 0]
-    if orientation != 1:
-        grey = _apply_orientation(grey, orientation)
-    return head, working_grey(grey)
+    return grey[..., 0] if grey.ndim == 3 else grey
 
 
 def quiet_pillow() -> _PillowGuard:
@@ -408,14 +454,9 @@ def content_extent(work: np.ndarray) -> float:
     border = np.concatenate([work[0], work[-1], work[1:-1, 0], work[1:-1, -1]])
     bg = _median(border)
     dist = cv2.absdiff(work, np.full_like(work, bg))
-    thr = 0.25 * (hi - lo)
-    mask = dist > thr
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return 0.0
-    area = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
-    return float(area) / float(work.size)
+    mask = np.greater(dist, 0.25 * (hi - lo)).view(np.uint8)
+    _, _, w, h = cv2.boundingRect(mask)  # (0, 0, 0, 0) when nothing differs
+    return float(w * h) / float(work.size)
 
 
 def phash(work: np.ndarray) -> int:

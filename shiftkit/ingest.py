@@ -28,6 +28,7 @@ summary counts them. With nothing new, every output is byte-identical to the pre
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import stat
@@ -138,7 +139,9 @@ def _walk_domain(domain: str, root: Path, order: int) -> list[_Entry]:
             elif e.is_dir(follow_symlinks=False):
                 visit(e.path, rel_parts)
                 continue
-            if entry.reason is None:
+            elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
+                entry.reason, entry.detail = "unreadable", "not a regular file"
+            if entry.reason is None and e.is_symlink():
                 try:
                     st = os.stat(e.path)
                 except OSError as exc:
@@ -234,6 +237,12 @@ _LIMITS: tuple[int, int, int] = (89_478_485, 8, 255)
 def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
     global _KNOWN, _LIMITS
     _KNOWN, _LIMITS = known, limits
+    if multiprocessing.parent_process() is not None:
+        # libpng prints its complaints about corrupt files straight to fd 2; in a worker
+        # process they would only scribble over the progress bar (the quarantine names them)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
 
 
 def _process(paths: Sequence[str]) -> list[tuple]:
