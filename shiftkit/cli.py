@@ -68,11 +68,176 @@ def load_params(path: Path):
 
 
 # --- example, ingest ---------------------------------------------------------------------------
-# (see the foundation issue)
+
+
+@app.command("ingest")
+def ingest_command(
+    domain: list[str] = typer.Option(
+        [],
+        "--domain",
+        "-d",
+        metavar="NAME=PATH",
+        help="A domain and its ImageFolder root (PATH/<label>/<image>); repeat for each domain, "
+        "e.g. --domain web=data/raw/web --domain target=data/raw/target.",
+    ),
+    listing: Optional[Path] = typer.Option(
+        None,
+        "--listing",
+        help="A CSV or parquet file with columns path, label, domain; paths are relative to the "
+        "listing's folder, which is their data root.",
+    ),
+    out: Path = typer.Option(
+        Path("data/manifest"),
+        "--out",
+        "-o",
+        help="Folder for manifest.parquet, quarantine.parquet and summary.json. Outputs of a "
+        "previous run there make this run incremental (only new files are decoded).",
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Decode, measure and hash every image of one or more domains into a manifest.
+
+    Every file ends up exactly once in manifest.parquet or, with a reason, in
+    quarantine.parquet (empty, truncated, not_an_image, decompression_bomb, too_small,
+    outside_root, stray_file, duplicate, conflicting_label, ...).
+    """
+    from shiftkit.config import parse_assignments
+    from shiftkit.ingest import ingest
+
+    p = load_params(params)
+    roots = parse_assignments(domain, "--domain")
+    ingest(roots, out, listing=listing, params=p.ingest, workers=workers)
+
+
+@app.command("example")
+def example_command(
+    name: str = typer.Argument(..., metavar="NAME", help="Which example: only 'digits' for now."),
+    dest: Path = typer.Argument(..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
+    from shiftkit.example import write_example
+
+    p = load_params(params)
+    counts = write_example(name, dest, p.example)
+    console.print(f"example {name}: " + ", ".join(f"{n:,} {d} images" for d, n in counts.items()) + f" in {dest}")
 
 
 # --- split, check ------------------------------------------------------------------------------
-# (see the split issue)
+
+
+def _size(name: str, text: Optional[str]) -> int | float | None:
+    """A split size from the command line: an integer count or a fraction."""
+    if text is None:
+        return None
+    from shiftkit.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"The '--{name}' option of split must be a fraction in (0, 1) or a count >= 1. Got {text!r} instead."
+        ) from exc
+
+
+@app.command("split")
+def split_command(
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", "-m", help="Manifest to split (from `shiftkit ingest`)."
+    ),
+    out: Path = typer.Option(
+        Path("data/splits"),
+        "--out",
+        "-o",
+        help="Folder for splits.parquet, composition.json and composition.md. Splits already there are honoured.",
+    ),
+    strategy: Optional[str] = typer.Option(
+        None, "--strategy", help="'target' (dev/test only from the target domain) or 'shuffle' (the naive mix, to compare)."
+    ),
+    target_domain: Optional[str] = typer.Option(None, "--target-domain", help="Domain that dev and test come from."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the membership hash; changing it reshuffles."),
+    dev: Optional[str] = typer.Option(None, "--dev", help="Dev size: a fraction in (0, 1) of the target, or a count."),
+    test: Optional[str] = typer.Option(None, "--test", help="Test size: a fraction in (0, 1) of the target, or a count."),
+    bridge: Optional[str] = typer.Option(
+        None, "--bridge", help="Bridge size: a fraction in (0, 1) of the training pool, or a count."
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore the splits already in --out: assign every image afresh."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Split a manifest into train / bridge / dev / test (dev and test from the target only)."""
+    import warnings
+
+    from shiftkit.splits import run_split
+
+    p = load_params(params)
+    changes = {
+        "strategy": strategy,
+        "target_domain": target_domain,
+        "seed": seed,
+        "dev": _size("dev", dev),
+        "test": _size("test", test),
+        "bridge": _size("bridge", bridge),
+    }
+    p = p.replace("split", **{k: v for k, v in changes.items() if v is not None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # printed below from the result, once
+        result = run_split(manifest, out, p.split, fresh=fresh)
+    for note in result.warnings:
+        console.print(f"[yellow]warning:[/] {note}")
+    for statement in result.composition["statements"]:
+        console.print(statement)
+    typer.echo(result.summary())
+
+
+@app.command("check")
+def check_command(
+    drops: list[str] = typer.Argument(
+        ...,
+        metavar="DROP...",
+        help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
+    ),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Manifest the drop joins (data/manifest/manifest.parquet); never modified."
+    ),
+    splits: Optional[Path] = typer.Option(
+        None, "--splits", "-s", help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block."
+    ),
+    allow_new_labels: bool = typer.Option(
+        False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
+    ),
+    out: Path = typer.Option(Path("data/check"), "--out", "-o", help="Folder for check.json and check.md (a PR comment)."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels)."""
+    from shiftkit.check import run_check
+
+    p = load_params(params)
+    report = run_check(
+        drops,
+        reference,
+        splits=splits,
+        out=out,
+        params=p,
+        allow_new_labels=True if allow_new_labels else None,
+        raise_on_fail=False,
+    )
+    colours = {"error": "red", "warning": "yellow"}
+    for f in report.findings:
+        if f.severity in colours:
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+    typer.echo(
+        f"check: {report.verdict} ({len(report.errors)} error(s), {len(report.warnings)} warning(s)); "
+        f"report in {out / 'check.md'}"
+    )
+    if report.errors:
+        raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
 
 
 # --- synth, shift ------------------------------------------------------------------------------

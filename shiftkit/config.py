@@ -306,11 +306,76 @@ class IngestParams:
 
 
 # --- split -------------------------------------------------------------------------------------
-# (split section: see the split issue)
+
+
+def check_size(where: str, value: int | float) -> None:
+    """A split size is a fraction in (0, 1) or an integer count >= 1.
+
+    Raises:
+        ConfigError: naming the parameter and the value.
+    """
+    is_fraction = isinstance(value, float) and 0 < value < 1
+    is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if not (is_fraction or is_count):
+        raise ConfigError(
+            f"The {where!r} parameter must be a fraction in (0, 1) or a count >= 1. Got {value!r} instead."
+        )
+
+
+@section("split")
+@frozen
+class SplitParams:
+    """How ``shiftkit split`` builds train / bridge / dev / test (design sections 1 and 2)."""
+
+    strategy: Literal["target", "shuffle"] = "target"  # shuffle: the naive mix, for comparison only
+    target_domain: str = "target"  # the domain dev and test come from
+    seed: int = 0  # with the group, decides membership; changing it reshuffles everything
+    dev: int | float = 0.25  # fraction of the target (shuffle: of all images) or a count
+    test: int | float = 0.25  # as dev
+    bridge: int | float = 0.05  # fraction of the training pool or a count; never trained on
+    min_per_label: int = 3  # labels with fewer images where dev/test are drawn are pooled
+
+    def __post_init__(self) -> None:
+        check_choice("split.strategy", self.strategy, ("target", "shuffle"))
+        if not self.target_domain:
+            raise ConfigError("The 'split.target_domain' parameter must be a domain name. Got '' instead.")
+        for name in ("dev", "test", "bridge"):
+            check_size(f"split.{name}", getattr(self, name))
+        if isinstance(self.dev, float) and isinstance(self.test, float) and self.dev + self.test >= 1:
+            raise ConfigError(
+                f"The 'split.dev' and 'split.test' fractions must sum to less than 1 so that some of "
+                f"the target is left to train on. Got {self.dev} + {self.test} instead."
+            )
+        check_positive("split.min_per_label", self.min_per_label)
+
+    def settings(self) -> dict:
+        """What decides membership: when any of it changes, previous splits are not honoured."""
+        return {k: getattr(self, k) for k in ("strategy", "target_domain", "seed", "dev", "test", "bridge", "min_per_label")}
 
 
 # --- check -------------------------------------------------------------------------------------
-# (check section: see the split issue)
+
+
+@section("check")
+@frozen
+class CheckParams:
+    """Thresholds of ``shiftkit check``, the gate for a new data drop."""
+
+    max_corrupt: float = 0.01  # share of a drop's files that may be quarantined before it blocks
+    class_share: float = 0.05  # a label whose share of its domain moves more than this: warning
+    drift_ks: float = 0.2  # two-sample KS statistic above which a property drifts ...
+    drift_effect: float = 0.5  # ... and |Cohen's d| above which it does (both must hold)
+    drift_min_images: int = 20  # fewer images on either side: no drift test
+    tiny_size: int = 16  # an image whose smaller side is below this is tiny (warning)
+    allow_new_labels: bool = False  # a label the reference lacks is an error unless true
+
+    def __post_init__(self) -> None:
+        check_fraction("check.max_corrupt", self.max_corrupt, closed_low=True, closed_high=True)
+        check_fraction("check.class_share", self.class_share, closed_high=True)
+        check_fraction("check.drift_ks", self.drift_ks, closed_high=True)
+        check_positive("check.drift_effect", self.drift_effect)
+        check_positive("check.drift_min_images", self.drift_min_images)
+        check_positive("check.tiny_size", self.tiny_size)
 
 
 # --- synth -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from shiftkit import images
 from shiftkit.errors import ImageDecodeError
@@ -101,3 +101,67 @@ def test_phash_matches_imagehash_closely():
         for a in x
     ]
     assert np.median(dists) <= 2
+
+
+def _variants():
+    x, _ = helpers.mnist(3, offset=2000)
+    rgb = np.dstack([x[0], x[1], x[2]])
+    tinted = np.dstack([x[0], (x[0] * 0.9).astype(np.uint8), (x[0] * 0.7).astype(np.uint8)])  # mild chroma
+    rgba = np.dstack([rgb, np.where(x[1] > 0, 255, 60).astype(np.uint8)])
+    big = Image.fromarray(np.kron(tinted, np.ones((9, 9, 1), np.uint8))).filter(ImageFilter.GaussianBlur(3))
+
+    def jpeg(im, **kw):
+        buf = _io.BytesIO()
+        im.save(buf, "JPEG", **kw)
+        return buf.getvalue()
+
+    pal = _io.BytesIO()
+    Image.fromarray(x[0]).convert("P").save(pal, "PNG", transparency=0)
+    return {
+        "png-grey": (_png(x[0]), False),
+        "png-rgb": (_png(rgb), False),
+        "png-rgb-interlaced": (_png(rgb, compress_level=1), False),
+        "png-rgba": (_png(rgba), False),
+        "png-16bit": (_png(x[0].astype(np.uint16) * 257), False),
+        "png-palette-transparent": (pal.getvalue(), False),
+        "jpeg-cmyk": (jpeg(Image.fromarray(rgb).convert("CMYK")), False),
+        "jpeg-small": (jpeg(Image.fromarray(rgb), quality=92), False),
+        # a JPEG of 128 px or more: libjpeg's grey (Y) output of a reduced DCT-domain decode,
+        # close to, not equal to, a full RGB decode converted to grey
+        "jpeg-252-reduced": (jpeg(big, quality=92), True),
+    }
+
+
+_CLOSE = {"blur": 0.1, "brightness": 0.01, "contrast": 0.02, "noise": 0.1, "effective_res": 0.1, "extent": 0.15}
+
+
+@pytest.mark.parametrize("name", list(_variants()), ids=str)
+def test_inspect_fast_paths_match_decode_then_measure(name):
+    data, approximate = _variants()[name]
+    head, props = images.inspect(data)
+    full = images.decode(data)
+    ref = images.measure(full.pixels)
+    assert (head.width, head.height, head.format, head.mode) == (full.width, full.height, full.format, full.mode)
+    assert head.jpeg_quality == full.jpeg_quality
+    assert images.hamming(props["phash"], ref["phash"]) <= (4 if approximate else 0)
+    for key in images.PROPERTY_COLUMNS:
+        assert props[key] == pytest.approx(ref[key], rel=_CLOSE[key] if approximate else 1e-6, abs=1e-9), key
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [("truncate", "truncated"), ("flip-idat-byte", None), ("flip-ihdr-byte", "not_an_image")],
+    ids=["truncated", "corrupt-idat", "corrupt-ihdr"],
+)
+def test_damaged_pngs_are_refused_by_the_fast_path_too(damage, reason):
+    x, _ = helpers.mnist(1, offset=3000)
+    data = bytearray(_png(np.dstack([x[0]] * 3)))
+    if damage == "truncate":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "flip-idat-byte":
+        data[data.find(b"IDAT") + 10] ^= 0xFF
+    else:
+        data[18] ^= 0x01  # width, under a now wrong CRC
+    with pytest.raises(ImageDecodeError) as err:
+        images.inspect(bytes(data))
+    assert err.value.reason in ((reason,) if reason else ("truncated", "unsupported"))

@@ -1,0 +1,593 @@
+"""Folders of images (and CSV/parquet listings) -> the manifest and the quarantine.
+
+Every regular file or link under a domain's root ends up exactly once in one of two tables:
+``manifest.parquet`` (usable images, with header facts, properties and a perceptual hash) or
+``quarantine.parquet`` (everything else, with a reason from ``schema.QUARANTINE_REASONS``).
+
+How a run goes:
+
+1. Enumerate (main process, cheap): ``ROOT/<label>/<file>`` is the ImageFolder layout; files at
+   another depth are ``stray_file``; links that resolve outside the root ``outside_root``;
+   broken links and non-regular files ``unreadable``. Listing rows resolve against the
+   listing's own folder, which is their root.
+2. Read, hash and decode (worker processes, ``shiftkit.parallel``): workers get paths and send
+   back small records. A file whose sha256 the previous run already decoded (good or bad) is
+   only read and hashed, not decoded again: re-runs cost a read per known file.
+3. Decide (main process): exact copies of the same bytes (``duplicate``, the kept file named in
+   ``detail``), the same bytes under two labels (``conflicting_label``, every copy), copies
+   across domains (in the summary), near duplicates (``dup_group``), and data drops.
+
+Incremental runs: the output folder's previous tables are the memory. An entry that was not
+there before (a new path, or new bytes at an old path) belongs to a new ``drop``; a manifest
+image keeps the drop in which its bytes first appeared. Files that vanished since the last run
+are dropped from both tables: the manifest describes the folders as they are, so that every
+row points to a loadable image (the previous versions live in DVC/git history); the printed
+summary counts them. With nothing new, every output is byte-identical to the previous run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import stat
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shiftkit import images
+from shiftkit.config import IngestParams
+from shiftkit.console import console, make_progress, rate_text
+from shiftkit.dedup import group_ids
+from shiftkit.errors import ConfigError, DataError, ImageDecodeError, InputPathError
+from shiftkit.io import ensure_dir, read_json, read_table, relative_root, write_json, write_table
+from shiftkit.parallel import imap, resolve_workers
+from shiftkit.schema import MANIFEST, QUARANTINE, QUARANTINE_REASONS
+
+MANIFEST_FILE = "manifest.parquet"
+QUARANTINE_FILE = "quarantine.parquet"
+SUMMARY_FILE = "summary.json"
+LISTING_COLUMNS = ("path", "label", "domain")
+# Reasons that come from the bytes alone (so a previous run's verdict can be reused).
+DECODE_REASONS = ("empty", "truncated", "not_an_image", "unsupported", "decompression_bomb", "too_small")
+_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_BATCH = 32  # files per task sent to a worker: amortises the pool's per-task cost
+_EXAMPLES = 50  # cross-domain copies listed by name in the summary
+
+_HEADER_FIELDS = ("width", "height", "format", "mode", "jpeg_quality")
+_PROP_FIELDS = ("phash", "blur", "brightness", "contrast", "effective_res", "noise", "extent")
+
+
+@dataclass
+class _Entry:
+    """One file (or link, or listing row) found under a root, and what became of it."""
+
+    domain: str
+    root: Path  # absolute data root
+    path: str  # POSIX path relative to root (as given, for listing rows outside the root)
+    label: str
+    order: int  # the domain's position on the command line (listing rows after the folders)
+    reason: str | None = None
+    detail: str = ""
+    image_id: str | None = None
+    values: tuple | None = None  # header fields + properties, in _HEADER_FIELDS + _PROP_FIELDS order
+
+    @property
+    def abspath(self) -> str:
+        return os.path.join(self.root, self.path)
+
+
+@dataclass
+class IngestResult:
+    """What an ingest run wrote and counted (``summary`` is what summary.json holds)."""
+
+    manifest_path: Path
+    quarantine_path: Path
+    summary_path: Path
+    summary: dict
+    files: int
+    accepted: int
+    quarantined: int
+    drop: int
+    new_files: int
+    vanished: int
+    decoded: int
+    seconds: float
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# enumeration
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk_domain(domain: str, root: Path, order: int) -> list[_Entry]:
+    """Every file and link under ``root``, sorted, with its verdict when the layout decides it."""
+    real_root = os.path.realpath(root)
+    out: list[_Entry] = []
+
+    def visit(folder: str, parts: tuple[str, ...]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                names = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            rel = "/".join(parts) or "."
+            out.append(_Entry(domain, root, rel, parts[0] if parts else "", order, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
+            return
+        for e in names:
+            rel_parts = (*parts, e.name)
+            rel = "/".join(rel_parts)
+            label = rel_parts[0] if len(rel_parts) >= 2 else ""
+            entry = _Entry(domain, root, rel, label, order)
+            if e.is_symlink():
+                target = os.path.realpath(e.path)
+                if not _inside(target, real_root):
+                    entry.reason, entry.detail = "outside_root", f"a link to {target}, outside the data root {real_root}"
+                elif not os.path.exists(target):
+                    entry.reason, entry.detail = "unreadable", f"a broken link to {target}"
+                elif os.path.isdir(target):
+                    entry.reason, entry.detail = "stray_file", "a link to a folder (links to folders are not followed)"
+            elif e.is_dir(follow_symlinks=False):
+                visit(e.path, rel_parts)
+                continue
+            elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
+                entry.reason, entry.detail = "unreadable", "not a regular file"
+            if entry.reason is None and e.is_symlink():
+                try:
+                    st = os.stat(e.path)
+                except OSError as exc:
+                    entry.reason, entry.detail = "unreadable", exc.strerror or str(exc)
+                else:
+                    if not stat.S_ISREG(st.st_mode):
+                        entry.reason, entry.detail = "unreadable", "not a regular file"
+            if entry.reason is None and len(rel_parts) != 2:
+                where = "directly in the domain folder" if len(rel_parts) == 1 else f"{len(rel_parts) - 2} folder(s) too deep"
+                entry.reason, entry.detail = "stray_file", f"expected DOMAIN/LABEL/FILE; this file is {where}"
+            out.append(entry)
+
+    visit(str(root), ())
+    return out
+
+
+def read_listing(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read a CSV or parquet listing with string columns path, label, domain.
+
+    Raises:
+        InputPathError: when the file is missing.
+        DataError: when it cannot be read, lacks a column or has empty values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputPathError(f"Listing {p} does not exist.")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df = pl.read_parquet(p)
+        else:
+            df = pl.read_csv(p, infer_schema_length=0)  # every column as text: labels like 007
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"Cannot read listing {p}: {str(exc).splitlines()[0]}") from exc
+    missing = [c for c in LISTING_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"Listing {p} lacks column(s) {', '.join(missing)}; expected columns: {', '.join(LISTING_COLUMNS)}."
+        )
+    df = df.select([pl.col(c).cast(pl.String) for c in LISTING_COLUMNS])
+    bad = df.with_row_index("row").filter(
+        pl.any_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in LISTING_COLUMNS])
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise DataError(f"Listing {p} has an empty path, label or domain on data row {row['row'] + 1}: {row}.")
+    return df
+
+
+def _listing_entries(path: Path, known_domains: Sequence[str]) -> list[_Entry]:
+    df = read_listing(path)
+    root = path.resolve().parent
+    real_root = os.path.realpath(root)
+    base_order = len(known_domains)
+    order_of = {d: i for i, d in enumerate(known_domains)}
+    out = []
+    for given, label, domain in df.iter_rows():
+        _check_domain_name(domain, f"the listing {path}")
+        order = order_of.setdefault(domain, base_order + len(order_of))
+        absolute = given if os.path.isabs(given) else os.path.join(root, given)
+        norm = os.path.normpath(absolute)
+        target = os.path.realpath(norm)
+        if not _inside(norm, str(root)) or not _inside(target, real_root):
+            out.append(_Entry(domain, root, Path(given).as_posix(), label, order, "outside_root",
+                              f"resolves to {target}, outside the listing's folder {real_root}"))
+            continue
+        rel = Path(os.path.relpath(norm, root)).as_posix()
+        entry = _Entry(domain, root, rel, label, order)
+        if not os.path.lexists(norm):
+            entry.reason, entry.detail = "unreadable", "the listed file does not exist"
+        elif not os.path.exists(norm):
+            entry.reason, entry.detail = "unreadable", f"a broken link to {target}"
+        elif not os.path.isfile(norm):
+            entry.reason, entry.detail = "unreadable", "not a regular file"
+        out.append(entry)
+    return out
+
+
+def _check_domain_name(name: str, where: str) -> None:
+    if not _DOMAIN_NAME.match(name or ""):
+        raise ConfigError(
+            f"The domain name {name!r} in {where} must start with a letter or digit and hold only "
+            "letters, digits, '_', '.' or '-'."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# workers: read, hash, decode (small records back)
+
+_KNOWN: frozenset[str] = frozenset()
+_LIMITS: tuple[int, int, int] = (89_478_485, 8, 255)
+
+
+def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
+    global _KNOWN, _LIMITS
+    _KNOWN, _LIMITS = known, limits
+    if multiprocessing.parent_process() is not None:
+        # libpng prints its complaints about corrupt files straight to fd 2; in a worker
+        # process they would only scribble over the progress bar (the quarantine names them)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+
+def _process(paths: Sequence[str]) -> list[tuple]:
+    """(sha256, kind, payload) per path; kind is ok, bad, known or unreadable."""
+    max_pixels, min_size, background = _LIMITS
+    out: list[tuple] = []
+    pending: list[int] = []
+    works: list[np.ndarray] = []
+    with images.quiet_pillow():
+        for path in paths:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                out.append((None, "unreadable", exc.strerror or str(exc)))
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in _KNOWN:
+                out.append((sha, "known", None))
+                continue
+            try:
+                head, work = images.decode_working(data, max_pixels=max_pixels, min_size=min_size, background=background)
+            except ImageDecodeError as exc:
+                out.append((sha, "bad", (exc.reason, exc.detail)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop the run
+                out.append((sha, "bad", ("unsupported", f"{type(exc).__name__}: {str(exc)[:200]}")))
+                continue
+            pending.append(len(out))
+            works.append(work)
+            out.append((sha, "ok", (head.width, head.height, head.format, head.mode, head.jpeg_quality)))
+    if works:
+        for idx, props in zip(pending, images.measure_batch(np.stack(works))):
+            sha, kind, head = out[idx]
+            out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS)))
+    return out
+
+
+def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for k in range(0, len(items), size):
+        yield items[k : k + size]
+
+
+# ---------------------------------------------------------------------------------------------
+# the previous run
+
+
+@dataclass
+class _Previous:
+    values: dict[str, tuple] = field(default_factory=dict)  # image_id -> header + properties
+    verdicts: dict[str, tuple[str, str]] = field(default_factory=dict)  # image_id -> decode failure
+    drops: dict[tuple, int] = field(default_factory=dict)  # (domain, root, path, image_id) -> drop
+    first_drop: dict[str, int] = field(default_factory=dict)  # image_id -> earliest drop
+    keys: set[tuple] = field(default_factory=set)  # (domain, root, path)
+    max_drop: int = 0
+
+
+def _decode_settings(p: IngestParams) -> dict[str, int]:
+    return {"max_pixels": p.max_pixels, "min_size": p.min_size, "background": p.background}
+
+
+def _load_previous(out: Path, params: IngestParams) -> _Previous:
+    prev = _Previous()
+    man_path, q_path, s_path = out / MANIFEST_FILE, out / QUARANTINE_FILE, out / SUMMARY_FILE
+    if not man_path.is_file() or not q_path.is_file():
+        return prev
+    man = read_table(man_path, MANIFEST)
+    qua = read_table(q_path, QUARANTINE)
+    # decoded values are reused only under the same decoding limits (min_size decides too_small)
+    reuse = s_path.is_file() and read_json(s_path).get("decode_params") == _decode_settings(params)
+    cols = [*_HEADER_FIELDS, *_PROP_FIELDS]
+    for row in man.select(["image_id", "domain", "root", "path", "drop", *cols]).iter_rows():
+        image_id, domain, root, path, drop = row[:5]
+        if reuse:
+            prev.values[image_id] = tuple(row[5:])
+        prev.drops[(domain, root, path, image_id)] = drop
+        prev.first_drop[image_id] = min(drop, prev.first_drop.get(image_id, drop))
+        prev.keys.add((domain, root, path))
+        prev.max_drop = max(prev.max_drop, drop)
+    qcols = [c for c in ("image_id", "drop", "root") if c in qua.columns]
+    if len(qcols) == 3:
+        for domain, root, path, image_id, drop, reason, detail in qua.select(
+            ["domain", "root", "path", "image_id", "drop", "reason", "detail"]
+        ).iter_rows():
+            prev.drops[(domain, root, path, image_id or reason)] = drop
+            prev.keys.add((domain, root, path))
+            prev.max_drop = max(prev.max_drop, drop or 0)
+            if image_id:
+                prev.first_drop[image_id] = min(drop, prev.first_drop.get(image_id, drop))
+                if reuse and reason in DECODE_REASONS:
+                    prev.verdicts[image_id] = (reason, detail)
+    return prev
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def _check_inputs(domains: Mapping[str, str | os.PathLike[str]], listing: str | os.PathLike[str] | None) -> dict[str, Path]:
+    if not domains and listing is None:
+        raise ConfigError("ingest needs at least one --domain NAME=PATH or a --listing FILE.")
+    roots: dict[str, Path] = {}
+    for name, path in domains.items():
+        _check_domain_name(name, "--domain")
+        p = Path(path)
+        if not p.exists():
+            raise InputPathError(f"The folder of domain {name!r}, {p}, does not exist.")
+        if not p.is_dir():
+            raise InputPathError(f"The folder of domain {name!r}, {p}, is not a folder.")
+        roots[name] = p.resolve()
+    if listing is not None and not Path(listing).is_file():
+        raise InputPathError(f"Listing {listing} does not exist.")
+    return roots
+
+
+def ingest(
+    domains: Mapping[str, str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    listing: str | os.PathLike[str] | None = None,
+    params: IngestParams | None = None,
+    workers: int | None = None,
+    show: bool = True,
+) -> IngestResult:
+    """Ingest domain folders (``{name: root}``, ImageFolder layout) and/or a listing into ``out``.
+
+    Writes ``out/manifest.parquet``, ``out/quarantine.parquet`` and ``out/summary.json``; a
+    previous run's outputs in ``out`` make this run incremental (see the module docstring).
+    ``workers`` overrides ``params.workers`` (0 = every core). ``show`` prints the progress bar
+    and the summary table to stderr.
+
+    Raises:
+        ConfigError: on a bad domain name or no input at all.
+        InputPathError: when a domain folder or the listing is missing, or ``out`` is not writable.
+        DataError: when the listing or the previous outputs cannot be read.
+    """
+    t0 = time.perf_counter()
+    params = params or IngestParams()
+    roots = _check_inputs(domains, listing)
+    out_dir = ensure_dir(out).resolve()
+    n_workers = resolve_workers(params.workers if workers is None else workers)
+
+    entries: list[_Entry] = []
+    for order, (name, root) in enumerate(roots.items()):
+        entries.extend(_walk_domain(name, root, order))
+    if listing is not None:
+        entries.extend(_listing_entries(Path(listing), list(roots)))
+    rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
+    prev = _load_previous(out_dir, params)
+
+    todo = [e for e in entries if e.reason is None]
+    known = frozenset(prev.values) | frozenset(prev.verdicts)
+    decoded = 0
+    progress = make_progress()
+    if not show:
+        progress.disable = True
+    started = time.perf_counter()
+    with progress:
+        task = progress.add_task("ingest", total=len(todo), rate="")
+        records = imap(
+            _process,
+            _batches([e.abspath for e in todo], _BATCH),
+            workers=n_workers,
+            chunksize=1,
+            initializer=_init_worker,
+            initargs=(known, (params.max_pixels, params.min_size, params.background)),
+        )
+        pos = 0
+        for batch in records:
+            for sha, kind, payload in batch:
+                e = todo[pos]
+                pos += 1
+                e.image_id = sha
+                if kind == "ok":
+                    decoded += 1
+                    e.values = payload
+                elif kind == "bad":
+                    decoded += 1
+                    e.reason, e.detail = payload
+                elif kind == "known":
+                    if sha in prev.values:
+                        e.values = prev.values[sha]
+                    else:
+                        e.reason, e.detail = prev.verdicts[sha]
+                else:
+                    e.reason, e.detail = "unreadable", payload
+            progress.update(task, advance=len(batch), rate=rate_text(pos, time.perf_counter() - started))
+
+    cross = _resolve_copies(entries, prev, rel_roots)
+    manifest, quarantine, drop, new_files = _tables(entries, prev, rel_roots, params)
+    current_keys = {(e.domain, rel_roots[e.root], e.path) for e in entries}
+    vanished = len(prev.keys - current_keys)
+
+    summary = _summary(entries, manifest, cross, params)
+    write_table(manifest, out_dir / MANIFEST_FILE, MANIFEST)
+    write_table(quarantine, out_dir / QUARANTINE_FILE, QUARANTINE)
+    write_json(out_dir / SUMMARY_FILE, summary)
+    result = IngestResult(
+        manifest_path=out_dir / MANIFEST_FILE,
+        quarantine_path=out_dir / QUARANTINE_FILE,
+        summary_path=out_dir / SUMMARY_FILE,
+        summary=summary,
+        files=len(entries),
+        accepted=manifest.height,
+        quarantined=quarantine.height,
+        drop=drop,
+        new_files=new_files,
+        vanished=vanished,
+        decoded=decoded,
+        seconds=time.perf_counter() - t0,
+        by_reason=summary["by_reason"],
+    )
+    if show:
+        print_summary(result)
+    return result
+
+
+def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str]) -> list[dict]:
+    """Quarantine exact copies among the accepted files; return the cross-domain copy groups."""
+    by_sha: dict[str, list[_Entry]] = defaultdict(list)
+    for e in entries:
+        if e.reason is None and e.values is not None:
+            by_sha[e.image_id].append(e)
+    cross = []
+    for sha, group in by_sha.items():
+        if len(group) < 2:
+            continue
+        # keep what the previous run kept, then the earlier domain on the command line, then the path
+        group.sort(key=lambda e: ((e.domain, rel_roots[e.root], e.path, sha) not in prev.drops, e.order, e.domain, e.path, str(e.root)))
+        labels = sorted({e.label for e in group})
+        if len(labels) > 1:
+            for e in group:
+                others = [f"{o.domain}:{o.path} ({o.label})" for o in group if o is not e]
+                e.reason = "conflicting_label"
+                e.detail = f"the same bytes under labels {', '.join(labels)}: also {'; '.join(others[:5])}" + (
+                    f" and {len(others) - 5} more" if len(others) > 5 else ""
+                )
+        else:
+            kept = group[0]
+            for e in group[1:]:
+                e.reason = "duplicate"
+                e.detail = f"the same bytes as {kept.path} in domain {kept.domain}"
+        if len({e.domain for e in group}) > 1:
+            cross.append({"image_id": sha, "files": [{"domain": e.domain, "path": e.path, "label": e.label} for e in group]})
+    cross.sort(key=lambda g: g["image_id"])
+    return cross
+
+
+def _tables(
+    entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str], params: IngestParams
+) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
+    def key(e: _Entry) -> tuple:
+        return (e.domain, rel_roots[e.root], e.path, e.image_id or e.reason)
+
+    new_files = sum(1 for e in entries if key(e) not in prev.drops)
+    drop = prev.max_drop + 1 if (new_files or prev.max_drop == 0) else prev.max_drop
+
+    accepted = [e for e in entries if e.reason is None]
+    rejected = [e for e in entries if e.reason is not None]
+    cols: dict[str, list] = {c: [] for c in ("image_id", "path", "root", "domain", "label", *_HEADER_FIELDS, *_PROP_FIELDS, "drop")}
+    for e in accepted:
+        cols["image_id"].append(e.image_id)
+        cols["path"].append(e.path)
+        cols["root"].append(rel_roots[e.root])
+        cols["domain"].append(e.domain)
+        cols["label"].append(e.label)
+        for name, value in zip((*_HEADER_FIELDS, *_PROP_FIELDS), e.values):
+            cols[name].append(value)
+        cols["drop"].append(prev.first_drop.get(e.image_id, drop))
+    schema = {**MANIFEST.columns}
+    manifest = pl.DataFrame({c: v for c, v in cols.items()}, schema={c: schema[c] for c in cols})
+    # near copies share the id of their earliest member, so old groups keep their names
+    order = manifest.with_row_index("_row").sort(["drop", "image_id"])
+    groups = group_ids(order["image_id"].to_list(), order["phash"].to_numpy(), params.near_dup_radius)
+    manifest = (
+        order.with_columns(pl.Series("dup_group", groups, dtype=pl.String))
+        .sort(["domain", "root", "path"])
+        .drop("_row")
+    )
+
+    q = {
+        "path": [e.path for e in rejected],
+        "domain": [e.domain for e in rejected],
+        "label": [e.label for e in rejected],
+        "reason": [e.reason for e in rejected],
+        "detail": [e.detail for e in rejected],
+        "image_id": [e.image_id for e in rejected],
+        "drop": [prev.drops.get(key(e), drop) for e in rejected],
+        "root": [rel_roots[e.root] for e in rejected],
+    }
+    quarantine = pl.DataFrame(q, schema=QUARANTINE.all_columns()).sort(["domain", "root", "path", "reason"])
+    return manifest, quarantine, drop, new_files
+
+
+def _summary(entries: list[_Entry], manifest: pl.DataFrame, cross: list[dict], params: IngestParams) -> dict:
+    by_reason = Counter(e.reason for e in entries if e.reason is not None)
+    domains: dict[str, dict] = {}
+    for e in entries:
+        d = domains.setdefault(e.domain, {"files": 0, "manifest": 0, "quarantine": 0, "labels": Counter()})
+        d["files"] += 1
+        if e.reason is None:
+            d["manifest"] += 1
+            d["labels"][e.label] += 1
+        else:
+            d["quarantine"] += 1
+    sizes = manifest.group_by("dup_group").len().filter(pl.col("len") > 1)
+    drops = manifest.group_by("drop").len().sort("drop")
+    return {
+        "files": len(entries),
+        "manifest": manifest.height,
+        "quarantine": int(sum(by_reason.values())),
+        "by_reason": {r: int(by_reason.get(r, 0)) for r in QUARANTINE_REASONS},
+        "domains": {
+            k: {**{f: v[f] for f in ("files", "manifest", "quarantine")}, "labels": dict(sorted(v["labels"].items()))}
+            for k, v in sorted(domains.items())
+        },
+        "drops": {str(d): int(n) for d, n in drops.iter_rows()},
+        "near_duplicates": {
+            "radius": params.near_dup_radius,
+            "groups": sizes.height,
+            "images": int(sizes["len"].sum()) if sizes.height else 0,
+        },
+        "cross_domain_copies": {"groups": len(cross), "examples": cross[:_EXAMPLES]},
+        "decode_params": _decode_settings(params),
+    }
+
+
+def print_summary(result: IngestResult) -> None:
+    """The counts by reason on stderr; files = manifest + quarantine, and the reasons add up."""
+    from rich.table import Table
+
+    s = result.summary
+    table = Table(title=f"ingest: {result.files:,} files -> {result.accepted:,} images + {result.quarantined:,} quarantined")
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    table.add_row("manifest", f"{result.accepted:,}")
+    for reason, n in s["by_reason"].items():
+        if n:
+            table.add_row(f"quarantine: {reason}", f"{n:,}")
+    table.add_row("[bold]total", f"[bold]{result.files:,}")
+    console.print(table)
+    near = s["near_duplicates"]
+    console.print(
+        f"drop {result.drop}: {result.new_files:,} new file(s), {result.vanished:,} vanished, "
+        f"{result.decoded:,} decoded in {result.seconds:.1f} s; "
+        f"{near['groups']:,} near-duplicate group(s) ({near['images']:,} images, radius {near['radius']}); "
+        f"{s['cross_domain_copies']['groups']:,} picture(s) copied across domains."
+    )

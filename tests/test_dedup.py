@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from shiftkit import dedup, images
+from shiftkit.errors import ConfigError
+from tests import helpers
+
+
+def _brute(a, b, radius):
+    d = np.bitwise_count(a[:, None] ^ (a if b is None else b)[None, :])
+    hit = d <= radius
+    if b is None:
+        hit = np.triu(hit, 1)
+    return np.nonzero(hit)
+
+
+def _clustered(seed, n_base=200):
+    """Random hashes plus copies of them with 1..6 bits flipped: pairs at every distance."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, n_base, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    out = [base]
+    for flips in (1, 2, 4, 6):
+        noisy = base.copy()
+        for _ in range(flips):
+            noisy ^= np.uint64(1) << rng.integers(0, 64, n_base).astype(np.uint64)
+        out.append(noisy)
+    out.append(base[:15])  # exact copies
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 4, 6, 10], ids=lambda r: f"r{r}")
+def test_pairs_within_one_set_match_brute_force(radius):
+    h = _clustered(radius)
+    i, j = dedup.hamming_pairs(h, None, radius)
+    bi, bj = _brute(h, None, radius)
+    assert np.array_equal(i, bi) and np.array_equal(j, bj)
+    assert (i < j).all()
+
+
+@pytest.mark.parametrize("radius", [0, 2, 4], ids=lambda r: f"r{r}")
+def test_pairs_across_two_sets_match_brute_force(radius):
+    h = _clustered(100 + radius)
+    a, b = h[:600], h[500:]
+    i, j = dedup.hamming_pairs(a, b, radius)
+    bi, bj = _brute(a, b, radius)
+    assert np.array_equal(i, bi) and np.array_equal(j, bj)
+
+
+def test_crowded_bucket_is_verified_in_bounded_blocks(monkeypatch):
+    # 3,000 hashes that agree on their top 40 bits: every chunk key there collides
+    monkeypatch.setattr(dedup, "BLOCK_PAIRS", 10_000)
+    rng = np.random.default_rng(1)
+    h = (np.uint64(0xABCDEF1234) << np.uint64(24)) | rng.integers(0, 1 << 24, 3000).astype(np.uint64)
+    i, j = dedup.hamming_pairs(h, None, 3)
+    bi, bj = _brute(h, None, 3)
+    assert np.array_equal(i, bi) and np.array_equal(j, bj)
+
+
+def test_real_mnist_pairs_match_brute_force():
+    x, _ = helpers.mnist(1500)
+    h = np.array([images.phash(images.working_image(a)) for a in x], dtype=np.uint64)
+    i, j = dedup.hamming_pairs(h, None, 4)
+    bi, bj = _brute(h, None, 4)
+    assert len(i) > 0
+    assert np.array_equal(i, bi) and np.array_equal(j, bj)
+
+
+def test_group_ids_are_named_after_the_first_member_and_chain():
+    # 0 ~ 2 (1 bit), 2 ~ 3 (1 bit): 0, 2, 3 form one group through 2 even though 0 and 3 differ by 2
+    h = np.array([0b0000, 0xFFFF_0000_0000, 0b0001, 0b0011, 0xFFFF_0000_0000], dtype=np.uint64)
+    keys = ["a", "b", "c", "d", "e"]
+    assert dedup.group_ids(keys, h, 1) == ["a", "b", "a", "a", "b"]
+    assert dedup.group_ids(keys, h, 0) == ["a", "b", "c", "d", "b"]
+
+
+def test_group_ids_join_exact_keys_and_never_rename_old_groups():
+    h = np.array([1 << 40, 7, 1 << 50], dtype=np.uint64)
+    assert dedup.group_ids(["x", "y", "z"], h, 2, exact=["s1", "s2", "s1"]) == ["x", "y", "x"]
+    # a later image bridging two old groups joins the first; the older name wins
+    old = dedup.group_ids(["p", "q"], np.array([0b0000, 0b1111], dtype=np.uint64), 2)
+    new = dedup.group_ids(["p", "q", "r"], np.array([0b0000, 0b1111, 0b0011], dtype=np.uint64), 2)
+    assert old == ["p", "q"] and new == ["p", "p", "p"]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.zeros(3, np.uint64), None, -1), "radius.*integer in \\[0, 63\\]. Got -1"),
+        ((np.zeros((2, 2), np.uint64), None, 1), "1-d array"),
+        ((np.zeros(3, np.float64), None, 1), "must hold integers"),
+    ],
+    ids=["negative-radius", "2d", "float"],
+)
+def test_bad_arguments_raise(args, match):
+    with pytest.raises(ConfigError, match=match):
+        dedup.hamming_pairs(*args)
+
+
+def test_group_ids_length_mismatch():
+    with pytest.raises(ConfigError, match="one hash per key: got 2 keys, 3 hashes"):
+        dedup.group_ids(["a", "b"], np.zeros(3, np.uint64), 1)
+
+
+def test_empty_inputs():
+    i, j = dedup.hamming_pairs(np.zeros(0, np.uint64), None, 4)
+    assert i.size == 0 and j.size == 0
+    assert dedup.group_ids([], np.zeros(0, np.uint64), 4) == []

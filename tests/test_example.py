@@ -1,0 +1,77 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shiftkit import cli, example
+from shiftkit.config import ExampleParams
+from shiftkit.errors import ConfigError, InputPathError
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+
+
+def test_writes_both_domains_with_the_requested_counts_and_sizes(tmp_path):
+    counts = example.write_example("digits", tmp_path, ExampleParams(web_images=60, target_images=25))
+    assert counts == {"web": 60, "target": 25}
+    web = sorted((tmp_path / "web").rglob("*.png"))
+    tgt = sorted((tmp_path / "target").rglob("*.png"))
+    assert len(web) == 60 and len(tgt) == 25
+    assert Image.open(web[0]).size == (28, 28) and Image.open(tgt[0]).size == (8, 8)
+    assert {p.parent.name for p in web} <= {str(d) for d in range(10)}
+    assert np.asarray(Image.open(tgt[0])).max() <= 255 and np.asarray(Image.open(tgt[0])).max() > 16  # scaled to 0..255
+
+
+def test_same_params_same_bytes_and_seed_changes_the_draw(tmp_path):
+    p = ExampleParams(web_images=40, target_images=10, seed=3)
+    example.write_example("digits", tmp_path / "a", p)
+    example.write_example("digits", tmp_path / "b", p)
+    example.write_example("digits", tmp_path / "a", p)  # rewriting over itself is allowed
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    example.write_example("digits", tmp_path / "c", ExampleParams(web_images=40, target_images=10, seed=4))
+    assert _digest(tmp_path / "c") != _digest(tmp_path / "a")
+
+
+def test_shipped_subset_is_small_balanced_and_credited():
+    x, y = example.mnist_subset()
+    assert x.shape == (12000, 28, 28) and x.dtype == np.uint8
+    assert np.bincount(y, minlength=10).min() >= 1000
+    data = Path(example.__file__).parent / "data"
+    assert (data / "mnist_subset.npz").stat().st_size < 5_000_000
+    readme = (data / "README.md").read_text()
+    assert "CC BY-SA 3.0" in readme and "LeCun" in readme
+
+
+def test_refuses_to_overwrite_foreign_files(tmp_path):
+    (tmp_path / "web" / "cats").mkdir(parents=True)
+    (tmp_path / "web" / "cats" / "tom.jpg").write_bytes(b"x")
+    with pytest.raises(InputPathError, match="already holds files that the example did not write"):
+        example.write_example("digits", tmp_path, ExampleParams(web_images=5, target_images=5))
+    assert (tmp_path / "web" / "cats" / "tom.jpg").exists()
+
+
+@pytest.mark.parametrize(
+    "name, params, match",
+    [
+        ("faces", ExampleParams(), "Unknown example 'faces'; valid examples: digits"),
+        ("digits", ExampleParams(web_images=20000), "at most 12000"),
+    ],
+    ids=["unknown-name", "too-many-web-images"],
+)
+def test_bad_requests_raise(tmp_path, name, params, match):
+    with pytest.raises(ConfigError, match=match):
+        example.write_example(name, tmp_path, params)
+
+
+def test_cli_example_uses_params(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("example:\n  web_images: 30\n  target_images: 12\n")
+    assert cli.main(["example", "digits", str(tmp_path / "ex"), "--params", str(params)]) == 0
+    assert len(list((tmp_path / "ex" / "web").rglob("*.png"))) == 30
+    assert len(list((tmp_path / "ex" / "target").rglob("*.png"))) == 12
+    assert cli.main(["example", "faces", str(tmp_path / "ex2")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown example 'faces'" in err and "Traceback" not in err
