@@ -352,6 +352,7 @@ class TrainParams:
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
     channels_last: bool = True  # memory format on CUDA
     workers: int = 2  # data-loader worker processes (0 loads in the training process)
+    threads: int = 0  # torch CPU threads of the training process; 0 keeps torch's default
     cache: bool = True  # keep decoded, resized images in memory when they fit in cache_mb
     cache_mb: int = 2048
     eval_batches: int = 0  # dev batches evaluated after each epoch for the metrics; 0 = all
@@ -380,6 +381,7 @@ class TrainParams:
                 f"The 'train.device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {self.device!r} instead."
             )
         check_positive("train.workers", self.workers, allow_zero=True)
+        check_positive("train.threads", self.threads, allow_zero=True)
         check_positive("train.cache_mb", self.cache_mb, allow_zero=True)
         check_positive("train.eval_batches", self.eval_batches, allow_zero=True)
         if self.head_epochs + self.finetune_epochs == 0:

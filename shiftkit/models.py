@@ -74,6 +74,21 @@ def _hub_weights_cached(model_name: str) -> bool:
     return False
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the model hub cannot be reached, or None. One short TCP connect: the hub client
+    would otherwise retry with back-off for a minute or more before giving up."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{url.hostname}:{port} unreachable: {exc.strerror or exc}"
+
+
 def _offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
@@ -195,11 +210,14 @@ def create_model(
     if num_classes < 1:
         raise ModelError(f"A model needs at least one label. Got {num_classes} instead.")
     if pretrained is True:
-        if _offline() and not _hub_weights_cached(name):
-            raise ModelError(
-                f"Pretrained weights for {name!r} are not in the local Hugging Face cache and the hub is offline; "
-                f"set 'train.pretrained' to a local checkpoint path or to false, or pre-download them into the HF cache."
-            )
+        if not _hub_weights_cached(name):
+            why = "HF_HUB_OFFLINE is set" if _offline() else _hub_unreachable()
+            if why:
+                raise ModelError(
+                    f"Pretrained weights for {name!r} are not in the local Hugging Face cache and the hub is offline "
+                    f"({why}); set 'train.pretrained' to a local checkpoint path or to false, or pre-download them "
+                    f"into the HF cache."
+                )
         # short timeouts: an unreachable hub must fail in seconds, not minutes
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")

@@ -36,7 +36,7 @@ from shiftkit.errors import ConfigError, DataError, ModelError
 
 STATE_NAME = "state.pt"
 # settings that change how fast a run goes, never what it computes: left out of the params hash
-_RUNTIME_KEYS = ("workers", "cache", "cache_mb", "eval_batches")
+_RUNTIME_KEYS = ("workers", "threads", "cache", "cache_mb", "eval_batches")
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,8 @@ def train(
     dist_info = _init_distributed(params.device)
     device = data.resolve_device(params.device, dist_info.local_rank)
     cuda = device.type == "cuda"
+    if params.threads:
+        torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
     np.random.seed(params.seed)
     random.seed(params.seed)

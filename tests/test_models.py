@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -22,11 +24,20 @@ def test_unknown_model_name_suggests_close_names(name, hint):
         models.create_model(name, 10)
 
 
-def test_hub_weights_offline_fail_fast_with_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.mark.parametrize(
+    "env, why",
+    [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1:9 unreachable")],
+    ids=["offline-flag", "hub-unreachable"],
+)
+def test_hub_weights_offline_fail_fast_with_the_fix(monkeypatch, tmp_path, env, why):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
-    with pytest.raises(ModelError, match="local checkpoint path or to false, or pre-download"):
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError, match=f"{why}.*local checkpoint path or to false, or pre-download"):
         models.create_model(ARCH, 10, pretrained=True)
+    assert time.perf_counter() - t0 < 10  # no minute of hub retries
 
 
 def test_safetensors_checkpoint_loads_backbone_with_a_new_head(tmp_path):

@@ -40,9 +40,10 @@ def example(tmp_path_factory):
     return base, m, s
 
 
-def test_train_writes_model_metadata_resume_point_and_dvclive(example, tmp_path):
+def test_train_writes_model_metadata_resume_point_and_dvclive(example, tmp_path, monkeypatch, capsys):
     base, m, s = example
     syn = build_synth(tmp_path, m, s, limit=8)
+    monkeypatch.setenv("SHIFTKIT_PROGRESS", "1")
     r = train(m, s, tmp_path / "models", tiny(finetune_epochs=2), synth=syn, live_dir=tmp_path / "dvclive")
     meta = json.loads((tmp_path / "models" / "model.json").read_text())
     assert meta["model"] == "resnet10t" and meta["labels"] == [str(i) for i in range(10)]
@@ -52,6 +53,8 @@ def test_train_writes_model_metadata_resume_point_and_dvclive(example, tmp_path)
     assert weights["fc.weight"].shape[0] == 10
     assert (tmp_path / "models" / STATE_NAME).is_file()
     assert r.epochs == 2 and 0.0 <= r.dev_accuracy <= 1.0
+    bar = capsys.readouterr().err
+    assert "epoch 2/2 finetune" in bar and "img/s" in bar and "dev acc" in bar
     metrics = json.loads((tmp_path / "dvclive" / "metrics.json").read_text())
     assert metrics["step"] == 1 and "accuracy" in metrics["dev"] and "loss" in metrics["train"]
     tsv = (tmp_path / "dvclive" / "plots" / "metrics" / "dev" / "accuracy.tsv").read_text().splitlines()
