@@ -200,7 +200,14 @@ def _live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
     logging.getLogger("dvclive").setLevel(logging.ERROR)
     from dvclive import Live
 
-    live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
+    class _FilesOnlyLive(Live):
+        # dvclive's repository integration would `dvc init` an enclosing git repo that has no
+        # DVC, crashes in a git repo without commits, and saves git experiments; the stage
+        # declares dvclive/ as its metrics and plots, so plain files are all we need
+        def _init_dvc(self) -> None:
+            self._dvc_repo = None
+
+    live = _FilesOnlyLive(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
     live.step = step
     return live
 
