@@ -137,8 +137,10 @@ def test_empty_train_split(example, tmp_path):
         (["--model", "resnet10"], "Did you mean resnet10t"),
         (["--pretrained", "{junk}"], "corrupt or not a safetensors file"),
         (["--epochs", "-1"], "train.finetune_epochs"),
+        (["--epochs", "0"], "nothing to train"),
+        (["--device", "tpu"], "'train.device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ],
-    ids=["unknown-model", "corrupt-checkpoint", "bad-epochs"],
+    ids=["unknown-model", "corrupt-checkpoint", "bad-epochs", "no-epochs-from-scratch", "bad-device"],
 )
 def test_cli_bad_input_is_one_line_exit_2(example, tmp_path, capsys, args, match):
     base, m, s = example
