@@ -267,7 +267,7 @@ def train(
     augment = (
         data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
     )
-    use_cache = params.cache and cache_fits_all(train_items.height + dev_items.height, size, ch, params.cache_mb)
+    use_cache = params.cache and data.cache_fits(train_items.height + dev_items.height, size, ch, params.cache_mb)
     tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
     tr_cache = data.build_cache(tr_paths, size, ch, params.workers or 1) if use_cache else None
     dv_cache = data.build_cache(dv_paths, size, ch, params.workers or 1) if use_cache else None
@@ -419,7 +419,3 @@ def train(
         device=str(device),
         world_size=dist_info.world_size,
     )
-
-
-def cache_fits_all(n: int, size: int, channels: int, cache_mb: int) -> bool:
-    return data.cache_fits(n, size, channels, cache_mb)
