@@ -245,7 +245,82 @@ def check_command(
 
 
 # --- train, evaluate ---------------------------------------------------------------------------
-# (see the training issue)
+
+
+@app.command("train")
+def train_cmd(
+    manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
+    splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
+    synth: Optional[Path] = typer.Option(
+        None, "--synth", help="Synth table (synth.parquet); its train children join the training set."
+    ),
+    out: Path = typer.Option(Path("models"), "--out", help="Folder for model.safetensors, model.json and the resume point."),
+    live: Path = typer.Option(Path("dvclive"), "--live", help="dvclive folder for per-epoch metrics and plots."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last completed epoch in --out."),
+    model: Optional[str] = typer.Option(None, "--model", help="timm model name (overrides train.model)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--pretrained", help="true (timm hub), false, or a checkpoint path (overrides train.pretrained)."
+    ),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs (overrides train.finetune_epochs)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides train.device)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes (overrides train.workers)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Transfer learning with a timm CNN: new head on a frozen backbone, then fine-tuning.
+
+    Writes the model after every epoch (atomically); run with [bold]torchrun[/] for several
+    GPUs or processes (rank 0 writes).
+    """
+    import os
+
+    from shiftkit.train import train
+
+    params = load_params(params_path)
+    changes = {}
+    if model is not None:
+        changes["model"] = model
+    if pretrained is not None:
+        low = pretrained.strip().lower()
+        changes["pretrained"] = True if low == "true" else False if low == "false" else pretrained
+    if epochs is not None:
+        changes["finetune_epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    if workers is not None:
+        changes["workers"] = workers
+    tp = params.replace("train", **changes).train if changes else params.train
+    result = train(manifest, splits, out, tp, synth=synth, live_dir=live, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(
+            f"trained {tp.model} for {result.epochs} epoch(s) on {result.device}: dev accuracy "
+            f"{result.dev_accuracy:.3f}, {result.images_per_s:,.0f} img/s, {result.seconds:.0f} s -> {out}"
+        )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
+    splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
+    synth: Optional[Path] = typer.Option(None, "--synth", help="Synth table; its children are predicted as domain 'synth'."),
+    model_dir: Path = typer.Option(Path("models"), "--model", help="Model folder written by shiftkit train."),
+    out: Path = typer.Option(
+        Path("data/predictions/predictions.parquet"), "--out", help="Predictions table to write."
+    ),
+    train_sample: Optional[int] = typer.Option(
+        None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
+    ),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
+    from shiftkit.evaluate import evaluate
+
+    params = load_params(params_path)
+    changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
+    ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
+    result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
+    acc = ", ".join(f"{k} {v:.3f}" for k, v in result.accuracy.items())
+    console.print(f"predicted {sum(result.counts.values()):,} images on {result.device} in {result.seconds:.1f} s ({acc}) -> {out}")
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -387,11 +387,96 @@ class CheckParams:
 
 
 # --- train -------------------------------------------------------------------------------------
-# (train section: see the training issue)
+
+
+@section("train")
+@frozen
+class TrainParams:
+    """Transfer learning with a timm CNN (``shiftkit train``): model, phases, data pipeline, device."""
+
+    model: str = "resnet10t"  # any name in timm.list_models()
+    pretrained: Union[bool, str] = False  # true: timm hub weights; a checkpoint path; false: from scratch
+    img_size: int = 32  # square input size in pixels
+    channels: int = 3  # 1 (grey) or 3 (RGB)
+    batch_size: int = 64  # per process
+    head_epochs: int = 1  # phase (a): frozen backbone, new head (skipped when pretrained is false)
+    finetune_epochs: int = 4  # phase (b): unfrozen layers at a low learning rate
+    head_lr: float = 1e-3
+    finetune_lr: float = 1e-3  # with pretrained weights, use a lower one (e.g. 1e-4)
+    unfreeze_stages: int = 0  # phase (b): 0 unfreezes everything, K the last K stages (feature_info)
+    layer_decay: float = 1.0  # layer-wise learning-rate decay in phase (b); 1.0 switches it off
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.0
+    augment: bool = True
+    translate: float = 0.08  # augmentation: shift as a fraction of the side
+    scale: float = 0.1  # augmentation: zoom in/out by up to this fraction
+    rotate: float = 10.0  # augmentation: rotation in degrees, up to
+    hflip: bool = False  # augmentation: horizontal flip (wrong for digits and text)
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda, cuda:N
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
+    channels_last: bool = True  # memory format on CUDA
+    workers: int = 2  # data-loader worker processes (0 loads in the training process)
+    threads: int = 0  # torch CPU threads of the training process; 0 keeps torch's default
+    cache: bool = True  # keep decoded, resized images in memory when they fit in cache_mb
+    cache_mb: int = 2048
+    eval_batches: int = 0  # dev batches evaluated after each epoch for the metrics; 0 = all
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise ConfigError("The 'train.model' parameter must be a timm model name. Got '' instead.")
+        check_choice("train.channels", self.channels, (1, 3))
+        if self.img_size < 8:
+            raise ConfigError(f"The 'train.img_size' parameter must be >= 8. Got {self.img_size!r} instead.")
+        check_positive("train.batch_size", self.batch_size)
+        check_positive("train.head_epochs", self.head_epochs, allow_zero=True)
+        check_positive("train.finetune_epochs", self.finetune_epochs, allow_zero=True)
+        check_positive("train.head_lr", self.head_lr)
+        check_positive("train.finetune_lr", self.finetune_lr)
+        check_positive("train.unfreeze_stages", self.unfreeze_stages, allow_zero=True)
+        check_fraction("train.layer_decay", self.layer_decay, closed_high=True)
+        check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
+        check_fraction("train.label_smoothing", self.label_smoothing, closed_low=True)
+        check_fraction("train.translate", self.translate, closed_low=True)
+        check_fraction("train.scale", self.scale, closed_low=True)
+        if not 0 <= self.rotate <= 180:
+            raise ConfigError(f"The 'train.rotate' parameter must be in [0, 180] degrees. Got {self.rotate!r} instead.")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(
+                f"The 'train.device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {self.device!r} instead."
+            )
+        check_positive("train.workers", self.workers, allow_zero=True)
+        check_positive("train.threads", self.threads, allow_zero=True)
+        check_positive("train.cache_mb", self.cache_mb, allow_zero=True)
+        check_positive("train.eval_batches", self.eval_batches, allow_zero=True)
+        if self.head_epochs + self.finetune_epochs == 0:
+            raise ConfigError("The 'train.head_epochs' and 'train.finetune_epochs' parameters are both 0; nothing to train.")
+
 
 
 # --- evaluate ----------------------------------------------------------------------------------
-# (evaluate section: see the training issue)
+
+
+@section("evaluate")
+@frozen
+class EvaluateParams:
+    """Predictions over the splits (``shiftkit evaluate``)."""
+
+    train_sample: int = 5000  # at most this many train images (and as many synth children), seeded
+    batch_size: int = 256
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    workers: int = 2  # data-loader worker processes
+
+    def __post_init__(self) -> None:
+        check_positive("evaluate.train_sample", self.train_sample)
+        check_positive("evaluate.batch_size", self.batch_size)
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(
+                f"The 'evaluate.device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {self.device!r} instead."
+            )
+        check_positive("evaluate.workers", self.workers, allow_zero=True)
+
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -1,0 +1,421 @@
+"""Transfer learning with a timm CNN: two phases, AMP, DDP, atomic checkpoints, exact resume.
+
+Phase (a) trains the new head with the backbone frozen (batch-norm statistics included, so the
+backbone stays bit-identical); phase (b) unfreezes everything or the last K stages and
+fine-tunes at a low learning rate. Without pretrained weights there is nothing to protect and
+phase (a) is skipped.
+
+After every epoch the model (safetensors + json metadata) and a resume point (``state.pt``:
+weights, optimizer, scheduler, scaler, RNG states) are written atomically. The data order and
+augmentation are functions of (seed, epoch), so ``resume=True`` after an interruption redoes the
+interrupted epoch exactly and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import shiftkit
+from shiftkit import data, io, models
+from shiftkit.config import TrainParams
+from shiftkit.console import console, make_progress, rate_text
+from shiftkit.errors import ConfigError, DataError, ModelError
+
+STATE_NAME = "state.pt"
+# settings that change how fast a run goes, never what it computes: left out of the params hash
+_RUNTIME_KEYS = ("workers", "threads", "cache", "cache_mb", "eval_batches")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    epochs: int
+    dev_accuracy: float
+    seconds: float
+    images_per_s: float
+    device: str
+    world_size: int
+
+
+def params_hash(params: TrainParams) -> str:
+    """sha256 of the parameters that determine the weights."""
+    d = {k: v for k, v in dataclasses.asdict(params).items() if k not in _RUNTIME_KEYS}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def phase_plan(params: TrainParams) -> list[str]:
+    """The phase of each epoch: 'head' epochs (only with pretrained weights), then 'finetune'."""
+    head = params.head_epochs if params.pretrained is not False else 0
+    plan = ["head"] * head + ["finetune"] * params.finetune_epochs
+    if not plan:
+        raise ConfigError(
+            "The 'train.finetune_epochs' parameter is 0 and 'train.pretrained' is false (which skips the head "
+            "phase): nothing to train. Set finetune_epochs >= 1."
+        )
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed
+
+
+@dataclass(frozen=True)
+class _Dist:
+    world_size: int
+    rank: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            cuda = torch.cuda.is_available() and device_name != "cpu"
+            dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return _Dist(world, rank, local)
+
+
+def _barrier(d: _Dist) -> None:
+    if d.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _all_sum(values: list[float], d: _Dist, device: torch.device) -> list[float]:
+    if d.world_size == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": json.dumps(np.random.get_state()[1].tolist()),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": json.dumps(random.getstate()[1]),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state.get("cuda"):
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys = np.array(json.loads(state["numpy"]), dtype=np.uint32)
+    np.random.set_state(("MT19937", keys, state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(json.loads(state["python"])), None))
+
+
+def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous CPU tensors (channels_last weights are not)
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def write_model(out_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """model.safetensors + model.json, each written atomically (weights first)."""
+    from safetensors.torch import save_file
+
+    with io.atomic_path(out_dir / models.WEIGHTS_NAME) as tmp:
+        save_file(_cpu_state_dict(model), str(tmp), metadata={"format": "pt", "model": meta["model"]})
+    io.write_json(out_dir / models.META_NAME, meta)
+
+
+def _write_state(out_dir: Path, state: dict[str, Any]) -> None:
+    with io.atomic_path(out_dir / STATE_NAME) as tmp:
+        torch.save(state, tmp)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same: unusable
+        raise ModelError(f"Resume point {path} is corrupt ({type(exc).__name__}); delete it to start afresh.") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def _optimizer(model: nn.Module, phase: str, params: TrainParams, steps: int):
+    if phase == "head":
+        models.freeze_backbone(model)
+        groups = models.param_groups(model, params.head_lr, params.weight_decay)
+    else:
+        models.unfreeze(model, params.unfreeze_stages)
+        groups = models.param_groups(model, params.finetune_lr, params.weight_decay, params.layer_decay)
+    opt = torch.optim.AdamW(groups, lr=params.head_lr if phase == "head" else params.finetune_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    return opt, sched
+
+
+def _set_mode(model: nn.Module, phase: str) -> None:
+    """Train mode, but in the head phase the frozen backbone's batch-norm statistics stay put."""
+    if phase == "head":
+        model.eval()
+        head = model.get_classifier()
+        if isinstance(head, nn.Module):
+            head.train()
+    else:
+        model.train()
+
+
+def _live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
+    if live_dir is None:
+        return None
+    # dvclive must not reach for git experiments, DVC Studio or analytics
+    os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    import logging
+
+    logging.getLogger("dvclive").setLevel(logging.ERROR)
+    from dvclive import Live
+
+    class _FilesOnlyLive(Live):
+        # dvclive's repository integration would `dvc init` an enclosing git repo that has no
+        # DVC, crashes in a git repo without commits, and saves git experiments; the stage
+        # declares dvclive/ as its metrics and plots, so plain files are all we need
+        def _init_dvc(self) -> None:
+            self._dvc_repo = None
+
+    live = _FilesOnlyLive(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
+    live.step = step
+    return live
+
+
+def train(
+    manifest: str | os.PathLike[str],
+    splits: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    params: TrainParams,
+    *,
+    synth: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = "dvclive",
+    resume: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train ``params.model`` on the train split (and its synthesised children); track dev.
+
+    ``on_batch(epoch, batch)`` is called after each optimizer step (progress hooks, tests that
+    interrupt a run). Under ``torchrun`` every process trains its shard and rank 0 writes.
+
+    Raises:
+        DataError: when the train or dev split is empty or labels are missing.
+        ModelError: on an unknown model or unusable pretrained weights.
+        ConfigError: on a resume point written with other parameters.
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    dist_info = _init_distributed(params.device)
+    device = data.resolve_device(params.device, dist_info.local_rank)
+    cuda = device.type == "cuda"
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    torch.manual_seed(params.seed)
+    np.random.seed(params.seed)
+    random.seed(params.seed)
+
+    man, spl, syn = data.read_inputs(manifest, splits, synth)
+    labels = data.labels_of(man)
+    train_items = data.items(man, manifest, spl, ["train"], syn, synth)
+    dev_items = data.items(man, manifest, spl, ["dev"])
+    for name, frame in (("train", train_items), ("dev", dev_items)):
+        if frame.height == 0:
+            raise DataError(f"The {name!r} split of {splits} holds no images; training needs train and dev images.")
+    plan = phase_plan(params)
+
+    model = models.create_model(params.model, len(labels), in_chans=params.channels, pretrained=params.pretrained)
+    mean_t, std_t = models.data_config(model, params.channels)
+    mean = torch.tensor(mean_t, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(std_t, device=device).view(1, -1, 1, 1)
+    channels_last = cuda and params.channels_last
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    # data: decode once into memory when it fits and is read more than once
+    size, ch = params.img_size, params.channels
+    augment = (
+        data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
+    )
+    use_cache = params.cache and data.cache_fits(train_items.height + dev_items.height, size, ch, params.cache_mb)
+    tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
+    tr_cache = data.build_cache(tr_paths, size, ch, params.workers or 1) if use_cache else None
+    dv_cache = data.build_cache(dv_paths, size, ch, params.workers or 1) if use_cache else None
+    tr_ds = data.ImageDataset(
+        tr_paths, data.targets(train_items, labels), size=size, channels=ch, augment=augment, seed=params.seed, cache=tr_cache
+    )
+    dv_ds = data.ImageDataset(dv_paths, data.targets(dev_items, labels), size=size, channels=ch, cache=dv_cache)
+    loader = data.make_loader(
+        tr_ds,
+        batch_size=params.batch_size,
+        shuffle=True,
+        seed=params.seed,
+        workers=params.workers,
+        pin_memory=cuda,
+        world_size=dist_info.world_size,
+        rank=dist_info.rank,
+        drop_last=dist_info.world_size > 1,
+    )
+    dev_loader = data.make_loader(dv_ds, batch_size=max(params.batch_size, 256), shuffle=False, workers=0, pin_memory=cuda)
+    steps_per_epoch = len(loader)
+
+    amp_dtype = None
+    if cuda and params.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+    criterion = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
+
+    meta = {
+        "model": params.model,
+        "labels": labels,
+        "img_size": size,
+        "channels": ch,
+        "mean": list(mean_t),
+        "std": list(std_t),
+        "pretrained": params.pretrained if isinstance(params.pretrained, bool) else str(params.pretrained),
+        "params_hash": params_hash(params),
+        "shiftkit_version": shiftkit.__version__,
+        "phases": plan,
+    }
+
+    start_epoch, state = 0, None
+    state_path = out / STATE_NAME
+    if resume and state_path.is_file():
+        state = _read_state(state_path)
+        if state.get("params_hash") != meta["params_hash"]:
+            raise ConfigError(
+                f"Resume point {state_path} was written with other train parameters; drop --resume to start afresh."
+            )
+        start_epoch = int(state["epoch"])
+        model.load_state_dict(state["model"])
+    elif resume and dist_info.main:
+        console.print(f"[yellow]No resume point in {out}; starting afresh.[/]")
+
+    live = _live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
+    dev_acc = float(state["dev_accuracy"]) if state is not None else float("nan")
+    seen, train_seconds = 0, 0.0
+    opt = sched = None
+    ddp_model: nn.Module = model
+    phase_now = None
+    progress = make_progress()
+    with progress:
+        for epoch in range(start_epoch, len(plan)):
+            phase = plan[epoch]
+            if phase != phase_now:
+                phase_epochs = plan.count(phase)
+                opt, sched = _optimizer(model, phase, params, phase_epochs * steps_per_epoch)
+                if state is not None and state.get("phase") == phase and epoch == start_epoch:
+                    opt.load_state_dict(state["optimizer"])
+                    sched.load_state_dict(state["scheduler"])
+                    scaler.load_state_dict(state["scaler"])
+                if dist_info.world_size > 1:
+                    from torch.nn.parallel import DistributedDataParallel as DDP
+
+                    ddp_model = DDP(model, device_ids=[device.index] if cuda else None)
+                phase_now = phase
+            if state is not None and epoch == start_epoch:
+                _set_rng_state(state["rng"])
+            data.set_epoch(loader, epoch)
+            _set_mode(model, phase)
+            task = progress.add_task(f"epoch {epoch + 1}/{len(plan)} {phase}", total=len(tr_ds) // dist_info.world_size, rate="")
+            loss_sum = correct = count = 0.0
+            t0 = time.perf_counter()
+            for b, (x, y) in enumerate(loader):
+                x = data.to_input(x, mean, std, device, channels_last)
+                y = y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    logits = ddp_model(x)
+                    loss = criterion(logits, y)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                n = y.shape[0]
+                loss_sum += float(loss.detach()) * n
+                correct += float((logits.detach().argmax(1) == y).sum())
+                count += n
+                elapsed = time.perf_counter() - t0
+                progress.update(task, advance=n, rate=rate_text(count, elapsed))
+                if on_batch is not None:
+                    on_batch(epoch, b)
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            loss_sum, correct, count = _all_sum([loss_sum, correct, count], dist_info, device)
+            seen += int(count)
+            if dist_info.main:
+                from shiftkit.evaluate import predict
+
+                probs = predict(model, dev_loader, device, mean, std, channels_last, amp_dtype, max_batches=params.eval_batches)
+                dev_y = torch.from_numpy(dv_ds.targets[: probs.shape[0]])
+                dev_loss = float(nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), dev_y))
+                dev_acc = float((probs.argmax(1) == dev_y).float().mean())
+                meta_now = {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)}
+                write_model(out, model, meta_now)
+                _write_state(
+                    out,
+                    {
+                        "epoch": epoch + 1,
+                        "phase": phase,
+                        "params_hash": meta["params_hash"],
+                        "model": _cpu_state_dict(model),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "rng": _rng_state(),
+                        "dev_accuracy": dev_acc,
+                    },
+                )
+                if live is not None:
+                    live.log_metric("train/loss", loss_sum / max(count, 1))
+                    live.log_metric("train/accuracy", correct / max(count, 1))
+                    live.log_metric("dev/loss", dev_loss)
+                    live.log_metric("dev/accuracy", dev_acc)
+                    live.log_metric("lr", float(opt.param_groups[-1]["lr"]))
+                    live.log_metric("images_per_s", count / max(epoch_seconds, 1e-9), plot=False)
+                    live.next_step()
+                progress.update(
+                    task, description=f"epoch {epoch + 1}/{len(plan)} {phase} loss {loss_sum / max(count, 1):.3f} dev acc {dev_acc:.3f}"
+                )
+            _barrier(dist_info)
+    if live is not None:
+        live.end()
+    return TrainResult(
+        model_dir=out,
+        epochs=len(plan),
+        dev_accuracy=dev_acc,
+        seconds=time.perf_counter() - t_start,
+        images_per_s=seen / train_seconds if train_seconds else 0.0,
+        device=str(device),
+        world_size=dist_info.world_size,
+    )
