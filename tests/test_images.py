@@ -165,3 +165,14 @@ def test_damaged_pngs_are_refused_by_the_fast_path_too(damage, reason):
     with pytest.raises(ImageDecodeError) as err:
         images.inspect(bytes(data))
     assert err.value.reason in ((reason,) if reason else ("truncated", "unsupported"))
+
+
+def test_blur_is_the_variance_of_the_mirrored_laplacian():
+    import cv2
+
+    x, _ = helpers.mnist(20, offset=4000)
+    t, _ = helpers.digits(20)
+    for a in [*x, *t, np.full((64, 64), 9, np.uint8)]:
+        w = images.working_image(a)
+        ref = cv2.Laplacian(w, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).astype(np.float64).var()
+        assert images.measure(a)["blur"] == pytest.approx(ref, rel=1e-5, abs=1e-12)
