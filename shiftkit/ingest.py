@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from shiftkit import images
 from shiftkit.config import IngestParams
@@ -400,7 +401,8 @@ def ingest(
     if not show:
         progress.disable = True
     started = time.perf_counter()
-    with progress:
+    # BLAS threads for 64x64 products only fight the worker processes (which inherit this)
+    with progress, threadpool_limits(limits=1, user_api="blas"):
         task = progress.add_task("ingest", total=len(todo), rate="")
         records = imap(
             _process,
@@ -502,16 +504,18 @@ def _tables(
 
     accepted = [e for e in entries if e.reason is None]
     rejected = [e for e in entries if e.reason is not None]
-    cols: dict[str, list] = {c: [] for c in ("image_id", "path", "root", "domain", "label", *_HEADER_FIELDS, *_PROP_FIELDS, "drop")}
-    for e in accepted:
-        cols["image_id"].append(e.image_id)
-        cols["path"].append(e.path)
-        cols["root"].append(rel_roots[e.root])
-        cols["domain"].append(e.domain)
-        cols["label"].append(e.label)
-        for name, value in zip((*_HEADER_FIELDS, *_PROP_FIELDS), e.values):
-            cols[name].append(value)
-        cols["drop"].append(prev.first_drop.get(e.image_id, drop))
+    fields = (*_HEADER_FIELDS, *_PROP_FIELDS)
+    # transpose the records in C (zip) rather than appending field by field
+    values = list(zip(*(e.values for e in accepted))) if accepted else [()] * len(fields)
+    cols: dict[str, list] = {
+        "image_id": [e.image_id for e in accepted],
+        "path": [e.path for e in accepted],
+        "root": [rel_roots[e.root] for e in accepted],
+        "domain": [e.domain for e in accepted],
+        "label": [e.label for e in accepted],
+        **{name: list(column) for name, column in zip(fields, values)},
+        "drop": [prev.first_drop.get(e.image_id, drop) for e in accepted],
+    }
     schema = {**MANIFEST.columns}
     manifest = pl.DataFrame({c: v for c, v in cols.items()}, schema={c: schema[c] for c in cols})
     # near copies share the id of their earliest member, so old groups keep their names
