@@ -27,6 +27,7 @@ summary counts them. With nothing new, every output is byte-identical to the pre
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -380,6 +381,26 @@ def ingest(
         InputPathError: when a domain folder or the listing is missing, or ``out`` is not writable.
         DataError: when the listing or the previous outputs cannot be read.
     """
+    # Hundreds of thousands of small records and no reference cycles: the cyclic collector's
+    # full passes over them were measured at a third of the time spent after decoding.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _ingest(domains, out, listing=listing, params=params, workers=workers, show=show)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest(
+    domains: Mapping[str, str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    listing: str | os.PathLike[str] | None,
+    params: IngestParams | None,
+    workers: int | None,
+    show: bool,
+) -> IngestResult:
     t0 = time.perf_counter()
     params = params or IngestParams()
     roots = _check_inputs(domains, listing)
