@@ -485,12 +485,23 @@ def phash(work: np.ndarray) -> int:
     ``int(str(imagehash.phash(img)), 16)`` up to the thumbnail's resampling filter.
     """
     if _PHASH_LOW is not None and work.shape == (WORK_SIZE, WORK_SIZE):
-        low = _PHASH_LOW @ work @ _PHASH_LOW_T  # the same numbers as the two steps below
-    else:
-        thumb = cv2.resize(work, (PHASH_SIZE, PHASH_SIZE), interpolation=cv2.INTER_AREA)
-        low = cv2.dct(thumb)[:8, :8]
+        return int(_phash_batch(work[None])[0])
+    thumb = cv2.resize(work, (PHASH_SIZE, PHASH_SIZE), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(thumb)[:8, :8]
     bits = (low > _median(low.ravel())).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def _phash_batch(works: np.ndarray) -> np.ndarray:
+    """``phash`` of N float32 working images (N, WORK_SIZE, WORK_SIZE), as uint64.
+
+    One stacked product for all (numpy runs the same 2-d product per image, so one image
+    alone gets the same bits) and one sort: six calls for N images instead of six per image.
+    """
+    low = (_PHASH_LOW @ works @ _PHASH_LOW_T).reshape(works.shape[0], 64)
+    s = np.sort(low, axis=1)
+    median = (s[:, 31].astype(np.float64) + s[:, 32]) * 0.5
+    return np.packbits(low > median[:, None], axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def hamming(a: int, b: int) -> int:
@@ -505,10 +516,12 @@ def measure(pixels: np.ndarray) -> dict[str, float | int]:
 
 def measure_batch(works: np.ndarray) -> list[dict[str, float | int]]:
     """``measure_work`` of N uint8 or float working images, (N, WORK_SIZE, WORK_SIZE)."""
-    return [measure_work(w if w.dtype == np.float32 else np.multiply(w, _INV255, dtype=np.float32)) for w in works]
+    floats = works if works.dtype == np.float32 else np.multiply(works, _INV255, dtype=np.float32)
+    hashes = _phash_batch(floats).tolist() if floats.shape[1:] == (WORK_SIZE, WORK_SIZE) else [None] * len(floats)
+    return [measure_work(w, h) for w, h in zip(floats, hashes)]
 
 
-def measure_work(work: np.ndarray) -> dict[str, float | int]:
+def measure_work(work: np.ndarray, _phash: int | None = None) -> dict[str, float | int]:
     """``measure`` of an image already reduced to its float working image (``working_image``).
 
     At 64x64 pixels the cost is the number of calls, not the arithmetic, so one DCT serves four
@@ -530,7 +543,7 @@ def measure_work(work: np.ndarray) -> dict[str, float | int]:
     eff = float(np.searchsorted(cum, EFFECTIVE_RES_ENERGY * ac) + 1) if ac > 1e-12 else 1.0
     weights = _LAPLACIAN_EIGEN2 if n == WORK_SIZE else _laplacian_eigen2(n)
     return {
-        "phash": phash(work),
+        "phash": phash(work) if _phash is None else _phash,
         "blur": float(np.vdot(weights, energy)) / (n * n),
         "brightness": float(coeffs[0, 0]) / n,
         "contrast": math.sqrt(ac) / n,
