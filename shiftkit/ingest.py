@@ -247,8 +247,10 @@ def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
         os.close(devnull)
 
 
-def _process(paths: Sequence[str]) -> list[tuple]:
-    """(sha256, kind, payload) per path; kind is ok, bad, known or unreadable."""
+def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
+    """(sha256, kind, payload) per path of (root, relative paths); kind is ok, bad, known or unreadable."""
+    root, rels = task
+    paths = [os.path.join(root, rel) for rel in rels]
     max_pixels, min_size, background = _LIMITS
     out: list[tuple] = []
     pending: list[int] = []
@@ -283,9 +285,18 @@ def _process(paths: Sequence[str]) -> list[tuple]:
     return out
 
 
-def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for k in range(0, len(items), size):
-        yield items[k : k + size]
+def _batches(todo: Sequence[_Entry], size: int) -> Iterable[tuple[str, list[str]]]:
+    """Tasks of up to ``size`` files under one root: (root, relative paths), joined by the worker."""
+    batch: list[str] = []
+    root = None
+    for e in todo:
+        if batch and (e.root != root or len(batch) == size):
+            yield str(root), batch
+            batch = []
+        root = e.root
+        batch.append(e.path)
+    if batch:
+        yield str(root), batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,7 +438,7 @@ def _ingest(
         task = progress.add_task("ingest", total=len(todo), rate="")
         records = imap(
             _process,
-            _batches([e.abspath for e in todo], _BATCH),
+            _batches(todo, _BATCH),
             workers=n_workers,
             chunksize=1,
             initializer=_init_worker,

@@ -94,7 +94,7 @@ def test_bomb_header_is_refused_fast_without_allocating_pixels(tmp_path):
     ingest_mod._init_worker(frozenset(), (89_478_485, 8, 255))
     tracemalloc.start()
     t = time.perf_counter()
-    (record,) = ingest_mod._process([str(path)])
+    (record,) = ingest_mod._process((str(tmp_path), ["bomb.png"]))
     seconds = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
