@@ -66,7 +66,7 @@ _HEADER_FIELDS = ("width", "height", "format", "mode", "jpeg_quality")
 _PROP_FIELDS = ("phash", "blur", "brightness", "contrast", "effective_res", "noise", "extent")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """One file (or link, or listing row) found under a root, and what became of it."""
 
