@@ -80,10 +80,6 @@ class _Entry:
     image_id: str | None = None
     values: tuple | None = None  # header fields + properties, in _HEADER_FIELDS + _PROP_FIELDS order
 
-    @property
-    def abspath(self) -> str:
-        return os.path.join(self.root, self.path)
-
 
 @dataclass
 class IngestResult:
