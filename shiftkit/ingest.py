@@ -254,8 +254,8 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
     with images.quiet_pillow():
         for path in paths:
             try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
+                with open(path, "rb", buffering=0) as fh:  # one read, sized by fstat, no buffer layer
+                    data = fh.readall()
             except OSError as exc:
                 out.append((None, "unreadable", exc.strerror or str(exc)))
                 continue
