@@ -535,10 +535,9 @@ def measure_work(work: np.ndarray, _phash: int | None = None) -> dict[str, float
     n = work.shape[0]
     coeffs = _DCT_WORK @ work @ _DCT_WORK_T if work.shape == (WORK_SIZE, WORK_SIZE) else cv2.dct(work)
     energy = cv2.multiply(coeffs, coeffs)
-    dc2 = float(energy[0, 0])
-    # the energy with max(u, v) < k is the integral image at (k, k): no per-level sums
-    integral = cv2.integral(energy, sdepth=cv2.CV_64F)
-    cum = np.diagonal(integral)[1:] - dc2
+    energy[0, 0] = 0.0  # AC only: no cancellation against a large DC term in float32 sums
+    # the AC energy with max(u, v) < k is the integral image at (k, k): no per-level sums
+    cum = np.diagonal(cv2.integral(energy, sdepth=cv2.CV_32F))[1:]
     ac = max(float(cum[-1]), 0.0)
     eff = float(np.searchsorted(cum, EFFECTIVE_RES_ENERGY * ac) + 1) if ac > 1e-12 else 1.0
     weights = _LAPLACIAN_EIGEN2 if n == WORK_SIZE else _laplacian_eigen2(n)
