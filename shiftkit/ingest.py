@@ -110,8 +110,11 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _walk_domain(domain: str, root: Path, order: int) -> list[_Entry]:
-    """Every file and link under ``root``, sorted, with its verdict when the layout decides it."""
+def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -> list[_Entry]:
+    """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
+
+    ``skip`` is a folder left out (ingest's own output folder, when it lies under a root).
+    """
     real_root = os.path.realpath(root)
     out: list[_Entry] = []
 
@@ -137,7 +140,8 @@ def _walk_domain(domain: str, root: Path, order: int) -> list[_Entry]:
                 elif os.path.isdir(target):
                     entry.reason, entry.detail = "stray_file", "a link to a folder (links to folders are not followed)"
             elif e.is_dir(follow_symlinks=False):
-                visit(e.path, rel_parts)
+                if skip is None or os.path.realpath(e.path) != skip:
+                    visit(e.path, rel_parts)
                 continue
             elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
                 entry.reason, entry.detail = "unreadable", "not a regular file"
@@ -418,7 +422,7 @@ def _ingest(
 
     entries: list[_Entry] = []
     for order, (name, root) in enumerate(roots.items()):
-        entries.extend(_walk_domain(name, root, order))
+        entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
     if listing is not None:
         entries.extend(_listing_entries(Path(listing), list(roots)))
     rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
