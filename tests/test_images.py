@@ -103,6 +103,12 @@ def test_phash_matches_imagehash_closely():
     assert np.median(dists) <= 2
 
 
+def _orientation_exif(value):
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = value
+    return exif
+
+
 def _variants():
     x, _ = helpers.mnist(3, offset=2000)
     rgb = np.dstack([x[0], x[1], x[2]])
@@ -129,6 +135,7 @@ def _variants():
         # a JPEG of 128 px or more: libjpeg's grey (Y) output of a reduced DCT-domain decode,
         # close to, not equal to, a full RGB decode converted to grey
         "jpeg-252-reduced": (jpeg(big, quality=92), True),
+        "jpeg-reduced-exif-rotated": (jpeg(big.crop((0, 0, 252, 140)), quality=92, exif=_orientation_exif(6)), True),
     }
 
 
