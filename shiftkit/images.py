@@ -12,6 +12,7 @@ and ``phash`` the 64-bit DCT perceptual hash. All of them are cheap (tens of mic
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -215,9 +216,19 @@ def _plain_png(data: bytes) -> Header | None:
         return None
     w, h, depth, colour = struct.unpack(">IIBB", data[16:26])
     mode = _PNG_PLAIN_MODES.get((depth, colour))
-    if mode is None or b"tRNS" in data or b"eXIf" in data or b"Raw profile type exif" in data:
+    if mode is None:
         return None
-    return Header(width=w, height=h, format="PNG", mode=mode, jpeg_quality=None)
+    # the chunks before the image data: transparency or EXIF (as Pillow sees them when it
+    # opens a file) send the file down Pillow's path
+    pos, end = 33, len(data)
+    while pos + 8 <= end:
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            return Header(width=w, height=h, format="PNG", mode=mode, jpeg_quality=None)
+        if kind in (b"tRNS", b"eXIf"):
+            return None
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return None
 
 
 def _load(im: Image.Image) -> None:
@@ -442,6 +453,13 @@ def _median(values: np.ndarray) -> float:
     return float(s[mid]) if n % 2 else (float(s[mid - 1]) + float(s[mid])) * 0.5
 
 
+@functools.lru_cache(maxsize=8)
+def _border_index(h: int, w: int) -> np.ndarray:
+    """Flat indices of the border pixels: top row, bottom row, then left and right columns."""
+    rows = np.arange(1, h - 1) * w
+    return np.concatenate([np.arange(w), np.arange((h - 1) * w, h * w), rows, rows + (w - 1)])
+
+
 def content_extent(work: np.ndarray) -> float:
     """Fraction of the frame filled by the bounding box of whatever differs from the border.
 
@@ -451,9 +469,10 @@ def content_extent(work: np.ndarray) -> float:
     lo, hi, _, _ = cv2.minMaxLoc(work)
     if hi - lo < 1e-3:
         return 0.0
-    border = np.concatenate([work[0], work[-1], work[1:-1, 0], work[1:-1, -1]])
+    h, w = work.shape
+    border = work.ravel()[_border_index(h, w)]
     bg = _median(border)
-    dist = cv2.absdiff(work, np.full_like(work, bg))
+    dist = cv2.absdiff(work, bg)  # a Python float is a cv2 scalar: no full-size temporary
     mask = np.greater(dist, 0.25 * (hi - lo)).view(np.uint8)
     _, _, w, h = cv2.boundingRect(mask)  # (0, 0, 0, 0) when nothing differs
     return float(w * h) / float(work.size)
@@ -466,12 +485,23 @@ def phash(work: np.ndarray) -> int:
     ``int(str(imagehash.phash(img)), 16)`` up to the thumbnail's resampling filter.
     """
     if _PHASH_LOW is not None and work.shape == (WORK_SIZE, WORK_SIZE):
-        low = _PHASH_LOW @ work @ _PHASH_LOW_T  # the same numbers as the two steps below
-    else:
-        thumb = cv2.resize(work, (PHASH_SIZE, PHASH_SIZE), interpolation=cv2.INTER_AREA)
-        low = cv2.dct(thumb)[:8, :8]
+        return int(_phash_batch(work[None])[0])
+    thumb = cv2.resize(work, (PHASH_SIZE, PHASH_SIZE), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(thumb)[:8, :8]
     bits = (low > _median(low.ravel())).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def _phash_batch(works: np.ndarray) -> np.ndarray:
+    """``phash`` of N float32 working images (N, WORK_SIZE, WORK_SIZE), as uint64.
+
+    One stacked product for all (numpy runs the same 2-d product per image, so one image
+    alone gets the same bits) and one sort: six calls for N images instead of six per image.
+    """
+    low = (_PHASH_LOW @ works @ _PHASH_LOW_T).reshape(works.shape[0], 64)
+    s = np.sort(low, axis=1)
+    median = (s[:, 31].astype(np.float64) + s[:, 32]) * 0.5
+    return np.packbits(low > median[:, None], axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def hamming(a: int, b: int) -> int:
@@ -486,33 +516,56 @@ def measure(pixels: np.ndarray) -> dict[str, float | int]:
 
 def measure_batch(works: np.ndarray) -> list[dict[str, float | int]]:
     """``measure_work`` of N uint8 or float working images, (N, WORK_SIZE, WORK_SIZE)."""
-    return [measure_work(w if w.dtype == np.float32 else np.multiply(w, _INV255, dtype=np.float32)) for w in works]
+    floats = works if works.dtype == np.float32 else np.multiply(works, _INV255, dtype=np.float32)
+    hashes = _phash_batch(floats).tolist() if floats.shape[1:] == (WORK_SIZE, WORK_SIZE) else [None] * len(floats)
+    return [measure_work(w, h) for w, h in zip(floats, hashes)]
 
 
-def measure_work(work: np.ndarray) -> dict[str, float | int]:
+def measure_work(work: np.ndarray, _phash: int | None = None) -> dict[str, float | int]:
     """``measure`` of an image already reduced to its float working image (``working_image``).
 
-    Each step is one OpenCV or BLAS call on 64x64 pixels: at this size the cost is the number
-    of calls, so one DCT serves three properties (the DC term is n times the mean and, by
-    Parseval, the AC energy is n^2 times the variance) and the phash's low band comes from one
-    small matrix product (see ``_PHASH_LOW``). Batched numpy over many images was measured
-    slower: its megabyte temporaries are mapped and unmapped by malloc on every call.
+    At 64x64 pixels the cost is the number of calls, not the arithmetic, so one DCT serves four
+    properties: the DC term is n times the mean; by Parseval the AC energy is n^2 times the
+    variance; the energy per frequency level gives the effective resolution; and since the
+    DCT diagonalises the 3x3 Laplacian under a mirrored border, the Laplacian's variance is
+    the energy weighted by its squared eigenvalues (``laplacian_variance``). The phash's low
+    band comes from one small matrix product (``_PHASH_LOW``). Batched numpy over many images
+    was measured slower: its megabyte temporaries are mapped and unmapped on every call.
     """
     n = work.shape[0]
     coeffs = _DCT_WORK @ work @ _DCT_WORK_T if work.shape == (WORK_SIZE, WORK_SIZE) else cv2.dct(work)
-    dc = float(coeffs[0, 0])
-    ac = max(float(cv2.norm(coeffs, cv2.NORM_L2SQR)) - dc * dc, 0.0)
-    lap = cv2.Laplacian(work, cv2.CV_32F)
-    _, lap_std = cv2.meanStdDev(lap)
+    energy = cv2.multiply(coeffs, coeffs)
+    energy[0, 0] = 0.0  # AC only: no cancellation against a large DC term in float32 sums
+    # the AC energy with max(u, v) < k is the integral image at (k, k): no per-level sums
+    cum = np.diagonal(cv2.integral(energy, sdepth=cv2.CV_32F))[1:]
+    ac = max(float(cum[-1]), 0.0)
+    eff = float(np.searchsorted(cum, EFFECTIVE_RES_ENERGY * ac) + 1) if ac > 1e-12 else 1.0
+    weights = _LAPLACIAN_EIGEN2 if n == WORK_SIZE else _laplacian_eigen2(n)
     return {
-        "phash": phash(work),
-        "blur": float(lap_std[0, 0]) ** 2,
-        "brightness": dc / n,
+        "phash": phash(work) if _phash is None else _phash,
+        "blur": float(np.vdot(weights, energy)) / (n * n),
+        "brightness": float(coeffs[0, 0]) / n,
         "contrast": math.sqrt(ac) / n,
-        "effective_res": effective_resolution(work, coeffs),
+        "effective_res": eff,
         "noise": noise_sigma(work),
         "extent": content_extent(work),
     }
+
+
+def _laplacian_eigen2(n: int) -> np.ndarray:
+    lam = 2.0 * np.cos(np.pi * np.arange(n) / n) - 2.0
+    return np.square(lam[:, None] + lam[None, :]).astype(np.float32)
+
+
+_LAPLACIAN_EIGEN2 = _laplacian_eigen2(WORK_SIZE)
+
+
+def laplacian_variance(work: np.ndarray) -> float:
+    """Variance of the 3x3 Laplacian of a working image, mirrored at the border (the blur).
+
+    Equal to ``cv2.Laplacian(work, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).var()``.
+    """
+    return measure_work(work)["blur"]
 
 
 PROPERTY_COLUMNS = ("blur", "brightness", "contrast", "effective_res", "noise", "extent")

@@ -107,6 +107,8 @@ def messy_folder(root: Path) -> dict[tuple[str, str], str]:
     expected[("web", "5/dangling.png")] = "unreadable"
     os.symlink(web / f"{y[5]}" / "d05.png", web / f"{y[5]}" / "link_in.png")
     expected[("web", f"{y[5]}/link_in.png")] = "duplicate"  # a link to a kept file: same bytes
+    os.symlink(web / "3", web / "link_to_folder")
+    expected[("web", "link_to_folder")] = "stray_file"  # links to folders are not followed
     # target: real 8x8 load_digits
     tx, ty = helpers.digits(20)
     for i in range(20):

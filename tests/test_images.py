@@ -103,6 +103,12 @@ def test_phash_matches_imagehash_closely():
     assert np.median(dists) <= 2
 
 
+def _orientation_exif(value):
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = value
+    return exif
+
+
 def _variants():
     x, _ = helpers.mnist(3, offset=2000)
     rgb = np.dstack([x[0], x[1], x[2]])
@@ -129,6 +135,7 @@ def _variants():
         # a JPEG of 128 px or more: libjpeg's grey (Y) output of a reduced DCT-domain decode,
         # close to, not equal to, a full RGB decode converted to grey
         "jpeg-252-reduced": (jpeg(big, quality=92), True),
+        "jpeg-reduced-exif-rotated": (jpeg(big.crop((0, 0, 252, 140)), quality=92, exif=_orientation_exif(6)), True),
     }
 
 
@@ -165,3 +172,14 @@ def test_damaged_pngs_are_refused_by_the_fast_path_too(damage, reason):
     with pytest.raises(ImageDecodeError) as err:
         images.inspect(bytes(data))
     assert err.value.reason in ((reason,) if reason else ("truncated", "unsupported"))
+
+
+def test_blur_is_the_variance_of_the_mirrored_laplacian():
+    import cv2
+
+    x, _ = helpers.mnist(20, offset=4000)
+    t, _ = helpers.digits(20)
+    for a in [*x, *t, np.full((64, 64), 9, np.uint8)]:
+        w = images.working_image(a)
+        ref = cv2.Laplacian(w, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).astype(np.float64).var()
+        assert images.measure(a)["blur"] == pytest.approx(ref, rel=1e-5, abs=1e-12)

@@ -1,4 +1,3 @@
-import os
 import shutil
 import time
 import tracemalloc
@@ -94,7 +93,7 @@ def test_bomb_header_is_refused_fast_without_allocating_pixels(tmp_path):
     ingest_mod._init_worker(frozenset(), (89_478_485, 8, 255))
     tracemalloc.start()
     t = time.perf_counter()
-    (record,) = ingest_mod._process([str(path)])
+    (record,) = ingest_mod._process((str(tmp_path), ["bomb.png"]))
     seconds = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -273,3 +272,23 @@ def test_stage_scripts_run_and_fail_with_one_line(tmp_path, capsys):
     assert ingest_stage.main(["--domain", "web=nowhere", "--out", str(tmp_path / "m2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nowhere" in err
+
+
+def test_output_folder_inside_a_root_is_not_ingested(tmp_path):
+    x, y = helpers.mnist(6, offset=1700)
+    helpers.write_folder(tmp_path / "web", x, y)
+    out = tmp_path / "web" / "manifest"
+    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    assert res.files == 6 and res.quarantined == 0 and res.new_files == 0
+
+
+def test_progress_bar_and_summary_reach_stderr(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SHIFTKIT_PROGRESS", "1")
+    x, y = helpers.mnist(12, offset=1800)
+    helpers.write_folder(tmp_path / "web", x, y)
+    (tmp_path / "web" / "stray.txt").write_text("x")
+    ingest_mod.ingest({"web": tmp_path / "web"}, tmp_path / "out", workers=1, show=True)
+    err = capsys.readouterr().err
+    assert "ingest" in err and "12/12" in err  # the bar's final count
+    assert "quarantine: stray_file" in err and "13" in err
