@@ -330,7 +330,7 @@ class SynthParams:
     fit_web: int = 200  # web images sampled for the fit
     fit_target: int = 200  # target train images sampled for the fit
     max_rounds: int = 5  # beam-search rounds (each may add or replace one step)
-    beam: int = 2  # recipes kept between rounds
+    beam: int = 3  # recipes kept between rounds (each a different combination of steps)
     min_gain: float = 0.03  # smallest score drop that justifies a step
     feature_size: int = 8  # side of the grey thumbnail in the domain classifier's features
     widen: float = 0.15  # chosen values widen to +-this (relative) when that costs little

@@ -178,7 +178,7 @@ def _crop_to_content(_t: Any, img: np.ndarray, v: dict[str, float], _seed: int) 
     side = max(bh, bw)
     bh = bh + (1.0 - v["stretch"]) * (side - bh)
     bw = bw + (1.0 - v["stretch"]) * (side - bw)
-    bh, bw = bh * (1.0 + 2.0 * v["margin"]), bw * (1.0 + 2.0 * v["margin"])
+    bh, bw = bh * (1.0 + 2.0 * v["margin_y"]), bw * (1.0 + 2.0 * v["margin_x"])
     cy, cx = (top + bottom) / 2.0, (left + right) / 2.0
     # an affine map of the box onto the frame pads with the background where the box leaves it
     sx, sy = w / bw, h / bh
@@ -267,7 +267,8 @@ def _register_builtins() -> None:
     P = ParamSpec
     register(Degradation(
         "crop_to_content", "geometry",
-        {"margin": P(-0.5, 1.0, (0.0, 0.0), doc="border added on each side, fraction of the box"),
+        {"margin_x": P(-0.4, 1.0, (0.0, 0.0), doc="border added left and right, fraction of the box"),
+         "margin_y": P(-0.4, 1.0, (0.0, 0.0), doc="border added above and below, fraction of the box"),
          "stretch": P(0.0, 1.0, (1.0, 1.0), doc="0 keeps the aspect ratio, 1 fills the frame")},
         lambda: None, _crop_to_content, "crop to the content's bounding box and resize to the frame"))
     register(Degradation(
@@ -562,13 +563,14 @@ def _candidates(
     web_side = float(np.median([min(p.shape[:2]) for p in web]))
     tgt_side = float(np.median([min(p.shape[:2]) for p in target]))
     cands: list[Step] = []
-    for margin in (0.0, 0.05, 0.1):
-        for stretch in (0.0, 1.0):
-            cands.append(make_step("crop_to_content", margin=margin, stretch=stretch))
+    for my in (0.0, 0.1):
+        for mx in (0.0, 0.15, 0.3):
+            for stretch in (0.0, 1.0):
+                cands.append(make_step("crop_to_content", margin_x=mx, margin_y=my, stretch=stretch))
     for s in (0.7, 1.4):
         cands.append(make_step("zoom", scale=s))
     cands.append(make_step("translate", dx=(-0.1, 0.1), dy=(-0.1, 0.1)))
-    for b, c in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.3), (0.0, -0.3)):
+    for b, c in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.25), (0.0, 0.5), (0.0, -0.3)):
         cands.append(make_step("brightness_contrast", brightness=b, contrast=c))
     for sigma in (0.5, 1.0, 2.0):
         cands.append(make_step("gaussian_blur", sigma=sigma * web_side / 64.0 if web_side > 64 else sigma))
@@ -636,10 +638,15 @@ class _Objective:
         nt = len(self.target_pix) if n is None else min(len(self.target_pix), max(n, 2 * self.folds))
         x = np.hstack([pix, props])
         y = np.hstack([self.target_pix[:nt], self.target_props[:nt]])
-        auc = shift.domain_auc(x, y, folds=self.folds, seed=self.seed)
+        dom = shift.domain_scores(x, y, folds=self.folds, seed=self.seed)
         dist = shift.property_distance(props, self.target_props[:nt], self.scale)
-        score = 2.0 * max(auc - 0.5, 0.0) + self.dist_weight * dist / props.shape[1]
-        return {"auc": round(auc, 4), "property_distance": round(dist, 4), "score": round(score, 4)}
+        score = max(dom["separability"], 0.0) + self.dist_weight * dist / props.shape[1]
+        return {
+            "auc": round(dom["auc"], 4),
+            "separability": round(dom["separability"], 4),
+            "property_distance": round(dist, 4),
+            "score": round(score, 4),
+        }
 
 
 def fit_recipe(
@@ -657,7 +664,8 @@ def fit_recipe(
     widen: float = 0.15,
     high_order: bool = False,
     workers: int = 1,
-    beam: int = 2,
+    beam: int = 3,
+    patience: int = 1,
     on_round: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Choose a recipe that makes ``web`` images hard to tell from ``target`` images.
@@ -666,9 +674,10 @@ def fit_recipe(
     every candidate step (added, or replacing the step of the same kind), scores the extensions
     on a quarter of the web sample, the best ``keep`` share again on the whole sample
     (successive halving), and goes on while the best score drops by at least ``min_gain``.
-    Steps whose removal costs less than ``min_gain`` are then pruned. The score is 2 x (AUC - 0.5) of a
-    cross-validated domain classifier plus ``dist_weight`` x the mean 1-D Wasserstein distance
-    of standardised properties. Finally each chosen value is widened to a range of +-``widen``
+    Steps whose removal costs less than ``min_gain`` are then pruned. The score is the
+    separability (1 - log-loss / ln 2) of a cross-validated domain classifier, which keeps falling
+    where its AUC sits at 1, plus ``dist_weight`` x the mean 1-D Wasserstein distance of
+    standardised properties. Finally each chosen value is widened to a range of +-``widen``
     (relative) when that costs less than half of ``min_gain``, so that copies vary.
 
     Raises:
@@ -682,7 +691,7 @@ def fit_recipe(
     # fight the worker processes for the cores
     with threadpool_limits(1):
         return _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist_weight,
-                    folds, keep, widen, high_order, workers, on_round, t0, beam)
+                    folds, keep, widen, high_order, workers, on_round, t0, beam, patience)
 
 
 def _worker_init() -> None:
@@ -692,7 +701,7 @@ def _worker_init() -> None:
 
 
 def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist_weight,
-         folds, keep, widen, high_order, workers, on_round, t0, beam) -> FitResult:
+         folds, keep, widen, high_order, workers, on_round, t0, beam, patience) -> FitResult:
     from shiftkit.errors import DataError
 
     if len(web) < 2 * folds or len(target) < 2 * folds:
@@ -712,6 +721,7 @@ def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist
     frontier: list[tuple[Recipe, dict[str, float]]] = [(identity, before)]
     best_recipe, best = identity, before
     seen = {identity.to_json()}
+    stale = 0
     for rnd in range(max_steps):
         tr = time.perf_counter()
         trials: list[Recipe] = []
@@ -727,19 +737,27 @@ def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist
             break
         scored = _halving(obj, trials, small, keep, workers)
         pool = sorted(frontier + scored, key=lambda rm: rm[1]["score"])
-        frontier = pool[:beam]
+        # one recipe per combination of steps: a beam of near-copies would explore nothing new
+        by_names: dict[tuple[str, ...], tuple[Recipe, dict[str, float]]] = {}
+        for r, m in pool:
+            by_names.setdefault(tuple(r.names), (r, m))
+        frontier = list(by_names.values())[:beam]
         round_best, round_m = pool[0]
         gain = best["score"] - round_m["score"]
         entry = {
             "round": rnd + 1, "tried": len(trials), "best": round_best.to_dict(), "best_measures": round_m,
             "gain": round(gain, 4), "accepted": gain >= min_gain, "seconds": round(time.perf_counter() - tr, 2),
-            "top": [{"recipe": r.names, **m} for r, m in pool[:6]],
+            "top": [{"recipe": r.names, "steps": [s.to_dict() for s in r.steps], **m} for r, m in pool[:6]],
         }
         log.append(entry)
         if gain < min_gain:
+            stale += 1
             say(f"round {rnd + 1}: best {round_best.names} score {round_m['score']:.3f} vs {best['score']:.3f}: "
-                "not enough gain, stop")
-            break
+                f"not enough gain ({stale}/{patience + 1})")
+            if stale > patience:
+                break
+            continue
+        stale = 0
         best_recipe, best = round_best, round_m
         say(f"round {rnd + 1}: {best_recipe.names} AUC {best['auc']:.3f}, distance {best['property_distance']:.3f}")
     best_recipe, best = _prune(obj, best_recipe, best, min_gain, log, say)
