@@ -327,8 +327,8 @@ class SynthParams:
     copies: int = 1  # degraded copies per chosen image
     web_domain: str = "web"  # manifest domain whose images are degraded
     target_domain: str = "target"  # manifest domain the recipe is fitted to (train split only)
-    fit_web: int = 200  # web images sampled for the fit
-    fit_target: int = 200  # target train images sampled for the fit
+    fit_web: int = 160  # web images sampled for the fit
+    fit_target: int = 160  # target train images sampled for the fit
     max_rounds: int = 5  # beam-search rounds (each may add or replace one step)
     beam: int = 3  # recipes kept between rounds (each a different combination of steps)
     min_gain: float = 0.03  # smallest score drop that justifies a step
