@@ -331,6 +331,8 @@ class SynthParams:
     fit_target: int = 160  # target train images sampled for the fit
     max_rounds: int = 5  # beam-search rounds (each may add or replace one step)
     beam: int = 3  # recipes kept between rounds (each a different combination of steps)
+    patience: int = 1  # rounds without gain the search tolerates before it stops
+    refine: int = 6  # coordinate-search moves that nudge the chosen values after the beam search
     min_gain: float = 0.03  # smallest score drop that justifies a step
     feature_size: int = 8  # side of the grey thumbnail in the domain classifier's features
     widen: float = 0.15  # chosen values widen to +-this (relative) when that costs little
@@ -349,6 +351,8 @@ class SynthParams:
             )
         check_positive("synth.max_rounds", self.max_rounds, allow_zero=True)
         check_positive("synth.beam", self.beam)
+        check_positive("synth.patience", self.patience, allow_zero=True)
+        check_positive("synth.refine", self.refine, allow_zero=True)
         check_positive("synth.min_gain", self.min_gain, allow_zero=True)
         if not 2 <= self.feature_size <= 64:
             raise ConfigError(f"The 'synth.feature_size' parameter must be in [2, 64]. Got {self.feature_size!r} instead.")

@@ -683,6 +683,7 @@ def fit_recipe(
     workers: int = 1,
     beam: int = 3,
     patience: int = 1,
+    refine: int = 6,
     on_round: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Choose a recipe that makes ``web`` images hard to tell from ``target`` images.
@@ -691,7 +692,8 @@ def fit_recipe(
     every candidate step (added, or replacing the step of the same kind), scores the extensions
     on a quarter of the web sample, the best ``keep`` share again on the whole sample
     (successive halving), and goes on while the best score drops by at least ``min_gain``.
-    Steps whose removal costs less than ``min_gain`` are then pruned. The score is the
+    A coordinate search then nudges the chosen values (up to ``refine`` moves), and steps whose
+    removal costs less than ``min_gain`` are pruned. The score is the
     separability (1 - log-loss / ln 2) of a cross-validated domain classifier, which keeps falling
     where its AUC sits at 1, plus ``dist_weight`` x the mean 1-D Wasserstein distance of
     standardised properties. Finally each chosen value is widened to a range of +-``widen``
@@ -708,7 +710,7 @@ def fit_recipe(
     # fight the worker processes for the cores
     with threadpool_limits(1):
         return _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist_weight,
-                    folds, keep, widen, high_order, workers, on_round, t0, beam, patience)
+                    folds, keep, widen, high_order, workers, on_round, t0, beam, patience, refine)
 
 
 def _worker_init() -> None:
@@ -718,7 +720,7 @@ def _worker_init() -> None:
 
 
 def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist_weight,
-         folds, keep, widen, high_order, workers, on_round, t0, beam, patience) -> FitResult:
+         folds, keep, widen, high_order, workers, on_round, t0, beam, patience, refine) -> FitResult:
     from shiftkit.errors import DataError
 
     if len(web) < 2 * folds or len(target) < 2 * folds:
@@ -777,11 +779,62 @@ def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist
         stale = 0
         best_recipe, best = round_best, round_m
         say(f"round {rnd + 1}: {best_recipe.names} AUC {best['auc']:.3f}, distance {best['property_distance']:.3f}")
+    best_recipe, best = _refine(obj, best_recipe, best, refine, workers, log, say)
     best_recipe, best = _prune(obj, best_recipe, best, min_gain, log, say)
     best_recipe, best = _widen(obj, best_recipe, best, widen, min_gain / 2.0)
     say(f"after: AUC {best['auc']:.3f}, property distance {best['property_distance']:.3f}")
     sizes = {"web": len(web), "target": len(target), "rung1": small}
     return FitResult(best_recipe, before, best, log, sizes, time.perf_counter() - t0)
+
+
+def _neighbours(recipe: Recipe) -> list[Recipe]:
+    """Recipes that move one point-valued parameter of one step a notch up or down."""
+    out = []
+    for i, s in enumerate(recipe.steps):
+        spec = get(s.name).params
+        for k, (lo, hi) in sorted(s.ranges.items()):
+            ps = spec[k]
+            if lo != hi or (ps.integer and ps.high - ps.low <= 1):
+                continue
+            step = 0.05 * (ps.high - ps.low)
+            proposals = {lo * 0.7, lo * 1.4} if abs(lo) > 2 * step else {lo - step, lo + step}
+            for v in sorted(proposals):
+                v = min(ps.high, max(ps.low, float(round(v)) if ps.integer else round(v, 4)))
+                if v == lo:
+                    continue
+                steps = list(recipe.steps)
+                steps[i] = Step(s.name, s.p, {**s.ranges, k: (v, v)})
+                out.append(Recipe(tuple(steps)))
+    return out
+
+
+def _refine(obj: _Objective, recipe: Recipe, current: dict[str, float], rounds: int, workers: int, log, say):
+    """Coordinate search: nudge one value at a time while the score keeps dropping."""
+    for r in range(rounds):
+        trials = _neighbours(recipe)
+        if not trials:
+            break
+        scored = _score_all(obj, trials, workers)
+        cand, m = min(scored, key=lambda rm: rm[1]["score"])
+        if m["score"] >= current["score"] - 0.005:
+            break
+        recipe, current = cand, m
+        log.append({"refine": r + 1, "recipe": recipe.to_dict(), "measures": m})
+        say(f"refine {r + 1}: {describe(recipe)}: score {m['score']:.3f}")
+    return recipe, current
+
+
+def _score_all(obj: _Objective, trials: list[Recipe], workers: int):
+    from shiftkit.parallel import imap
+
+    global _FIT_STATE
+    _FIT_STATE = (obj, trials)
+    try:
+        res = list(imap(_score_trial, [(i, None) for i in range(len(trials))], workers=workers, chunksize=1,
+                        initializer=_worker_init))
+    finally:
+        _FIT_STATE = None
+    return list(zip(trials, res))
 
 
 def _halving(obj: _Objective, trials: list[Recipe], small: int, keep: float, workers: int):
@@ -965,7 +1018,7 @@ def fit_from_tables(manifest_df, splits_df, manifest_path, params, *, workers: i
         [d.pixels for d in wdec], [d.pixels for d in tdec], target_jpeg=[d.jpeg_quality for d in tdec],
         seed=params.seed, max_steps=params.max_rounds, min_gain=params.min_gain,
         feature_size=params.feature_size, widen=params.widen, high_order=params.high_order,
-        workers=workers, beam=params.beam, on_round=say,
+        workers=workers, beam=params.beam, patience=params.patience, refine=params.refine, on_round=say,
     )
 
 
