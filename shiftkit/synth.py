@@ -1066,7 +1066,7 @@ def run_synth(
     from shiftkit import io, schema
     from shiftkit.console import console, make_progress, rate_text
     from shiftkit.errors import DataError
-    from shiftkit.parallel import imap
+    from shiftkit.parallel import imap, resolve_workers
 
     out = io.ensure_dir(out_dir)
     table_path = out / "synth.parquet"
@@ -1121,7 +1121,10 @@ def run_synth(
     t0 = time.perf_counter()
     with make_progress() as progress:
         task = progress.add_task("synth", total=len(items), rate="")
-        for k, rec in enumerate(imap(_synth_one, items, workers=params.workers, chunksize=32,
+        # chunks small enough that no worker idles long at the end, large enough to amortise IPC
+        n_workers = resolve_workers(params.workers)
+        chunk = max(1, min(64, len(items) // (16 * n_workers)))
+        for k, rec in enumerate(imap(_synth_one, items, workers=n_workers, chunksize=chunk,
                                      initializer=_init_synth_worker, initargs=(recipe.to_json(),)), 1):
             rows.append(rec)
             if k % 64 == 0 or k == len(items):
