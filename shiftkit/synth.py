@@ -12,8 +12,9 @@ it to a small image). Geometry and grey-level quantisation, which albumentations
 in the form we need, use albumentations' functional layer.
 
 ``fit_recipe`` chooses steps and values so that degraded web images become hard to tell from
-target images (domain-classifier AUC on cheap features, plus a distance between property
-distributions), by greedy forward selection over a grid with successive halving.
+target images (a cross-validated domain classifier on cheap features, plus the distance between
+property distributions): a beam search over a grid of single steps with successive halving, a
+coordinate search that nudges the chosen values, then pruning of steps that do not pay.
 """
 
 from __future__ import annotations
