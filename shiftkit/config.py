@@ -381,11 +381,81 @@ class CheckParams:
 
 
 # --- synth -------------------------------------------------------------------------------------
-# (synth section: see the synthesis issue)
+
+
+@section("synth")
+@frozen
+class SynthParams:
+    """Target-like synthesis: the recipe fit and the degraded copies of web images."""
+
+    enabled: bool = True  # false: write an empty synth table so that later stages run unchanged
+    seed: int = 0  # fit samples, per-image seeds and the choice of parents
+    fraction: float = 1.0  # share of web train/bridge images that get degraded copies, in (0, 1]
+    copies: int = 1  # degraded copies per chosen image
+    web_domain: str = "web"  # manifest domain whose images are degraded
+    target_domain: str = "target"  # manifest domain the recipe is fitted to (train split only)
+    fit_web: int = 160  # web images sampled for the fit
+    fit_target: int = 160  # target train images sampled for the fit
+    max_rounds: int = 5  # beam-search rounds (each may add or replace one step)
+    beam: int = 3  # recipes kept between rounds (each a different combination of steps)
+    patience: int = 1  # rounds without gain the search tolerates before it stops
+    refine: int = 6  # coordinate-search moves that nudge the chosen values after the beam search
+    min_gain: float = 0.03  # smallest score drop that justifies a step
+    feature_size: int = 8  # side of the grey thumbnail in the domain classifier's features
+    widen: float = 0.15  # chosen values widen to +-this (relative) when that costs little
+    high_order: bool = False  # also try Real-ESRGAN's randomised two-pass chain
+    recipe: str = ""  # path of a saved recipe.json to reuse (skips the fit); empty: fit
+    preview: int = 0  # images in the contact sheet (0: none)
+    workers: int = 0  # processes; 0 means all cores
+
+    def __post_init__(self) -> None:
+        check_fraction("synth.fraction", self.fraction, closed_high=True)
+        check_positive("synth.copies", self.copies)
+        if self.fit_web < 6 or self.fit_target < 6:
+            raise ConfigError(
+                f"The 'synth.fit_web' and 'synth.fit_target' parameters must be >= 6. "
+                f"Got {self.fit_web} and {self.fit_target} instead."
+            )
+        check_positive("synth.max_rounds", self.max_rounds, allow_zero=True)
+        check_positive("synth.beam", self.beam)
+        check_positive("synth.patience", self.patience, allow_zero=True)
+        check_positive("synth.refine", self.refine, allow_zero=True)
+        check_positive("synth.min_gain", self.min_gain, allow_zero=True)
+        if not 2 <= self.feature_size <= 64:
+            raise ConfigError(f"The 'synth.feature_size' parameter must be in [2, 64]. Got {self.feature_size!r} instead.")
+        check_positive("synth.widen", self.widen, allow_zero=True)
+        check_positive("synth.preview", self.preview, allow_zero=True)
+        check_positive("synth.workers", self.workers, allow_zero=True)
 
 
 # --- shift -------------------------------------------------------------------------------------
-# (shift section: see the synthesis issue)
+
+
+@section("shift")
+@frozen
+class ShiftParams:
+    """``shiftkit shift``: how far apart two image sets are."""
+
+    max_images: int = 500  # images sampled per set (0: all)
+    folds: int = 5  # cross-validation folds of the domain classifier
+    permutations: int = 500  # permutations of the MMD test
+    alpha: float = 0.05  # level at which the MMD test is reported as rejecting
+    feature_size: int = 16  # side of the grey thumbnail in the cheap features
+    model: str = ""  # a timm model name: its pooled output replaces the cheap features
+    model_size: int = 64  # input side for the timm model
+    seed: int = 0
+    workers: int = 0  # processes; 0 means all cores
+
+    def __post_init__(self) -> None:
+        check_positive("shift.max_images", self.max_images, allow_zero=True)
+        if self.folds < 2:
+            raise ConfigError(f"The 'shift.folds' parameter must be an integer >= 2. Got {self.folds!r} instead.")
+        check_positive("shift.permutations", self.permutations, allow_zero=True)
+        check_fraction("shift.alpha", self.alpha)
+        if not 2 <= self.feature_size <= 64:
+            raise ConfigError(f"The 'shift.feature_size' parameter must be in [2, 64]. Got {self.feature_size!r} instead.")
+        check_positive("shift.model_size", self.model_size)
+        check_positive("shift.workers", self.workers, allow_zero=True)
 
 
 # --- train -------------------------------------------------------------------------------------

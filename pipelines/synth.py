@@ -1,0 +1,33 @@
+"""DVC stage `synth`: fit a recipe to the target's train images, degrade web train/bridge copies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shiftkit.config import load_params
+from shiftkit.errors import ShiftkitError
+from shiftkit.synth import run_synth
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--manifest", default="data/manifest/manifest.parquet")
+    ap.add_argument("--splits", default="data/splits/splits.parquet")
+    ap.add_argument("--out", default="data/synth")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        res = run_synth(args.manifest, args.splits, args.out, load_params(args.params).synth)
+    except ShiftkitError as exc:
+        print(f"synth: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if not res["enabled"]:
+        print(f"synth: disabled; empty synth table in {args.out}")
+    else:
+        print(f"synth: {res['images']} images from {res['parents']} parents ({res['rate']} img/s); {res['recipe']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

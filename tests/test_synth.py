@@ -1,0 +1,320 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from shiftkit import io, schema, synth
+from shiftkit.cli import main
+from shiftkit.config import load_params, params_from_mapping
+from shiftkit.errors import ConfigError, DataError, RegistryError
+from shiftkit.images import decode
+from tests import helpers
+from tests.synth_helpers import reduce, write_manifest, write_splits
+
+# ---------------------------------------------------------------------------------------------
+# registry and recipe validation
+
+
+def test_unknown_degradation_lists_valid_names():
+    with pytest.raises(RegistryError, match=r"Unknown degradation 'sharpen'; valid names: .*gaussian_blur.*quantize"):
+        synth.make_step("sharpen")
+
+
+def test_duplicate_registration_is_refused():
+    deg = synth.get("jpeg")
+    with pytest.raises(RegistryError, match="registered twice"):
+        synth.register(deg)
+
+
+@pytest.mark.parametrize(
+    ("name", "ranges", "message"),
+    [
+        ("gaussian_blur", {"sigma": (0.5, 50.0)}, r"'sigma' range of step 'gaussian_blur' must lie within \[0.05, 20\]"),
+        ("jpeg", {"quality": (90, 10)}, r"low <= high. Got \[90, 10\]"),
+        ("downscale", {"scale": 1.5}, r"within \[0.01, 1\]"),
+        ("quantize", {"levels": 1}, r"within \[2, 256\]"),
+        ("zoom", {"factor": 2.0}, r"no parameter\(s\) factor; valid ones: scale"),
+    ],
+    ids=["sigma-too-big", "reversed-range", "scale-above-1", "one-level", "unknown-param"],
+)
+def test_out_of_bounds_ranges_raise_config_error(name, ranges, message):
+    with pytest.raises(ConfigError, match=message):
+        synth.make_step(name, **ranges)
+
+
+def test_probability_must_be_a_fraction():
+    with pytest.raises(ConfigError, match=r"'p' parameter of step 'jpeg' must be a number in \[0, 1\]. Got 1.5"):
+        synth.make_step("jpeg", p=1.5)
+
+
+def test_recipe_json_round_trip_and_unknown_name_in_file():
+    r = synth.Recipe((synth.make_step("crop_to_content", margin_x=0.1), synth.make_step("jpeg", quality=(40, 60))))
+    assert synth.Recipe.from_json(r.to_json()) == r
+    bad = json.dumps({"steps": [{"name": "blurr", "p": 1.0}]})
+    with pytest.raises(RegistryError, match="valid names: .*motion_blur"):
+        synth.Recipe.from_json(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# applying recipes
+
+
+def _digit(rgb: bool = False) -> np.ndarray:
+    x = helpers.mnist(1, 7)[0][0]
+    return np.repeat(x[..., None], 3, axis=2) if rgb else x
+
+
+@pytest.mark.parametrize("name", synth.names(), ids=synth.names())
+@pytest.mark.parametrize("rgb", [False, True], ids=["grey", "rgb"])
+def test_every_degradation_applies_and_is_deterministic(name, rgb):
+    px = _digit(rgb)
+    recipe = synth.Recipe((synth.make_step(name),))
+    a, rec_a = recipe.apply(px, 11)
+    b, rec_b = recipe.apply(px, 11)
+    assert a.dtype == np.uint8 and a.ndim == px.ndim
+    assert rec_a == rec_b and rec_a["steps"][0]["name"] == name
+    assert synth.encode_png(a) == synth.encode_png(b)
+
+
+def test_same_seed_gives_byte_identical_images_and_other_seeds_differ():
+    recipe = synth.high_order_recipe()
+    px = _digit(rgb=True)
+    first = [synth.encode_png(recipe.apply(px, s)[0]) for s in range(5)]
+    again = [synth.encode_png(recipe.apply(px, s)[0]) for s in range(5)]
+    assert first == again
+    assert len(set(first)) == 5
+
+
+def test_probability_decides_which_steps_fire_without_shifting_values():
+    px = _digit()
+    always = synth.Recipe((synth.make_step("gauss_noise", p=1.0, std=(0.01, 0.2)), synth.make_step("jpeg", quality=(20, 90))))
+    sometimes = synth.Recipe((synth.make_step("gauss_noise", p=0.0, std=(0.01, 0.2)), synth.make_step("jpeg", quality=(20, 90))))
+    ra, rs = always.sample(3), sometimes.sample(3)
+    assert [s["name"] for s in rs["steps"]] == ["jpeg"]
+    assert ra["steps"][1] == rs["steps"][0]  # jpeg drew the same quality and seed
+
+
+def test_crop_to_content_fills_the_frame_with_the_digit():
+    px = _digit()
+    out = synth.Recipe((synth.make_step("crop_to_content", stretch=1.0),)).apply(px, 0)[0]
+    top, left, bottom, right = synth.content_box(out)
+    assert (bottom - top) >= 26 and (right - left) >= 20
+    before = synth.content_box(px)
+    assert (before[2] - before[0]) <= 20  # MNIST pads digits into a 20x20 box
+
+
+def test_downscale_keep_size_zero_returns_the_small_image():
+    px = _digit()
+    small = synth.Recipe((synth.make_step("downscale", scale=8 / 28, keep_size=0),)).apply(px, 0)[0]
+    same = synth.Recipe((synth.make_step("downscale", scale=8 / 28, keep_size=1),)).apply(px, 0)[0]
+    assert small.shape == (8, 8) and same.shape == (28, 28)
+
+
+def test_quantize_keeps_the_requested_number_of_levels():
+    grad = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
+    out = synth.Recipe((synth.make_step("quantize", levels=17),)).apply(grad, 0)[0]
+    assert len(np.unique(out)) == 17
+
+
+def test_reproduce_rebuilds_one_image_from_its_record_alone():
+    px = _digit(rgb=True)
+    recipe = synth.high_order_recipe()
+    out, record = recipe.apply(px, 1234)
+    again = synth.reproduce(json.dumps(record), px)
+    assert synth.encode_png(again) == synth.encode_png(out)
+    with pytest.raises(ConfigError, match="not valid json"):
+        synth.reproduce("{nope", px)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fit (acceptance scenarios)
+
+
+@pytest.mark.slow
+def test_fit_on_the_example_finds_framing_and_halves_the_property_distance():
+    web = list(helpers.mnist(160)[0])
+    target = list(helpers.digits(160)[0])
+    fit = synth.fit_recipe(web, target, seed=0, workers=2)
+    assert fit.before["auc"] >= 0.95
+    assert fit.after["property_distance"] <= 0.5 * fit.before["property_distance"]
+    assert {"crop_to_content", "zoom"} & set(fit.recipe.names)
+    assert fit.after["separability"] < fit.before["separability"]
+
+
+def test_fit_on_a_resolution_only_pair_chooses_downscaling_and_no_geometry():
+    web = list(helpers.mnist(120)[0])
+    target = list(reduce(helpers.mnist(120, 120)[0], 8))
+    fit = synth.fit_recipe(web, target, seed=0, workers=2, max_steps=2, patience=0)
+    assert "downscale" in fit.recipe.names
+    assert not set(synth.GEOMETRY) & set(fit.recipe.names)
+
+
+def test_fit_on_two_halves_of_one_folder_chooses_almost_nothing():
+    x = helpers.mnist(240)[0]
+    fit = synth.fit_recipe(list(x[:120]), list(x[120:]), seed=0, workers=2, patience=0)
+    assert len(fit.recipe.steps) <= 1
+    assert not {*synth.GEOMETRY, "downscale"} & set(fit.recipe.names)
+
+
+def test_fit_refuses_a_sample_too_small():
+    with pytest.raises(DataError, match="needs at least 6 web and 6 target images. Got 3 web"):
+        synth.fit_recipe([_digit()] * 3, [_digit()] * 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage
+
+
+@pytest.fixture(scope="module")
+def tables(example_folders, tmp_path_factory):
+    d = tmp_path_factory.mktemp("synth_tables")
+    manifest = write_manifest(
+        d / "manifest" / "manifest.parquet", {"web": example_folders / "web", "target": example_folders / "target"}
+    )
+    write_splits(d / "splits" / "splits.parquet", manifest)
+    return d / "manifest" / "manifest.parquet", d / "splits" / "splits.parquet"
+
+
+def _params(**synth_values):
+    return params_from_mapping({"synth": {"fit_web": 80, "fit_target": 80, "max_rounds": 2, "workers": 2,
+                                          **synth_values}}).synth
+
+
+@pytest.fixture(scope="module")
+def synth_run(tables, tmp_path_factory):
+    manifest, splits = tables
+    out = tmp_path_factory.mktemp("synth_out") / "synth"
+    summary = synth.run_synth(manifest, splits, out, _params(copies=2, fraction=0.5), preview=6)
+    return out, summary
+
+
+def test_children_inherit_split_and_group_and_never_reach_dev_or_test(tables, synth_run):
+    manifest, splits = tables
+    out, summary = synth_run
+    table = io.read_table(out / "synth.parquet", schema.SYNTH)
+    assert table.height == summary["images"] > 0
+    assert set(table["split"]) <= {"train", "bridge"}
+    assert set(table["domain"]) == {"synth"}
+    assert set(table["copy"]) == {0, 1}
+    m = io.read_table(manifest, schema.MANIFEST)
+    s = io.read_table(splits, schema.SPLITS_TABLE)
+    parents = table.join(m.select("image_id", "domain", "label", "dup_group"), left_on="parent_id",
+                         right_on="image_id", suffix="_p").join(s.select("image_id", "split"), left_on="parent_id",
+                                                                 right_on="image_id", suffix="_p")
+    assert parents.height == table.height
+    assert (parents["domain_p"] == "web").all()
+    assert (parents["split"] == parents["split_p"]).all()
+    assert (parents["dup_group"] == parents["dup_group_p"]).all()
+    assert (parents["label"] == parents["label_p"]).all()
+    # about half of the web train/bridge parents were picked, two copies each
+    n_web = s.join(m, on="image_id").filter(pl.col("domain") == "web").height
+    assert 0.35 * n_web <= table["parent_id"].n_unique() <= 0.65 * n_web
+
+
+def test_synth_paths_are_relative_and_records_reproduce_the_files(tables, synth_run):
+    manifest, _ = tables
+    out, _ = synth_run
+    table = io.read_table(out / "synth.parquet", schema.SYNTH)
+    m = io.read_table(manifest, schema.MANIFEST)
+    parent_path = dict(zip(m["image_id"], io.image_paths(m, manifest)))
+    for row in table.head(5).iter_rows(named=True):
+        child = out / row["path"]
+        assert not row["path"].startswith("/") and child.is_file()
+        rebuilt = synth.reproduce(row["recipe"], decode(parent_path[row["parent_id"]]).pixels)
+        assert synth.encode_png(rebuilt) == child.read_bytes()
+    assert (out / "recipe.json").is_file() and (out / "fit.json").is_file()
+    fit = io.read_json(out / "fit.json")
+    assert {"before", "after", "rounds", "sample_sizes"} <= set(fit)
+    with Image.open(out / "preview.png") as im:
+        assert im.width > 200 and im.height > 100
+
+
+def test_same_seed_gives_byte_identical_outputs_and_recipe_reuse_skips_the_fit(tables, synth_run, tmp_path):
+    manifest, splits = tables
+    out, _ = synth_run
+    again = tmp_path / "again"
+    summary = synth.run_synth(manifest, splits, again, _params(copies=2, fraction=0.5), recipe_path=out / "recipe.json")
+    assert "reused" in io.read_json(again / "fit.json")
+    assert summary["fit"] == {}
+    assert (again / "synth.parquet").read_bytes() == (out / "synth.parquet").read_bytes()
+    first = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
+    assert first == sorted(p.relative_to(again) for p in (again / "images").rglob("*.png"))
+    assert all((out / p).read_bytes() == (again / p).read_bytes() for p in first[:50])
+
+
+def test_disabled_synth_writes_an_empty_table(tables, tmp_path):
+    manifest, splits = tables
+    synth.run_synth(manifest, splits, tmp_path / "off", _params(enabled=False))
+    table = io.read_table(tmp_path / "off" / "synth.parquet", schema.SYNTH)
+    assert table.height == 0 and "copy" in table.columns
+
+
+def test_no_web_images_in_train_is_a_data_error(tables, tmp_path):
+    manifest, splits = tables
+    with pytest.raises(DataError, match="needs at least 6 web images"):
+        synth.run_synth(manifest, splits, tmp_path / "x", _params(web_domain="photos"))
+
+
+def test_cli_synth_with_a_bad_recipe_file_exits_2_with_one_line(tables, tmp_path, capsys):
+    manifest, splits = tables
+    bad = tmp_path / "recipe.json"
+    bad.write_text(json.dumps({"steps": [{"name": "gaussian_blur", "params": {"sigma": [0.5, 99]}}]}))
+    params = tmp_path / "params.yaml"
+    params.write_text("synth:\n  workers: 1\n")
+    code = main(["synth", "--manifest", str(manifest), "--splits", str(splits), "--out", str(tmp_path / "o"),
+                 "--recipe", str(bad), "--params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and "'sigma' range of step 'gaussian_blur' must lie within" in err
+
+
+def test_cli_synth_reuses_a_recipe_and_writes_the_table(tables, tmp_path, capsys):
+    manifest, splits = tables
+    recipe = tmp_path / "recipe.json"
+    io.write_json(recipe, synth.Recipe((synth.make_step("downscale", scale=0.3),)).to_dict())
+    params = tmp_path / "params.yaml"
+    params.write_text("synth:\n  fraction: 0.2\n  workers: 1\n")
+    code = main(["synth", "--manifest", str(manifest), "--splits", str(splits), "--out", str(tmp_path / "o"),
+                 "--recipe", str(recipe), "--params", str(params), "--copies", "1"])
+    assert code == 0
+    table = io.read_table(tmp_path / "o" / "synth.parquet", schema.SYNTH)
+    assert table.height > 0
+    assert all(json.loads(r)["steps"][0]["name"] == "downscale" for r in table["recipe"])
+
+
+def test_mixed_image_modes_keep_their_channels(tmp_path):
+    x, y = helpers.mnist(24)
+    root = tmp_path / "web"
+    for i, (img, lab) in enumerate(zip(x, y)):
+        d = root / str(lab)
+        d.mkdir(parents=True, exist_ok=True)
+        im = Image.fromarray(img)
+        mode = ("L", "RGB", "P", "LA")[i % 4]
+        im.convert(mode).save(d / f"m{i}.png")
+    t, ty = helpers.digits(24)
+    helpers.write_folder(tmp_path / "target", t, ty)
+    manifest = write_manifest(tmp_path / "m" / "manifest.parquet", {"web": root, "target": tmp_path / "target"})
+    write_splits(tmp_path / "s" / "splits.parquet", manifest)
+    recipe = tmp_path / "r.json"
+    io.write_json(recipe, synth.Recipe((synth.make_step("gauss_noise", std=0.05),)).to_dict())
+    synth.run_synth(tmp_path / "m" / "manifest.parquet", tmp_path / "s" / "splits.parquet", tmp_path / "o",
+                    _params(workers=1), recipe_path=recipe)
+    table = io.read_table(tmp_path / "o" / "synth.parquet", schema.SYNTH)
+    parent = dict(zip(manifest["image_id"], io.image_paths(manifest, tmp_path / "m" / "manifest.parquet")))
+    modes = dict(zip(manifest["image_id"], manifest["mode"]))
+    seen = set()
+    for row in table.iter_rows(named=True):
+        child = decode(tmp_path / "o" / row["path"]).pixels
+        assert child.ndim == decode(parent[row["parent_id"]]).pixels.ndim
+        seen.add(modes[row["parent_id"]])
+    assert len(seen) >= 3
+
+
+def test_params_synth_section_validates():
+    assert load_params(None).synth.enabled is True
+    with pytest.raises(ConfigError, match=r"'synth.fraction' parameter must be a fraction in \(0, 1\]. Got 0.0"):
+        params_from_mapping({"synth": {"fraction": 0.0}})
