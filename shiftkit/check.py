@@ -592,6 +592,78 @@ def drop_domains(drops: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+# rules that compare the drop with what came before: meaningless for the very first drop
+_REFERENCE_RULES = ("leakage", "train_copies", "new_labels", "class_share", "drift")
+
+
+def run_latest_drop_check(
+    manifest: str | Path,
+    *,
+    splits: str | Path | None = None,
+    out: str | Path | None = None,
+    params: Params | None = None,
+    allow_new_labels: bool | None = None,
+    raise_on_fail: bool = True,
+) -> CheckReport:
+    """Check the newest drop already ingested into ``manifest`` against the earlier drops.
+
+    This is the pipeline's gate (DVC stage ``check``): ingest appends a new drop to the persisted
+    manifest, and this runs every rule on the rows of the newest ``drop`` (and its quarantined
+    files, read from ``quarantine.parquet`` beside the manifest) with the earlier drops as the
+    reference. With a single drop there is nothing to compare with, so only the rules that need
+    no reference run (corrupt files, conflicting labels, tiny images). ``splits`` may name a
+    splits table that does not exist yet (the first run): it is then ignored.
+
+    Raises:
+        CheckFailed: when a finding is an error (and ``raise_on_fail``).
+        InputPathError, SchemaError, DataError: bad paths or tables.
+    """
+    from shiftkit.config import load_params
+
+    params = params or load_params(None)
+    cp = params.check
+    allow = cp.allow_new_labels if allow_new_labels is None else allow_new_labels
+    man_path = Path(manifest)
+    if not man_path.is_file():
+        raise InputPathError(f"The manifest {man_path} does not exist (--latest expects manifest.parquet from ingest).")
+    man = read_table(man_path, MANIFEST)
+    q_path = man_path.parent / "quarantine.parquet"
+    quarantine = read_table(q_path, QUARANTINE) if q_path.is_file() else pl.DataFrame(schema=QUARANTINE.columns)
+    if man.height == 0 and quarantine.height == 0:
+        raise DataError(f"The manifest {man_path} is empty: there is no drop to check.")
+    latest = int(man["drop"].max()) if man.height else 1
+    drop = man.filter(pl.col("drop") == latest)
+    reference = man.filter(pl.col("drop") < latest)
+    if "drop" in quarantine.columns:
+        quarantine = quarantine.filter(pl.col("drop").is_null() | (pl.col("drop") == latest))
+    split_table = None
+    if splits is not None and Path(splits).is_file():
+        split_table = read_table(splits, SPLITS_TABLE)
+        split_table = split_table.filter(pl.col("image_id").is_in(reference["image_id"].implode()))
+    ctx = CheckContext(
+        drop=_with_files(drop, man_path),
+        quarantine=_with_files(quarantine, q_path),
+        reference=reference,
+        reference_path=man_path,
+        splits=split_table,
+        params=cp,
+        radius=params.ingest.near_dup_radius,
+        allow_new_labels=allow,
+    )
+    names = rule_names() if reference.height else [n for n in rule_names() if n not in _REFERENCE_RULES]
+    report = evaluate(ctx, names)
+    report.summary["drop"] = latest
+    if out is not None:
+        write_json(Path(out) / "check.json", report.to_dict())
+        write_text(Path(out) / "check.md", report.markdown())
+    if raise_on_fail and report.errors:
+        first = report.errors[0]
+        raise CheckFailed(
+            f"check failed: {len(report.errors)} blocking finding(s) in drop {latest}; first: [{first.rule}] {first.message}"
+        )
+    return report
+
+
 def run_check(
     drops: Sequence[str],
     reference: str | Path,

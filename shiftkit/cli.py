@@ -198,9 +198,9 @@ def split_command(
 
 @app.command("check")
 def check_command(
-    drops: list[str] = typer.Argument(
-        ...,
-        metavar="DROP...",
+    drops: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="[DROP]...",
         help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
     ),
     reference: Path = typer.Option(
@@ -212,22 +212,33 @@ def check_command(
     allow_new_labels: bool = typer.Option(
         False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
     ),
+    latest: bool = typer.Option(
+        False,
+        "--latest",
+        help="Instead of a DROP folder, check the newest drop already ingested into the --reference "
+        "manifest against its earlier drops (the pipeline's check stage).",
+    ),
     out: Path = typer.Option(Path("data/check"), "--out", "-o", help="Folder for check.json and check.md (a PR comment)."),
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels)."""
-    from shiftkit.check import run_check
+    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
+
+    Either give the drop's folders (DROP...), which are ingested to a temporary place, or use
+    --latest after `shiftkit ingest` appended the drop to the manifest.
+    """
+    from shiftkit.check import run_check, run_latest_drop_check
+    from shiftkit.errors import ConfigError
 
     p = load_params(params)
-    report = run_check(
-        drops,
-        reference,
-        splits=splits,
-        out=out,
-        params=p,
-        allow_new_labels=True if allow_new_labels else None,
-        raise_on_fail=False,
-    )
+    allow = True if allow_new_labels else None
+    if latest and drops:
+        raise ConfigError("Give either DROP folders or --latest, not both.")
+    if latest:
+        report = run_latest_drop_check(reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False)
+    elif not drops:
+        raise ConfigError("No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop.")
+    else:
+        report = run_check(drops, reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False)
     colours = {"error": "red", "warning": "yellow"}
     for f in report.findings:
         if f.severity in colours:

@@ -272,3 +272,56 @@ def test_ci_workflow_runs_the_check_on_pull_requests_that_add_data():
     assert "drops/**" in triggers["pull_request"]["paths"]
     script = "\n".join(step.get("run", "") for step in wf["jobs"]["check"]["steps"])
     assert "--diff-filter=A" in script and "shiftkit check" in script and "--splits data/splits/splits.parquet" in script
+
+
+def _ingested_drops(root: Path, second: Path | None) -> Path:
+    """The example ingested (drop 1), split, then ``second`` ingested as drop 2 into the same manifest."""
+    x, y = helpers.mnist(150)
+    helpers.write_folder(root / "raw" / "web", x, y, prefix="web")
+    tx, ty = helpers.digits(150)
+    helpers.write_folder(root / "raw" / "target", tx, ty, prefix="digit")
+    domains = {"web": root / "raw" / "web", "target": root / "raw" / "target"}
+    ingest(domains, root / "manifest", show=False)
+    run_split(root / "manifest" / "manifest.parquet", root / "splits")
+    if second is not None:
+        ingest(domains, root / "manifest", show=False)
+    return root / "manifest" / "manifest.parquet"
+
+
+def test_latest_first_drop_runs_only_rules_without_a_reference(tmp_path):
+    manifest = _ingested_drops(tmp_path, None)
+    report = check.run_latest_drop_check(manifest, splits=tmp_path / "no-splits-yet.parquet", out=tmp_path / "c")
+    assert report.verdict == "pass"
+    assert report.summary["drop"] == 1
+    assert "leakage" not in report.summary["rules"] and "corrupt" in report.summary["rules"]
+    assert json.loads((tmp_path / "c" / "check.json").read_text())["summary"]["drop"] == 1
+
+
+def test_latest_drop_with_a_copy_of_a_dev_image_fails_the_pipeline_gate(tmp_path, capsys):
+    manifest = _ingested_drops(tmp_path, tmp_path / "raw")
+    # the second drop: one dev image, resized and re-encoded, added to the web folder
+    splits = read_table(tmp_path / "splits" / "splits.parquet", SPLITS_TABLE)
+    man = read_table(manifest, MANIFEST)
+    dev_id = splits.filter(pl.col("split") == "dev")["image_id"][0]
+    dev_row = man.filter(pl.col("image_id") == dev_id)
+    src = image_paths(dev_row, manifest)[0]
+    dest = tmp_path / "raw" / "web" / str(dev_row["label"][0]) / "copy.jpg"
+    Image.open(src).resize((16, 16), Image.BILINEAR).save(dest, quality=90)
+    ingest({"web": tmp_path / "raw" / "web", "target": tmp_path / "raw" / "target"}, tmp_path / "manifest", show=False)
+    code = main(
+        ["check", "--latest", "--reference", str(manifest), "--splits", str(tmp_path / "splits" / "splits.parquet"),
+         "--out", str(tmp_path / "c")]
+    )
+    assert code == 1
+    data = json.loads((tmp_path / "c" / "check.json").read_text())
+    assert data["summary"]["drop"] == 2 and data["summary"]["images"] == 1
+    leak = [f for f in data["findings"] if f["rule"] == "leakage"]
+    assert leak and any("copy.jpg" in f for f in leak[0]["files"])
+    assert "check failed" in capsys.readouterr().err
+
+
+def test_latest_and_drop_folders_are_exclusive(tmp_path, capsys):
+    assert main(["check", str(tmp_path), "--latest", "--reference", str(tmp_path / "m.parquet")]) == 2
+    assert "either DROP folders or --latest" in capsys.readouterr().err
+    assert main(["check", "--reference", str(tmp_path / "m.parquet")]) == 2
+    assert "No drop given" in capsys.readouterr().err
