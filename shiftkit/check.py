@@ -653,13 +653,22 @@ def run_latest_drop_check(
     names = rule_names() if reference.height else [n for n in rule_names() if n not in _REFERENCE_RULES]
     report = evaluate(ctx, names)
     report.summary["drop"] = latest
+    return _conclude(report, out, raise_on_fail, f" in drop {latest}")
+
+
+def _conclude(report: CheckReport, out: str | Path | None, raise_on_fail: bool, where: str = "") -> CheckReport:
+    """Write check.json and check.md (before deciding, so CI can post a failing drop's summary).
+
+    Raises:
+        CheckFailed: when a finding is an error and ``raise_on_fail``.
+    """
     if out is not None:
         write_json(Path(out) / "check.json", report.to_dict())
         write_text(Path(out) / "check.md", report.markdown())
     if raise_on_fail and report.errors:
         first = report.errors[0]
         raise CheckFailed(
-            f"check failed: {len(report.errors)} blocking finding(s) in drop {latest}; first: [{first.rule}] {first.message}"
+            f"check failed: {len(report.errors)} blocking finding(s){where}; first: [{first.rule}] {first.message}"
         )
     return report
 
@@ -718,13 +727,4 @@ def run_check(
         radius=params.ingest.near_dup_radius,
         allow_new_labels=allow,
     )
-    report = evaluate(ctx)
-    if out is not None:
-        write_json(Path(out) / "check.json", report.to_dict())
-        write_text(Path(out) / "check.md", report.markdown())
-    if raise_on_fail and report.errors:
-        first = report.errors[0]
-        raise CheckFailed(
-            f"check failed: {len(report.errors)} blocking finding(s); first: [{first.rule}] {first.message}"
-        )
-    return report
+    return _conclude(evaluate(ctx), out, raise_on_fail)
