@@ -11,6 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predictions", default="data/predictions/predictions.parquet")
     ap.add_argument("--manifest", default=None)
     ap.add_argument("--synth", default=None)
+    ap.add_argument("--compare", default=None, help="another run's predictions: each gap's change, with an interval")
     ap.add_argument("--out", default="reports")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = run_report(
             args.predictions, args.out, manifest=args.manifest, synth=args.synth,
-            params=load_params(args.params).report,
+            compare_to=args.compare, params=load_params(args.params).report,
         )
     except ShiftkitError as exc:
         print(f"report: error: {' '.join(str(exc).split())}", file=sys.stderr)
