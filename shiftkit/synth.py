@@ -258,6 +258,36 @@ def _brightness_contrast(t: Any, img: np.ndarray, v: dict[str, float], _seed: in
     return t.apply(img, alpha=1.0 + v["contrast"], beta=v["brightness"] * 255.0)
 
 
+def _content_mask(img: np.ndarray, level: float) -> tuple[np.ndarray, bool]:
+    """Pixels further than ``level`` x the grey range from the border's level; whether that is light."""
+    grey = _grey(img).astype(np.int16)
+    lo, hi = int(grey.min()), int(grey.max())
+    bg = _background(grey.astype(np.uint8))
+    return np.abs(grey - bg) > level * max(hi - lo, 1), bool(bg > 127)
+
+
+def _threshold(_t: Any, img: np.ndarray, v: dict[str, float], _seed: int) -> np.ndarray:
+    # scanned forms and fax-like targets were binarised before any reduction: their grey levels
+    # come from averaging black and white pixels, not from the pen's own shading
+    mask, light = _content_mask(img, v["level"])
+    fg, bg = (0, 255) if light else (255, 0)
+    out = np.where(mask, np.uint8(fg), np.uint8(bg)).astype(np.uint8)
+    return out if img.ndim == 2 else np.repeat(out[..., None], img.shape[2], axis=2)
+
+
+def _stroke(t: Any, img: np.ndarray, v: dict[str, float], _seed: int) -> np.ndarray:
+    from albumentations.augmentations.geometric import functional as fgeo
+
+    size = int(v["size"])
+    if size == 0:
+        return img
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(size), abs(size)))
+    # dilation grows light regions: on a light background the content is dark and grows by erosion
+    thicker = size > 0
+    light = _background(_grey(img)) > 127
+    return fgeo.morphology(img, kernel, "dilation" if thicker != light else "erosion")
+
+
 _QUANT_LUT: dict[int, np.ndarray] = {}
 
 
@@ -292,6 +322,14 @@ def _register_builtins() -> None:
         {"dx": P(-0.5, 0.5, (-0.1, 0.1), doc="fraction of the width"),
          "dy": P(-0.5, 0.5, (-0.1, 0.1), doc="fraction of the height")},
         lambda: None, _translate, "shift, padding with the background"))
+    register(Degradation(
+        "threshold", "binarise",
+        {"level": P(0.05, 0.95, (0.5, 0.5), doc="content: further than this share of the grey range from the border")},
+        lambda: None, _threshold, "binarise: content to full contrast, the rest to the background"))
+    register(Degradation(
+        "stroke", "stroke",
+        {"size": P(-9, 9, (2, 2), integer=True, doc="elliptic kernel side; > 0 thickens the content, < 0 thins")},
+        lambda: A().Morphological(p=1.0), _stroke, "albumentations Morphological (pen width)"))
     register(Degradation(
         "brightness_contrast", "tone",
         {"brightness": P(-1.0, 1.0, (-0.1, 0.1)), "contrast": P(-1.0, 1.0, (-0.1, 0.1))},
@@ -335,8 +373,8 @@ GEOMETRY = ("shear", "crop_to_content", "zoom", "translate")
 
 # the order the fit composes steps in: framing first, resolution loss, then sensor and codec
 CANONICAL_ORDER = (
-    "shear", "crop_to_content", "zoom", "translate", "gaussian_blur", "defocus_blur", "motion_blur", "downscale",
-    "brightness_contrast", "gauss_noise", "iso_noise", "quantize", "jpeg",
+    "shear", "crop_to_content", "zoom", "translate", "threshold", "stroke", "gaussian_blur", "defocus_blur",
+    "motion_blur", "downscale", "brightness_contrast", "gauss_noise", "iso_noise", "quantize", "jpeg",
 )
 
 
@@ -578,7 +616,7 @@ def _candidates(
     """The grid of single steps the search tries, some of them derived from the target sample."""
     web_side = float(np.median([min(p.shape[:2]) for p in web]))
     tgt_side = float(np.median([min(p.shape[:2]) for p in target]))
-    cands: list[Step] = []
+    cands: list[Step | tuple[Step, ...]] = []
     for my in (0.0, 0.1):
         for mx in (0.0, 0.15, 0.3):
             for stretch in (0.0, 1.0):
@@ -588,6 +626,9 @@ def _candidates(
     for angle in (-12.0, 12.0):
         cands.append(make_step("shear", angle=angle))
     cands.append(make_step("translate", dx=(-0.1, 0.1), dy=(-0.1, 0.1)))
+    cands.append(make_step("threshold", level=0.5))
+    for size in (-2, 2, 3):
+        cands.append(make_step("stroke", size=size))
     for b, c in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.25), (0.0, 0.5), (0.0, -0.3)):
         cands.append(make_step("brightness_contrast", brightness=b, contrast=c))
     for sigma in (0.5, 1.0, 2.0):
@@ -600,6 +641,10 @@ def _candidates(
     for s in sorted(scales):
         for keep in (0, 1):
             cands.append(make_step("downscale", scale=s, keep_size=keep))
+        # binarising only pays together with a reduction (a scanner that counts ink per cell, as
+        # load_digits was made): alone, the hard edges look sharper than any blurry target, so
+        # the pair is one move of the search
+        cands.append((make_step("threshold", level=0.5), make_step("downscale", scale=s, keep_size=0)))
     for std in (0.02, 0.06):
         cands.append(make_step("gauss_noise", std=std))
     levels = {8, 32}
@@ -622,8 +667,15 @@ def _grey(p: np.ndarray) -> np.ndarray:
     return p if p.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(p), cv2.COLOR_RGB2GRAY)
 
 
-def _with_step(recipe: Recipe, step: Step) -> Recipe:
-    """``recipe`` with ``step`` in its kind's slot (one step per kind), in canonical order."""
+def _with_step(recipe: Recipe, step: Step | tuple[Step, ...]) -> Recipe:
+    """``recipe`` with ``step`` in its kind's slot (one step per kind), in canonical order.
+
+    A tuple of steps is one move: each goes into its own slot.
+    """
+    if isinstance(step, tuple):
+        for s in step:
+            recipe = _with_step(recipe, s)
+        return recipe
     if step.name == "high_order":
         return Recipe(recipe.steps + high_order_recipe().steps)
     kind = get(step.name).kind
@@ -747,7 +799,7 @@ def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist
         trials: list[Recipe] = []
         for base, _m in frontier:
             for c in cands:
-                if c.name == "high_order" and "jpeg" in base.names:
+                if isinstance(c, Step) and c.name == "high_order" and "jpeg" in base.names:
                     continue
                 t = _with_step(base, c)
                 if t.to_json() not in seen:
