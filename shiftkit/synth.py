@@ -8,13 +8,15 @@ alone reproduces the image (``reproduce``): the same seed always gives the same 
 Degradations wrap albumentations 2.x: each one builds its albumentations transform once per
 process and calls the transform's ``apply`` with the exact values we sampled (building a
 transform validates its arguments with pydantic, which costs several times more than applying
-it to a small image). Geometry and grey-level quantisation, which albumentations does not offer
-in the form we need, use albumentations' functional layer.
+it to a small image). Geometry, binarisation and grey-level quantisation, which albumentations
+does not offer in the form we need, use albumentations' functional layer or cv2; the pen width
+(``stroke``) is albumentations' Morphological, turned round for dark ink on a light background.
 
 ``fit_recipe`` chooses steps and values so that degraded web images become hard to tell from
 target images (a cross-validated domain classifier on cheap features, plus the distance between
-property distributions): a beam search over a grid of single steps with successive halving, a
-coordinate search that nudges the chosen values, then pruning of steps that do not pay.
+property distributions): a beam search over a grid of single steps (and of the one pair that
+only pays together: binarise, then reduce) with successive halving, a coordinate search that
+nudges the chosen values, then pruning of steps that do not pay.
 """
 
 from __future__ import annotations
@@ -725,7 +727,7 @@ def fit_recipe(
     *,
     target_jpeg: Sequence[float | None] | None = None,
     seed: int = 0,
-    max_steps: int = 4,
+    max_steps: int = 6,
     min_gain: float = 0.03,
     feature_size: int = 8,
     dist_weight: float = 1.0,
