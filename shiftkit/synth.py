@@ -747,8 +747,10 @@ def fit_recipe(
     every candidate step (added, or replacing the step of the same kind), scores the extensions
     on a quarter of the web sample, the best ``keep`` share again on the whole sample
     (successive halving), and goes on while the best score drops by at least ``min_gain``.
-    A coordinate search then nudges the chosen values (up to ``refine`` moves), and steps whose
-    removal costs less than ``min_gain`` are pruned. The score is the
+    A coordinate search then nudges the chosen values (up to ``refine`` moves); up to twice, one
+    more round extends the refined recipe and is refined in turn when it gains ``min_gain``
+    (a step can pay only once the others' values are right); steps whose removal costs less
+    than ``min_gain`` are pruned. The score is the
     separability (1 - log-loss / ln 2) of a cross-validated domain classifier, which keeps falling
     where its AUC sits at 1, plus ``dist_weight`` x the mean 1-D Wasserstein distance of
     standardised properties. Finally each chosen value is widened to a range of +-``widen``
@@ -835,6 +837,19 @@ def _fit(web, target, target_jpeg, seed, max_steps, min_gain, feature_size, dist
         best_recipe, best = round_best, round_m
         say(f"round {rnd + 1}: {best_recipe.names} AUC {best['auc']:.3f}, distance {best['property_distance']:.3f}")
     best_recipe, best = _refine(obj, best_recipe, best, refine, workers, log, say)
+    # refined values can make a step pay that did not at the grid's values (grey levels once the
+    # binarising level is right): one more round from the refined recipe, refined again if it gains
+    for _ in range(2 if max_steps else 0):
+        trials = [_with_step(best_recipe, c) for c in cands
+                  if not (isinstance(c, Step) and c.name == "high_order" and "jpeg" in best_recipe.names)]
+        trials = [t for t in trials if t != best_recipe]
+        trials = list({t.to_json(): t for t in trials}.values())
+        cand, m = min(_halving(obj, trials, small, keep, workers), key=lambda rm: rm[1]["score"])
+        if best["score"] - m["score"] < min_gain:
+            break
+        log.append({"extend": cand.to_dict(), "measures": m})
+        say(f"extend: {cand.names} AUC {m['auc']:.3f}, distance {m['property_distance']:.3f}")
+        best_recipe, best = _refine(obj, cand, m, refine, workers, log, say)
     best_recipe, best = _prune(obj, best_recipe, best, min_gain, log, say)
     best_recipe, best = _widen(obj, best_recipe, best, widen, min_gain / 2.0)
     say(f"after: AUC {best['auc']:.3f}, property distance {best['property_distance']:.3f}")
