@@ -396,7 +396,7 @@ class SynthParams:
     target_domain: str = "target"  # manifest domain the recipe is fitted to (train split only)
     fit_web: int = 160  # web images sampled for the fit
     fit_target: int = 160  # target train images sampled for the fit
-    max_rounds: int = 5  # beam-search rounds (each may add or replace one step)
+    max_rounds: int = 6  # beam-search rounds (each may add or replace one step)
     beam: int = 3  # recipes kept between rounds (each a different combination of steps)
     patience: int = 1  # rounds without gain the search tolerates before it stops
     refine: int = 6  # coordinate-search moves that nudge the chosen values after the beam search

@@ -120,6 +120,26 @@ def test_quantize_keeps_the_requested_number_of_levels():
     assert len(np.unique(out)) == 17
 
 
+def test_threshold_binarises_to_the_background_and_full_contrast():
+    px = _digit()
+    out = synth.Recipe((synth.make_step("threshold", level=0.5),)).apply(px, 0)[0]
+    assert set(np.unique(out)) == {0, 255}
+    assert np.array_equal(out == 255, px > 127)
+    inverted = synth.Recipe((synth.make_step("threshold", level=0.5),)).apply(255 - px, 0)[0]
+    assert np.array_equal(inverted, 255 - out)  # dark ink on paper binarises the same way
+
+
+@pytest.mark.parametrize("dark_on_light", [False, True], ids=["light-ink", "dark-ink"])
+def test_stroke_thickens_or_thins_the_content_whatever_its_polarity(dark_on_light):
+    px = _digit()
+    ink = (lambda a: a < 128) if dark_on_light else (lambda a: a > 127)
+    src = 255 - px if dark_on_light else px
+    thick = synth.Recipe((synth.make_step("stroke", size=3),)).apply(src, 0)[0]
+    thin = synth.Recipe((synth.make_step("stroke", size=-3),)).apply(src, 0)[0]
+    assert ink(thin).sum() < ink(src).sum() < ink(thick).sum()
+    assert np.array_equal(synth.Recipe((synth.make_step("stroke", size=0),)).apply(src, 0)[0], src)
+
+
 def test_reproduce_rebuilds_one_image_from_its_record_alone():
     px = _digit(rgb=True)
     recipe = synth.high_order_recipe()
@@ -143,6 +163,10 @@ def test_fit_on_the_example_finds_framing_and_halves_the_property_distance():
     assert fit.after["property_distance"] <= 0.5 * fit.before["property_distance"]
     assert {"crop_to_content", "zoom"} & set(fit.recipe.names)
     assert fit.after["separability"] < fit.before["separability"]
+    # load_digits counted the ink of binary bitmaps per cell: without binarising, a thicker pen
+    # and the reduction to 8x8 the classifier keeps an AUC above 0.9 (measured 0.80 with them)
+    assert {"threshold", "stroke", "downscale"} <= set(fit.recipe.names)
+    assert fit.after["auc"] <= 0.85
 
 
 def test_fit_on_a_resolution_only_pair_chooses_downscaling_and_no_geometry():
