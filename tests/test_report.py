@@ -117,7 +117,10 @@ def test_compare_shows_whether_the_mismatch_shrank(tmp_path, capsys):
     c = m["compare"]["data_mismatch"]
     assert c["value"] == pytest.approx(-0.1) and c["ci_high"] < 0 and c["verdict"] == "shrank"
     assert m["compare"]["dev"]["verdict"] == "shrank"
-    assert "## Compared with" in (tmp_path / "out" / "report.md").read_text()
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Compared with" in md
+    assert "**Data mismatch shrank** against the compared run (-10.0 points" in md
+    assert "<strong>Data mismatch shrank</strong>" in (tmp_path / "out" / "report.html").read_text()
     assert "Change of each gap" not in (tmp_path / "out" / "report.md").read_text()
     assert (tmp_path / "out" / "report.html").read_text().count('<div class="fig"><img') == 4
 
@@ -299,3 +302,16 @@ def test_many_classes_are_cut_in_figures_but_kept_in_json(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "The 25 classes most involved in dev errors, of 200" in md
     assert "of 200" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("before_dev", "after_dev", "words"),
+    [(0.06, 0.15, "**Data mismatch grew**"), (0.10, 0.10, "**No clear change in data mismatch**")],
+    ids=["grew", "no-change"],
+)
+def test_compare_says_when_the_mismatch_did_not_shrink(tmp_path, capsys, before_dev, after_dev, words):
+    before = write_predictions(make_predictions(_spec(0.02, 0.04, before_dev, 800), seed=1), tmp_path / "b.parquet")
+    after = write_predictions(make_predictions(_spec(0.02, 0.04, after_dev, 800), seed=2), tmp_path / "a.parquet")
+    code, err = _run(capsys, after, "--compare", before, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    assert words in (tmp_path / "out" / "report.md").read_text()

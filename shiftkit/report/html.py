@@ -11,7 +11,7 @@ import polars as pl
 from shiftkit.analysis import shown_classes
 from shiftkit.decompose import GAP_NAMES, GAP_TITLES, GAPS
 from shiftkit.report import figures
-from shiftkit.report.markdown import _FORMULA, ci, diagnosis_sentence, pct, pts
+from shiftkit.report.markdown import _FORMULA, ci, diagnosis_sentence, mismatch_sentence, pct, pts
 from shiftkit.schema import SPLITS
 
 _CSS = """
@@ -96,6 +96,8 @@ def render(data) -> str:
     s.append("</ol>")
     if data.compare is not None:
         s.append(f"<h2>Compared with {_e(data.compare_source)}</h2>")
+        sentence = _e(mismatch_sentence(data.compare, lvl))
+        s.append("<p>" + sentence.replace("**", "<strong>", 1).replace("**", "</strong>", 1) + "</p>")
         rows = []
         for key in (*SPLITS, *GAP_NAMES):
             c = data.compare[key]

@@ -22,6 +22,22 @@ def pts(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f}"
 
 
+def mismatch_sentence(compare: dict, level: str) -> str:
+    """One sentence that answers "did the change shrink the data mismatch?" from a comparison."""
+    c = compare["data_mismatch"]
+    if c.value is None:
+        return "The data-mismatch change cannot be computed: a run lacks its bridge or dev split."
+    change = f"{pts(c.value)} points, {level} interval {ci(c.ci_low, c.ci_high)}"
+    if c.verdict == "shrank":
+        return f"**Data mismatch shrank** against the compared run ({change}): the change worked on the target."
+    if c.verdict == "grew":
+        return f"**Data mismatch grew** against the compared run ({change}): the change made the target relatively worse."
+    return (
+        f"**No clear change in data mismatch** against the compared run ({change}): the interval "
+        "includes zero, so this run does not show that the change reduced it."
+    )
+
+
 def ci(lo: float | None, hi: float | None, unit: str = "pts") -> str:
     if lo is None or hi is None:
         return "n/a"
@@ -97,7 +113,7 @@ def render(data) -> str:
         out.append(f"{i}. **{r.title}.** {r.detail}")
     out.append("")
     if data.compare is not None:
-        out += [f"## Compared with `{data.compare_source}`", ""]
+        out += [f"## Compared with `{data.compare_source}`", "", mismatch_sentence(data.compare, lvl), ""]
         rows = []
         for key in (*SPLITS, *(g[0] for g in GAPS)):
             c = data.compare[key]
