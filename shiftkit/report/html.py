@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 
 from shiftkit.analysis import shown_classes
-from shiftkit.decompose import GAP_NAMES, GAP_TITLES, GAPS
+from shiftkit.decompose import GAP_NAMES, GAP_TITLES
 from shiftkit.report import figures
-from shiftkit.report.markdown import _FORMULA, ci, diagnosis_sentence, mismatch_sentence, pct, pts
+from shiftkit.report.markdown import ci, compare_rows, diagnosis_sentence, gap_rows, mismatch_sentence, pct
 from shiftkit.schema import SPLITS
 
 _CSS = """
@@ -78,14 +78,7 @@ def render(data) -> str:
         else:
             rows.append([sp, f"{c.n:,}", f"{c.errors:,}", pct(c.error), ci(*d.error_ci[sp], "%")])
     s.append(_table(["split", "images", "wrong", "error", f"{lvl} interval (%)"], rows))
-    rows = []
-    for name, _, _ in GAPS:
-        g = d.gaps[name]
-        mark = "◀ diagnosis" if name == d.diagnosis else ("clearly > 0" if g.significant else "")
-        if g.value is None:
-            mark = f"cannot be computed (no {', '.join(g.missing)})"
-        rows.append([GAP_TITLES[name], _FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark])
-    s.append(_table(["gap", "formula", "points", f"{lvl} interval", ""], rows, left=2))
+    s.append(_table(["gap", "formula", "points", f"{lvl} interval", ""], gap_rows(d), left=2))
     s.append(_img(figures.gaps_waterfall(d), "error decomposition waterfall"))
     s.append(
         f'<p class="muted">Bootstrap over images resampled within each split: {d.replicates:,} replicates, '
@@ -98,13 +91,7 @@ def render(data) -> str:
         s.append(f"<h2>Compared with {_e(data.compare_source)}</h2>")
         sentence = _e(mismatch_sentence(data.compare, lvl))
         s.append("<p>" + sentence.replace("**", "<strong>", 1).replace("**", "</strong>", 1) + "</p>")
-        rows = []
-        for key in (*SPLITS, *GAP_NAMES):
-            c = data.compare[key]
-            title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
-            shown = pct if key in SPLITS else pts
-            rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
-        s.append(_table(["", "before", "after", "change", f"{lvl} interval", "verdict"], rows))
+        s.append(_table(["", "before", "after", "change", f"{lvl} interval", "verdict"], compare_rows(data.compare)))
         s.append(_img(figures.compare_chart(data.compare, list(GAP_NAMES), [GAP_TITLES[n] for n in GAP_NAMES]),
                       "change of each gap"))
     s.append("<h2>Error analysis: dev against bridge</h2><h3>By class</h3>")

@@ -22,6 +22,29 @@ def pts(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f}"
 
 
+def gap_rows(d) -> list[list[str]]:
+    """Rows of the gaps table (gap, formula, points, interval, mark), shared by md and html."""
+    rows = []
+    for name, _, _ in GAPS:
+        g = d.gaps[name]
+        mark = "◀ diagnosis" if name == d.diagnosis else ("clearly > 0" if g.significant else "")
+        if g.value is None:
+            mark = f"cannot be computed (no {', '.join(g.missing)})"
+        rows.append([GAP_TITLES[name], _FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark])
+    return rows
+
+
+def compare_rows(compare: dict) -> list[list[str]]:
+    """Rows of the comparison table (errors in %, gaps in points), shared by md and html."""
+    rows = []
+    for key in (*SPLITS, *(g[0] for g in GAPS)):
+        c = compare[key]
+        title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
+        shown = pct if key in SPLITS else pts
+        rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
+    return rows
+
+
 def mismatch_sentence(compare: dict, level: str) -> str:
     """One sentence that answers "did the change shrink the data mismatch?" from a comparison."""
     c = compare["data_mismatch"]
@@ -96,14 +119,7 @@ def render(data) -> str:
         lo, hi = d.error_ci[s]
         rows.append([s, f"{c.n:,}", f"{c.errors:,}", pct(c.error), ci(lo, hi, "%")])
     out += [table(["split", "images", "wrong", "error", f"{lvl} interval (%)"], rows), ""]
-    rows = []
-    for name, _, _ in GAPS:
-        g = d.gaps[name]
-        mark = "◀ diagnosis" if name == d.diagnosis else ("clearly > 0" if g.significant else "")
-        if g.value is None:
-            mark = f"cannot be computed (no {', '.join(g.missing)})"
-        rows.append([GAP_TITLES[name], _FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark])
-    out += [table(["gap", "formula", "points", f"{lvl} interval", ""], rows, "llrrl"), ""]
+    out += [table(["gap", "formula", "points", f"{lvl} interval", ""], gap_rows(d), "llrrl"), ""]
     out.append(
         f"Intervals: bootstrap over images resampled within each split, {d.replicates:,} replicates, seed {d.seed}."
     )
@@ -114,12 +130,7 @@ def render(data) -> str:
     out.append("")
     if data.compare is not None:
         out += [f"## Compared with `{data.compare_source}`", "", mismatch_sentence(data.compare, lvl), ""]
-        rows = []
-        for key in (*SPLITS, *(g[0] for g in GAPS)):
-            c = data.compare[key]
-            title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
-            shown = pct if key in SPLITS else pts
-            rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
+        rows = compare_rows(data.compare)
         out += [table(["", "before", "after", "change", f"{lvl} interval", "verdict"], rows, "lrrrrl"), ""]
         out.append(
             "Change in points = this run minus the compared run. Splits evaluated on the same images are "
