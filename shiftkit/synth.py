@@ -157,6 +157,30 @@ def _shear(_t: Any, img: np.ndarray, v: dict[str, float], _seed: int) -> np.ndar
     return _affine(img, m)
 
 
+def _rotate(_t: Any, img: np.ndarray, v: dict[str, float], _seed: int) -> np.ndarray:
+    # about the centre; positive angles turn counter-clockwise. A range gives each copy its own
+    # tilt, as a hand never writes two digits at the same angle
+    h, w = img.shape[:2]
+    m = np.vstack([cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), v["angle"], 1.0), [0, 0, 1]])
+    return _affine(img, m)
+
+
+def _elastic(_t: Any, img: np.ndarray, v: dict[str, float], seed: int) -> np.ndarray:
+    from albumentations.augmentations.geometric import functional as fgeo
+
+    # albumentations ElasticTransform's own displacement field, drawn from the step's seed so a
+    # record reproduces it; alpha and sigma are fractions of the short side, so one recipe bends
+    # a 28-pixel and a 512-pixel digit alike
+    h, w = img.shape[:2]
+    side = float(min(h, w))
+    dx, dy = fgeo.generate_displacement_fields(
+        (h, w), v["alpha"] * side, max(v["sigma"] * side, 0.5), False, (0, 0),
+        np.random.default_rng(seed), "gaussian",
+    )
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return fgeo.remap(img, xs + dx, ys + dy, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, _background(img))
+
+
 def content_box(img: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, left, bottom, right), exclusive ends, of what differs from the border's level.
 
@@ -320,6 +344,15 @@ def _register_builtins() -> None:
         "shear", "slant", {"angle": P(-45.0, 45.0, (-10.0, 10.0), doc="degrees; > 0 leans the top right")},
         lambda: None, _shear, "horizontal shear (slant) about the centre, padding with the background"))
     register(Degradation(
+        "rotate", "tilt", {"angle": P(-45.0, 45.0, (-10.0, 10.0), doc="degrees; > 0 turns counter-clockwise")},
+        lambda: None, _rotate, "rotation about the centre, padding with the background"))
+    register(Degradation(
+        "elastic", "elastic",
+        {"alpha": P(0.0, 10.0, (1.0, 1.0), doc="displacement scale, fraction of the short side"),
+         "sigma": P(0.01, 1.0, (0.15, 0.15), doc="smoothness of the field, fraction of the short side")},
+        lambda: A().ElasticTransform(p=1.0), _elastic,
+        "albumentations ElasticTransform's displacement field (a hand's wobble), padding with the background"))
+    register(Degradation(
         "translate", "geometry",
         {"dx": P(-0.5, 0.5, (-0.1, 0.1), doc="fraction of the width"),
          "dy": P(-0.5, 0.5, (-0.1, 0.1), doc="fraction of the height")},
@@ -371,11 +404,11 @@ def _register_builtins() -> None:
 _register_builtins()
 
 # framing and pose: what the fit must not choose when only resolution differs
-GEOMETRY = ("shear", "crop_to_content", "zoom", "translate")
+GEOMETRY = ("shear", "rotate", "elastic", "crop_to_content", "zoom", "translate")
 
 # the order the fit composes steps in: framing first, resolution loss, then sensor and codec
 CANONICAL_ORDER = (
-    "shear", "crop_to_content", "zoom", "translate", "threshold", "stroke", "gaussian_blur", "defocus_blur",
+    "shear", "rotate", "elastic", "crop_to_content", "zoom", "translate", "threshold", "stroke", "gaussian_blur", "defocus_blur",
     "motion_blur", "downscale", "brightness_contrast", "gauss_noise", "iso_noise", "quantize", "jpeg",
 )
 
@@ -628,6 +661,10 @@ def _candidates(
     for angle in (-12.0, 12.0):
         cands.append(make_step("shear", angle=angle))
     cands.append(make_step("translate", dx=(-0.1, 0.1), dy=(-0.1, 0.1)))
+    # per-copy variety of pose and pen path: a range, so every copy draws its own values
+    cands.append(make_step("rotate", angle=(-8.0, 8.0)))
+    for alpha, sigma in ((1.0, 0.15), (2.0, 0.25)):
+        cands.append(make_step("elastic", alpha=alpha, sigma=sigma))
     cands.append(make_step("threshold", level=0.5))
     for size in (-2, 2, 3):
         cands.append(make_step("stroke", size=size))

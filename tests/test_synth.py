@@ -140,6 +140,56 @@ def test_stroke_thickens_or_thins_the_content_whatever_its_polarity(dark_on_ligh
     assert np.array_equal(synth.Recipe((synth.make_step("stroke", size=0),)).apply(src, 0)[0], src)
 
 
+@pytest.mark.parametrize(
+    ("name", "ranges"),
+    [("rotate", {"angle": (-15.0, 15.0)}), ("elastic", {"alpha": (0.5, 2.0), "sigma": (0.1, 0.3)})],
+    ids=["rotate", "elastic"],
+)
+def test_per_copy_geometry_draws_its_own_values_and_the_record_reproduces_each(name, ranges):
+    px = _digit()
+    recipe = synth.Recipe((synth.make_step(name, **ranges),))
+    outs = [recipe.apply(px, s) for s in range(4)]
+    values = [rec["steps"][0]["values"] for _out, rec in outs]
+    assert len({json.dumps(v, sort_keys=True) for v in values}) == 4  # every copy its own pose
+    for (lo, hi), key in ((ranges[k], k) for k in sorted(ranges)):
+        assert all(lo <= v[key] <= hi for v in values)
+    for out, rec in outs:
+        assert synth.encode_png(synth.reproduce(json.dumps(rec), px)) == synth.encode_png(out)
+        assert not np.array_equal(out, px)
+    assert len({synth.encode_png(o) for o, _r in outs}) == 4
+
+
+def test_rotate_turns_a_bar_and_pads_with_the_background():
+    bar = np.zeros((29, 29), np.uint8)
+    bar[4:25, 13:16] = 255  # an upright stroke
+    turned = synth.Recipe((synth.make_step("rotate", angle=45.0),)).apply(bar, 0)[0]
+    top, left, bottom, right = synth.content_box(turned)
+    assert (right - left) > 12 and (bottom - top) < 20  # now on the diagonal
+    # counter-clockwise: the top end moves left, so the top-left quadrant holds ink
+    assert turned[:10, :14].sum() > 0 and turned[:10, 15:].sum() == 0
+    assert turned[0, 0] == 0 and turned[-1, -1] == 0
+
+
+def test_elastic_keeps_the_ink_and_zero_alpha_changes_nothing():
+    px = _digit()
+    bent = synth.Recipe((synth.make_step("elastic", alpha=2.0, sigma=0.2),)).apply(px, 5)[0]
+    assert not np.array_equal(bent, px)
+    assert abs(int((bent > 127).sum()) - int((px > 127).sum())) < 0.35 * (px > 127).sum()
+    same = synth.Recipe((synth.make_step("elastic", alpha=0.0, sigma=0.2),)).apply(px, 5)[0]
+    assert np.array_equal(same, px)
+
+
+@pytest.mark.parametrize(
+    ("name", "ranges", "message"),
+    [("rotate", {"angle": (-90.0, 0.0)}, r"'angle' range of step 'rotate' must lie within \[-45, 45\]"),
+     ("elastic", {"sigma": 0.0}, r"'sigma' range of step 'elastic' must lie within \[0.01, 1\]")],
+    ids=["rotate-too-far", "elastic-sigma-zero"],
+)
+def test_new_geometry_ranges_are_checked(name, ranges, message):
+    with pytest.raises(ConfigError, match=message):
+        synth.make_step(name, **ranges)
+
+
 def test_reproduce_rebuilds_one_image_from_its_record_alone():
     px = _digit(rgb=True)
     recipe = synth.high_order_recipe()
