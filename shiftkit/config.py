@@ -404,6 +404,9 @@ class SynthParams:
     feature_size: int = 8  # side of the grey thumbnail in the domain classifier's features
     widen: float = 0.15  # chosen values widen to +-this (relative) when that costs little
     high_order: bool = False  # also try Real-ESRGAN's randomised two-pass chain
+    weighting: str = "density_ratio"  # share copies by p_target/p_web of the degraded parent; "none": evenly
+    weight_clip: float = 10.0  # cap of a parent's weight, as a multiple of the median weight
+    weight_sample: int = 2000  # web and target train images that fit and check the weighting
     recipe: str = ""  # path of a saved recipe.json to reuse (skips the fit); empty: fit
     preview: int = 0  # images in the contact sheet (0: none)
     workers: int = 0  # processes; 0 means all cores
@@ -424,6 +427,11 @@ class SynthParams:
         if not 2 <= self.feature_size <= 64:
             raise ConfigError(f"The 'synth.feature_size' parameter must be in [2, 64]. Got {self.feature_size!r} instead.")
         check_positive("synth.widen", self.widen, allow_zero=True)
+        check_choice("synth.weighting", self.weighting, ("density_ratio", "none"))
+        if not self.weight_clip >= 1.0:
+            raise ConfigError(f"The 'synth.weight_clip' parameter must be >= 1. Got {self.weight_clip!r} instead.")
+        if self.weight_sample < 12:
+            raise ConfigError(f"The 'synth.weight_sample' parameter must be >= 12. Got {self.weight_sample!r} instead.")
         check_positive("synth.preview", self.preview, allow_zero=True)
         check_positive("synth.workers", self.workers, allow_zero=True)
 

@@ -633,16 +633,29 @@ class FitResult:
     log: list[dict[str, Any]]
     sizes: dict[str, int]
     seconds: float
+    weighting: Any = None  # a weighting.Weighting when the fit keeps parent weighting
+    weighting_check: dict[str, Any] | None = None  # its held-out check (also when not kept)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe.to_dict(),
+        out = {
+            "recipe": recipe_file_dict(self.recipe, self.weighting),
             "before": self.before,
             "after": self.after,
             "rounds": self.log,
             "sample_sizes": self.sizes,
             "seconds": round(self.seconds, 2),
         }
+        if self.weighting_check is not None:
+            out["weighting"] = self.weighting_check
+        return out
+
+
+def recipe_file_dict(recipe: Recipe, weighting: Any = None) -> dict[str, Any]:
+    """What recipe.json holds: the recipe and, when the fit kept it, the parent weighting."""
+    out = recipe.to_dict()
+    if weighting is not None:
+        out["weighting"] = weighting.to_dict()
+    return out
 
 
 def _candidates(
@@ -1117,16 +1130,122 @@ def fit_from_tables(manifest_df, splits_df, manifest_path, params, *, workers: i
                 f"Fitting a recipe needs at least 6 {name} images (domain {dom!r}, split "
                 f"{'train' if name == 'target' else 'train/bridge'}). Got {part.height} instead."
             )
-    tgt = _sample_rows(tgt, params.fit_target, params.seed)
-    web = _sample_rows(web, params.fit_web, params.seed + 1)
-    tdec = _decode_many(io.image_paths(tgt, manifest_path), workers)
-    wdec = _decode_many(io.image_paths(web, manifest_path), workers)
-    return fit_recipe(
+    tgt_fit = _sample_rows(tgt, params.fit_target, params.seed)
+    web_fit = _sample_rows(web, params.fit_web, params.seed + 1)
+    tdec = _decode_many(io.image_paths(tgt_fit, manifest_path), workers)
+    wdec = _decode_many(io.image_paths(web_fit, manifest_path), workers)
+    result = fit_recipe(
         [d.pixels for d in wdec], [d.pixels for d in tdec], target_jpeg=[d.jpeg_quality for d in tdec],
         seed=params.seed, max_steps=params.max_rounds, min_gain=params.min_gain,
         feature_size=params.feature_size, widen=params.widen, high_order=params.high_order,
         workers=workers, beam=params.beam, patience=params.patience, refine=params.refine, on_round=say,
     )
+    if params.weighting != "none":
+        result.weighting, result.weighting_check = _fit_weighting_from_tables(
+            result.recipe, tgt, web, set(tgt_fit["image_id"]), set(web_fit["image_id"]), manifest_path, params,
+            workers=workers, say=say or (lambda _m: None),
+        )
+    return result
+
+
+def _moved_features(item: tuple[str, int, int]) -> np.ndarray:
+    """Worker: the cheap features (thumbnail + properties) of one parent's degraded copy."""
+    from shiftkit import shift
+    from shiftkit.images import decode
+
+    src, seed, size = item
+    pixels = decode(src).pixels
+    out = _RECIPE.apply(pixels, seed)[0] if _RECIPE.steps else pixels  # type: ignore[union-attr]
+    thumb, props = shift.image_features(out, size)
+    return np.r_[thumb.astype(np.float64), props]
+
+
+def moved_features(recipe: Recipe, paths: Sequence[Any], seeds: Sequence[int], size: int, workers: int) -> np.ndarray:
+    """Features of every image of ``paths`` degraded by ``recipe`` with its seed (rows in order)."""
+    from shiftkit.parallel import imap, resolve_workers
+
+    items = [(str(p), int(s), size) for p, s in zip(paths, seeds)]
+    if not items:
+        return np.zeros((0, size * size))
+    n = resolve_workers(workers)
+    chunk = max(1, min(64, len(items) // (8 * n)))
+    rows = list(imap(_moved_features, items, workers=n, chunksize=chunk,
+                     initializer=_init_synth_worker, initargs=(recipe.to_json(),)))
+    return np.vstack(rows)
+
+
+def _fit_weighting_from_tables(recipe, tgt, web, tgt_seen, web_seen, manifest_path, params, *, workers, say):
+    """Fit the parent weighting and check it on target train images the fit has not seen.
+
+    The target train images (at most ``weight_sample``) are split in two: half of those the
+    recipe fit did not sample are held out; the weights are fitted on the rest against half of
+    a web sample, and resample the other half. The check compares the cross-validated domain
+    AUC against the held-out target images of: the plain web half, its degraded copies, and
+    its degraded copies resampled by the weights (the same number of rows). The weighting is
+    kept when it lowers that AUC by at least ``min_gain``; the kept model is then refitted on
+    every sampled image.
+
+    Returns:
+        (weighting or None, the check as a json-able dict).
+    """
+    from shiftkit import io, shift
+    from shiftkit import weighting as wt
+
+    fs = params.feature_size
+    tgt = _sample_rows(tgt, params.weight_sample, params.seed + 2)
+    web = _sample_rows(web, params.weight_sample, params.seed + 3)
+    rng = np.random.default_rng([params.seed, 0xB1A5])
+    unseen = np.flatnonzero(~np.isin(tgt["image_id"].to_numpy(), list(tgt_seen)))
+    held = np.sort(rng.permutation(unseen)[: len(unseen) // 2])
+    fit_t = np.setdiff1d(np.arange(tgt.height), held)
+    w_unseen = np.flatnonzero(~np.isin(web["image_id"].to_numpy(), list(web_seen)))
+    w_held = np.sort(rng.permutation(w_unseen)[: len(w_unseen) // 2])
+    fit_w = np.setdiff1d(np.arange(web.height), w_held)
+    folds = 3
+    info: dict[str, Any] = {"used": False, "clip": params.weight_clip, "feature_size": fs,
+                            "sizes": {"target_fit": int(fit_t.size), "target_held_out": int(held.size),
+                                      "web_fit": int(fit_w.size), "web_held_out": int(w_held.size)}}
+    if min(held.size, w_held.size, fit_t.size) < 2 * folds:
+        info["reason"] = (f"too few target train images to check the weighting on images the fit has not "
+                          f"seen ({held.size} held out; needs {2 * folds})")
+        say(f"parent weighting: not used: {info['reason']}")
+        return None, info
+    tpaths = io.image_paths(tgt, manifest_path)
+    wpaths = io.image_paths(web, manifest_path)
+    seeds = [child_seed(params.seed, i, 0) for i in web["image_id"]]
+    t_feats = moved_features(Recipe(), tpaths, [0] * len(tpaths), fs, workers)
+    w_moved = moved_features(recipe, wpaths, seeds, fs, workers)
+    w_plain = moved_features(Recipe(), [wpaths[i] for i in w_held], [0] * w_held.size, fs, workers)
+    model = wt.fit_weighting(w_moved[fit_w], t_feats[fit_t], feature_size=fs, clip=params.weight_clip,
+                             seed=params.seed)
+    weights = model.weights(w_moved[w_held])
+    picked = wt.expand(wt.allocate(weights, int(w_held.size), params.seed))
+    target_held = t_feats[held]
+    scale = shift.property_scale(target_held[:, fs * fs:])
+
+    def measure(x: np.ndarray) -> dict[str, float]:
+        dom = shift.domain_scores(x, target_held, folds=folds, seed=params.seed)
+        dist = shift.property_distance(x[:, fs * fs:], target_held[:, fs * fs:], scale)
+        return {"auc": round(dom["auc"], 4), "property_distance": round(dist, 4)}
+
+    info["held_out"] = {
+        "plain": measure(w_plain),
+        "recipe": measure(w_moved[w_held]),
+        "weighted": measure(w_moved[w_held][picked]),
+    }
+    info["effective_share"] = round(wt.effective_share(weights), 4)
+    info["distinct_share"] = round(float(np.unique(picked).size / w_held.size), 4)
+    gain = info["held_out"]["recipe"]["auc"] - info["held_out"]["weighted"]["auc"]
+    info["used"] = bool(gain >= params.min_gain)
+    h = info["held_out"]
+    say(f"parent weighting, on {held.size} held-out target train images: AUC plain {h['plain']['auc']:.3f}, "
+        f"recipe {h['recipe']['auc']:.3f}, recipe + weighting {h['weighted']['auc']:.3f} (effective sample "
+        f"{info['effective_share']:.0%} of parents): {'kept' if info['used'] else 'not kept (gain < min_gain)'}")
+    if not info["used"]:
+        return None, info
+    final = wt.fit_weighting(w_moved, t_feats, feature_size=fs, clip=params.weight_clip, seed=params.seed)
+    info["model"] = final.to_dict()
+    return final, info
 
 
 def load_recipe(path: Any) -> Recipe:
@@ -1138,10 +1257,32 @@ def load_recipe(path: Any) -> Recipe:
     """
     from shiftkit import io
 
+    data = _recipe_file(path)
+    return Recipe.from_dict(data, source=f"recipe file {path}")
+
+
+def load_weighting(path: Any) -> Any:
+    """The parent weighting saved beside a recipe (recipe.json or fit.json), or None.
+
+    Raises:
+        InputPathError: when the file is missing.
+        ConfigError: when the saved weighting is invalid.
+    """
+    from shiftkit.weighting import Weighting
+
+    data = _recipe_file(path)
+    if not isinstance(data, dict) or data.get("weighting") is None:
+        return None
+    return Weighting.from_dict(data["weighting"], source=f"parent weighting in {path}")
+
+
+def _recipe_file(path: Any) -> Any:
+    from shiftkit import io
+
     data = io.read_json(path)
     if isinstance(data, dict) and "recipe" in data and "steps" not in data:
         data = data["recipe"]  # a fit.json holds the recipe too
-    return Recipe.from_dict(data, source=f"recipe file {path}")
+    return data
 
 
 def run_synth(
@@ -1186,18 +1327,29 @@ def run_synth(
     say = (lambda m: console.print(f"synth fit: {m}"))
     if recipe_path:
         recipe = load_recipe(recipe_path)
-        fit_info: dict[str, Any] = {"reused": str(recipe_path), "recipe": recipe.to_dict()}
-        console.print(f"synth: reusing recipe {recipe_path}: {describe(recipe)}")
+        weighting = load_weighting(recipe_path) if params.weighting != "none" else None
+        fit_info: dict[str, Any] = {"reused": str(recipe_path), "recipe": recipe_file_dict(recipe, weighting)}
+        console.print(f"synth: reusing recipe {recipe_path}: {describe(recipe)}"
+                      + (" with its parent weighting" if weighting is not None else ""))
     else:
         result = fit_from_tables(mdf, sdf, manifest, params, workers=params.workers, say=say)
-        recipe = result.recipe
+        recipe, weighting = result.recipe, result.weighting
         fit_info = result.to_dict()
         console.print(f"synth: fitted recipe: {describe(recipe)} ({result.seconds:.1f} s)")
         console.print(
             f"synth: domain AUC {result.before['auc']:.3f} -> {result.after['auc']:.3f}; property distance "
-            f"{result.before['property_distance']:.3f} -> {result.after['property_distance']:.3f}"
+            f"{result.before['property_distance']:.3f} -> {result.after['property_distance']:.3f} "
+            f"(fit sample: {result.sizes['web']} web, {result.sizes['target']} target)"
         )
-    io.write_json(out / "recipe.json", recipe.to_dict())
+        check = result.weighting_check or {}
+        if "held_out" in check:
+            h, n = check["held_out"], check["sizes"]["target_held_out"]
+            console.print(
+                f"synth: on {n} held-out target train images: domain AUC {h['plain']['auc']:.3f} (web) -> "
+                f"{h['recipe']['auc']:.3f} (recipe) -> {h['weighted']['auc']:.3f} (recipe + parent weighting, "
+                f"{'kept' if check['used'] else 'not kept'})"
+            )
+    io.write_json(out / "recipe.json", recipe_file_dict(recipe, weighting))
     io.write_json(out / "fit.json", fit_info)
 
     web = (
@@ -1210,14 +1362,23 @@ def run_synth(
             f"There are no {params.web_domain!r} images in train or bridge to synthesise from "
             f"(manifest {manifest}, splits {splits})."
         )
-    parents = web.filter(pl.Series([_pick(params.seed, i, params.fraction) for i in web["image_id"]]))
+    weighted: dict[str, Any] | None = None
+    if weighting is None:
+        parents = web.filter(pl.Series([_pick(params.seed, i, params.fraction) for i in web["image_id"]]))
+        counts = [params.copies] * parents.height
+    else:
+        parents, counts, weighted = _weighted_parents(web, manifest, recipe, weighting, params)
+        console.print(
+            f"synth: parent weighting: {weighted['copies']} copies over {weighted['parents']} of {web.height} "
+            f"parents (at most {weighted['max_copies']} each; effective sample {weighted['effective_share']:.0%})"
+        )
     src_paths = io.image_paths(parents, manifest)
     stage = out / ".images.partial"
     if stage.exists():
         shutil.rmtree(stage)
     items, meta = [], []
-    for row, src in zip(parents.iter_rows(named=True), src_paths):
-        for c in range(params.copies):
+    for row, src, n_copies in zip(parents.iter_rows(named=True), src_paths, counts):
+        for c in range(n_copies):
             rel = f"images/{row['split']}/{row['label']}/{row['image_id'][:16]}_c{c}.png"
             dst = stage / rel.split("/", 1)[1]
             items.append((str(src), str(dst), rel, child_seed(params.seed, row["image_id"], c)))
@@ -1270,7 +1431,36 @@ def run_synth(
         "rate": round(len(rows) / seconds, 1) if seconds > 0 else None,
         "recipe": describe(recipe),
         "fit": {k: fit_info.get(k) for k in ("before", "after") if k in fit_info},
+        "weighting": weighted,
     }
+
+
+def _weighted_parents(web, manifest: Any, recipe: Recipe, weighting: Any, params: Any):
+    """Parents and their numbers of copies, shared out by the density-ratio weights.
+
+    Every web train/bridge image is degraded once (its copy 0, the same image synthesis writes
+    first) to weigh it; ``fraction x copies x`` the number of web images copies are then shared
+    out by systematic resampling. Returns (parents with at least one copy, their copies, a
+    summary).
+    """
+    import polars as pl
+
+    from shiftkit import io
+    from shiftkit import weighting as wt
+    from shiftkit.console import console
+
+    seeds = [child_seed(params.seed, i, 0) for i in web["image_id"]]
+    with console.status(f"synth: weighing {web.height} parents"):
+        feats = moved_features(recipe, io.image_paths(web, manifest), seeds, weighting.feature_size, params.workers)
+    weights = weighting.weights(feats)
+    total = max(1, round(params.fraction * params.copies * web.height))
+    counts = wt.allocate(weights, total, params.seed)
+    keep = counts > 0
+    summary = {
+        "copies": int(total), "parents": int(keep.sum()), "max_copies": int(counts.max()),
+        "effective_share": round(wt.effective_share(weights), 4),
+    }
+    return web.filter(pl.Series(keep)), counts[keep].tolist(), summary
 
 
 def write_contact_sheet(path: Any, pairs: Sequence[tuple[Any, Any, str]], cell: int = 112, columns: int = 4) -> None:

@@ -254,7 +254,7 @@ def tables(example_folders, tmp_path_factory):
 
 
 def _params(**synth_values):
-    return params_from_mapping({"synth": {"fit_web": 80, "fit_target": 80, "max_rounds": 2, "workers": 2,
+    return params_from_mapping({"synth": {"fit_web": 80, "fit_target": 80, "max_rounds": 2, "workers": 2, "weighting": "none",
                                           **synth_values}}).synth
 
 
