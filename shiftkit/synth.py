@@ -1160,17 +1160,29 @@ def _moved_features(item: tuple[str, int, int]) -> np.ndarray:
     return np.r_[thumb.astype(np.float64), props]
 
 
-def moved_features(recipe: Recipe, paths: Sequence[Any], seeds: Sequence[int], size: int, workers: int) -> np.ndarray:
-    """Features of every image of ``paths`` degraded by ``recipe`` with its seed (rows in order)."""
+def moved_features(recipe: Recipe, paths: Sequence[Any], seeds: Sequence[int], size: int, workers: int,
+                   label: str | None = None) -> np.ndarray:
+    """Features of every image of ``paths`` degraded by ``recipe`` with its seed (rows in order).
+
+    With ``label``, a progress bar of that name shows the pass.
+    """
+    from shiftkit.console import make_progress, rate_text
     from shiftkit.parallel import imap, resolve_workers
 
     items = [(str(p), int(s), size) for p, s in zip(paths, seeds)]
     if not items:
         return np.zeros((0, size * size))
     n = resolve_workers(workers)
-    chunk = max(1, min(64, len(items) // (8 * n)))
-    rows = list(imap(_moved_features, items, workers=n, chunksize=chunk,
-                     initializer=_init_synth_worker, initargs=(recipe.to_json(),)))
+    chunk = max(1, min(64, len(items) // (16 * n)))
+    rows = []
+    t0 = time.perf_counter()
+    with make_progress() as progress:
+        task = progress.add_task(label or "features", total=len(items), rate="", visible=label is not None)
+        for k, row in enumerate(imap(_moved_features, items, workers=n, chunksize=chunk,
+                                     initializer=_init_synth_worker, initargs=(recipe.to_json(),)), 1):
+            rows.append(row)
+            if k % 64 == 0 or k == len(items):
+                progress.update(task, completed=k, rate=rate_text(k, time.perf_counter() - t0))
     return np.vstack(rows)
 
 
@@ -1255,8 +1267,6 @@ def load_recipe(path: Any) -> Recipe:
         InputPathError: when the file is missing.
         ConfigError, RegistryError: when it is not a valid recipe.
     """
-    from shiftkit import io
-
     data = _recipe_file(path)
     return Recipe.from_dict(data, source=f"recipe file {path}")
 
@@ -1347,7 +1357,9 @@ def run_synth(
             console.print(
                 f"synth: on {n} held-out target train images: domain AUC {h['plain']['auc']:.3f} (web) -> "
                 f"{h['recipe']['auc']:.3f} (recipe) -> {h['weighted']['auc']:.3f} (recipe + parent weighting, "
-                f"{'kept' if check['used'] else 'not kept'})"
+                f"{'kept' if check['used'] else 'not kept'}); property distance "
+                f"{h['plain']['property_distance']:.2f} -> {h['recipe']['property_distance']:.2f} -> "
+                f"{h['weighted']['property_distance']:.2f}"
             )
     io.write_json(out / "recipe.json", recipe_file_dict(recipe, weighting))
     io.write_json(out / "fit.json", fit_info)
@@ -1447,11 +1459,10 @@ def _weighted_parents(web, manifest: Any, recipe: Recipe, weighting: Any, params
 
     from shiftkit import io
     from shiftkit import weighting as wt
-    from shiftkit.console import console
 
     seeds = [child_seed(params.seed, i, 0) for i in web["image_id"]]
-    with console.status(f"synth: weighing {web.height} parents"):
-        feats = moved_features(recipe, io.image_paths(web, manifest), seeds, weighting.feature_size, params.workers)
+    feats = moved_features(recipe, io.image_paths(web, manifest), seeds, weighting.feature_size, params.workers,
+                           label="weigh parents")
     weights = weighting.weights(feats)
     total = max(1, round(params.fraction * params.copies * web.height))
     counts = wt.allocate(weights, total, params.seed)
