@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from shiftkit.cli import run_stage
 from shiftkit.config import load_params
-from shiftkit.errors import ShiftkitError
 from shiftkit.example import write_example
 
 
@@ -15,13 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="data/raw", help="folder for web/ and target/ (default: data/raw)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
+
+    def work() -> str:
         counts = write_example("digits", args.out, load_params(args.params).example)
-    except ShiftkitError as exc:
-        print(f"example: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(f"example: {counts['web']} web and {counts['target']} target images in {args.out}")
-    return 0
+        return f"example: {counts['web']} web and {counts['target']} target images in {args.out}"
+
+    return run_stage("example", work)
 
 
 if __name__ == "__main__":

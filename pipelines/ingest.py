@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from shiftkit.cli import run_stage
 from shiftkit.config import load_params, parse_assignments
-from shiftkit.errors import ShiftkitError
 from shiftkit.ingest import ingest
 
 
@@ -17,13 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="data/manifest")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
+
+    def work() -> str:
         res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=load_params(args.params).ingest)
-    except ShiftkitError as exc:
-        print(f"ingest: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined (drop {res.drop})")
-    return 0
+        return f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined (drop {res.drop})"
+
+    return run_stage("ingest", work)
 
 
 if __name__ == "__main__":

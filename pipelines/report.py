@@ -15,21 +15,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="reports")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
+    from shiftkit.cli import run_stage
     from shiftkit.config import load_params
-    from shiftkit.errors import ShiftkitError
     from shiftkit.report import run_report
 
-    try:
+    def work() -> str:
         data = run_report(
             args.predictions, args.out, manifest=args.manifest, synth=args.synth,
             compare_to=args.compare, params=load_params(args.params).report,
         )
-    except ShiftkitError as exc:
-        print(f"report: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    d = data.decomposition
-    print(f"report: diagnosis {d.diagnosis}; dev error {d.errors['dev']}; wrote {args.out}/")
-    return 0
+        d = data.decomposition
+        return f"report: diagnosis {d.diagnosis}; dev error {d.errors['dev']}; wrote {args.out}/"
+
+    return run_stage("report", work)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml", help="params.yaml (section split)")
     args = ap.parse_args(argv)
 
+    from shiftkit.cli import run_stage
     from shiftkit.config import load_params
-    from shiftkit.errors import ShiftkitError
     from shiftkit.splits import run_split
 
-    try:
-        result = run_split(args.manifest, args.out, load_params(args.params).split)
-    except ShiftkitError as exc:
-        print(f"split: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(result.summary())
-    return 0
+    return run_stage("split", lambda: run_split(args.manifest, args.out, load_params(args.params).split).summary())
 
 
 if __name__ == "__main__":

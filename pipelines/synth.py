@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from shiftkit.cli import run_stage
 from shiftkit.config import load_params
-from shiftkit.errors import ShiftkitError
 from shiftkit.synth import run_synth
 
 
@@ -17,16 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="data/synth")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-    try:
+
+    def work() -> str:
         res = run_synth(args.manifest, args.splits, args.out, load_params(args.params).synth)
-    except ShiftkitError as exc:
-        print(f"synth: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    if not res["enabled"]:
-        print(f"synth: disabled; empty synth table in {args.out}")
-    else:
-        print(f"synth: {res['images']} images from {res['parents']} parents ({res['rate']} img/s); {res['recipe']}")
-    return 0
+        if not res["enabled"]:
+            return f"synth: disabled; empty synth table in {args.out}"
+        return f"synth: {res['images']} images from {res['parents']} parents ({res['rate']} img/s); {res['recipe']}"
+
+    return run_stage("synth", work)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ pay for torch or albumentations. ``main(argv)`` returns the exit code:
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -534,3 +535,18 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+def run_stage(name: str, work: Callable[[], str]) -> int:
+    """Run a DVC stage script's ``work`` and print the summary line it returns: exit code 0.
+
+    Bad input (any ShiftkitError) is one line ``<name>: error: ...`` on stderr and exit code 2,
+    as on the command line.
+    """
+    try:
+        summary = work()
+    except ShiftkitError as exc:
+        print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
