@@ -98,11 +98,13 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"File {p} is not valid json: {exc}.") from exc
 
 
-def write_table(df: pl.DataFrame, path: str | os.PathLike[str], table: Table) -> Path:
+def write_table(
+    df: pl.DataFrame, path: str | os.PathLike[str], table: Table, *, level: int = 3, statistics: bool = True
+) -> Path:
     """Cast ``df`` to ``table``'s schema and write it as parquet, atomically.
 
     The same rows in the same order always give byte-identical files (no timestamps, fixed
-    compression, statistics on).
+    zstd ``level``, column ``statistics`` on unless turned off).
 
     Raises:
         SchemaError: when a required column is missing.
@@ -110,7 +112,7 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike[str], table: Table) ->
     """
     out = conform(df, table)
     with atomic_path(path) as tmp:
-        out.write_parquet(tmp, compression="zstd", compression_level=3, statistics=True)
+        out.write_parquet(tmp, compression="zstd", compression_level=level, statistics=statistics)
     return Path(path)
 
 

@@ -50,8 +50,8 @@ import polars as pl
 
 from shiftkit.config import SplitParams
 from shiftkit.errors import DataError
-from shiftkit.io import atomic_path, read_json, read_table, write_json, write_text
-from shiftkit.schema import MANIFEST, SPLITS, SPLITS_TABLE, conform, validate
+from shiftkit.io import read_json, read_table, write_json, write_table, write_text
+from shiftkit.schema import MANIFEST, SPLITS, SPLITS_TABLE, validate
 
 TRAINING = ("train", "bridge")
 HELD_OUT = ("dev", "test")
@@ -728,10 +728,7 @@ def write_splits(table: pl.DataFrame, path: str | Path) -> Path:
         SchemaError: when a required column is missing.
         InputPathError: when the folder cannot be written.
     """
-    out = conform(table, SPLITS_TABLE)
-    with atomic_path(path) as tmp:
-        out.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
-    return Path(path)
+    return write_table(table, path, SPLITS_TABLE, level=1, statistics=False)
 
 
 def run_split(
