@@ -142,13 +142,11 @@ def build_report(
     syn_df = io.read_table(synth, schema.SYNTH) if synth is not None else None
     if man_df is not None and man_df.height == 0:
         raise DataError(f"The manifest table {manifest} has no rows.")
-    d = decompose(
-        split_counts(preds, include_synth=params.include_synth),
-        human,
-        replicates=params.replicates,
-        level=params.level,
-        seed=params.seed,
-    )
+    def decompose_run(p: pl.DataFrame) -> Decomposition:
+        return decompose(split_counts(p, include_synth=params.include_synth), human,
+                         replicates=params.replicates, level=params.level, seed=params.seed)
+
+    d = decompose_run(preds)
     notes = []
     for g in d.gaps.values():
         if g.value is None:
@@ -170,13 +168,7 @@ def build_report(
     if compare_to is not None:
         other_path = resolve_predictions(compare_to)
         other = read_predictions(other_path)
-        od = decompose(
-            split_counts(other, include_synth=params.include_synth),
-            human,
-            replicates=params.replicates,
-            level=params.level,
-            seed=params.seed,
-        )
+        od = decompose_run(other)
         changes = compare(d, od, paired_counts(other, preds, include_synth=params.include_synth))
         compare_source = str(other_path)
     recs = recommend(d, a, compare=changes, min_count=params.min_count)
