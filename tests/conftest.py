@@ -19,3 +19,18 @@ def example_folders(tmp_path_factory):
     helpers.write_folder(root / "web", web_x, web_y, prefix="mnist")
     helpers.write_folder(root / "target", tgt_x, tgt_y, prefix="digit")
     return root
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (used by the training and evaluation modules).
+
+    Tiny 16-px batches gain nothing from a second thread, and lose a lot when other test
+    processes share the two cores (OpenMP threads spin-wait for each other).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,12 +14,7 @@ from tests.train_helpers import build_example, build_synth
 LABELS = [str(i) for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model_dir(path, labels=LABELS, channels=1):

@@ -19,14 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=16, batch_size=16, workers=0, finetune_epochs=1, head_epochs=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny 16-px batches gain nothing from a second thread, and lose a lot when other test
-    # processes share the two cores (OpenMP threads spin-wait for each other)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**changes):
