@@ -501,6 +501,9 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    from shiftkit.console import enable_output
+
+    enable_output()
     try:
         result = app(args=args, standalone_mode=False, prog_name="shiftkit")
     except CheckFailed as exc:
@@ -543,6 +546,9 @@ def run_stage(name: str, work: Callable[[], str]) -> int:
     Bad input (any ShiftkitError) is one line ``<name>: error: ...`` on stderr and exit code 2,
     as on the command line.
     """
+    from shiftkit.console import enable_output
+
+    enable_output()
     try:
         summary = work()
     except ShiftkitError as exc:

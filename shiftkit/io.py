@@ -7,8 +7,10 @@ the target, so an interrupted or failed run never leaves a half-written table be
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +65,70 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def replace_dir(
+    dest: str | os.PathLike[str],
+    *,
+    owned: tuple[str, ...] | None = None,
+    keep: tuple[str, ...] = (".gitignore",),
+) -> Iterator[Path]:
+    """Build a stage's whole output folder beside ``dest``, then swap it in as one set.
+
+    Yields an empty temporary sibling folder; the stage writes every output there. When the
+    block ends without an exception the old ``dest`` is renamed away, the new folder renamed
+    to ``dest`` and the old one removed, so ``dest`` always holds one consistent run. On an
+    exception (Ctrl-C included) the temporary folder is removed and ``dest`` is untouched.
+
+    ``owned``: glob patterns of the names the stage writes at the top of ``dest``. When given,
+    a ``dest`` holding anything else (``--out .`` by mistake, say) is refused before any work.
+    ``keep``: names carried over from the old folder when the new set lacks them (DVC's
+    ``.gitignore``).
+
+    Raises:
+        InputPathError: when ``dest`` is a file, holds names the stage does not own, or its
+            parent cannot be written.
+    """
+    target = Path(dest)
+    if target.exists() and not target.is_dir():
+        raise InputPathError(f"Output folder {target} exists and is not a folder.")
+    if owned is not None and target.is_dir():
+        foreign = sorted(
+            e.name for e in target.iterdir()
+            if not any(fnmatch.fnmatch(e.name, pat) for pat in (*owned, *keep))
+        )
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise InputPathError(
+                f"Output folder {target} holds {shown}, which this stage does not write; "
+                "give a new or empty folder (the stage replaces the whole folder)."
+            )
+    parent = ensure_dir(target.parent if str(target.parent) else Path("."))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=parent))
+    except OSError as exc:
+        raise InputPathError(f"Cannot write into {parent}: {exc.strerror or exc}.") from exc
+    old: Path | None = None
+    try:
+        yield tmp
+        if target.is_dir():
+            for name in keep:
+                src = target / name
+                if src.exists() and not (tmp / name).exists():
+                    shutil.copy2(src, tmp / name)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, old / "dir")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None and (old / "dir").exists() and not target.exists():
+            os.replace(old / "dir", target)  # put the previous run back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
