@@ -96,7 +96,9 @@ def items(
         )
     missing = out.filter(pl.col("label").is_null())
     if missing.height:
-        raise DataError(f"{missing.height} image(s) of split(s) {', '.join(which)} have no label (e.g. {missing['abspath'][0]}).")
+        raise DataError(
+            f"{missing.height} image(s) of split(s) {', '.join(which)} have no label (e.g. {missing['abspath'][0]})."
+        )
     return out
 
 

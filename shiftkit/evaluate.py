@@ -20,7 +20,7 @@ from torch import nn
 
 from shiftkit import data, io, models, schema
 from shiftkit.config import EvaluateParams
-from shiftkit.console import make_progress, rate_text
+from shiftkit.console import make_progress
 from shiftkit.errors import DataError
 
 
@@ -31,43 +31,6 @@ class EvalResult:
     accuracy: dict[str, float]
     seconds: float
     device: str
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    loader: torch.utils.data.DataLoader,
-    device: torch.device,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    channels_last: bool = False,
-    amp_dtype: torch.dtype | None = None,
-    *,
-    max_batches: int = 0,
-    progress=None,
-    task=None,
-) -> torch.Tensor:
-    """Class probabilities (N, classes), float32 on the CPU, in the loader's order (eval mode)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    done, t0 = 0, time.perf_counter()
-    try:
-        for b, (x, _) in enumerate(loader):
-            if max_batches and b >= max_batches:
-                break
-            x = data.to_input(x, mean, std, device, channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = model(x)
-            out.append(torch.softmax(logits.float(), dim=1).cpu())
-            done += x.shape[0]
-            if progress is not None:
-                progress.update(task, advance=x.shape[0], rate=rate_text(done, time.perf_counter() - t0))
-    finally:
-        model.train(was_training)
-    if not out:
-        return torch.empty((0, 0))
-    return torch.cat(out)
 
 
 def _sample(frame: pl.DataFrame, cap: int, seed: int) -> pl.DataFrame:
@@ -106,11 +69,16 @@ def evaluate(
         f = data.items(man, manifest, spl, [split], syn, synth)
         real = f.filter(pl.col("source") == "manifest")
         if real.height == 0:
-            raise DataError(f"The {split!r} split of {splits} holds no images; evaluate needs all of train, bridge, dev and test.")
+            raise DataError(
+                f"The {split!r} split of {splits} holds no images; evaluate needs all of train, bridge, dev and test."
+            )
         if split == "train":
             # a capped, seeded sample: train error needs an estimate, not every image
             f = pl.concat(
-                [_sample(real, params.train_sample, params.seed), _sample(f.filter(pl.col("source") == "synth"), params.train_sample, params.seed)]
+                [
+                    _sample(real, params.train_sample, params.seed),
+                    _sample(f.filter(pl.col("source") == "synth"), params.train_sample, params.seed),
+                ]
             )
         frames.append(f)
     rows = pl.concat(frames)
@@ -129,7 +97,8 @@ def evaluate(
     progress = make_progress()
     with progress:
         task = progress.add_task("evaluate", total=len(ds), rate="")
-        probs = predict(model, loader, device, mean, std, cuda, amp_dtype, progress=progress, task=task)
+        batches = ((data.to_input(x, mean, std, device, cuda), y) for x, y in loader)
+        probs = models.predict(model, batches, amp_dtype, progress=progress, task=task)
     conf, idx = probs.max(dim=1)
     labels = np.array(meta["labels"], dtype=object)
     pred = labels[idx.numpy()].tolist()

@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import pickle
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -124,7 +127,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         try:
             return dict(load_file(str(p))), meta
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"Checkpoint {p} is corrupt or not a safetensors file: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(
+                f"Checkpoint {p} is corrupt or not a safetensors file: {str(exc).splitlines()[0]}"
+            ) from exc
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError, AttributeError, KeyError) as exc:
@@ -226,7 +231,8 @@ def create_model(
         except (OSError, RuntimeError, ValueError) as exc:
             raise ModelError(
                 f"Cannot fetch pretrained weights for {name!r} from the hub ({type(exc).__name__}); "
-                f"set 'train.pretrained' to a local checkpoint path or to false, or pre-download them into the HF cache."
+                f"set 'train.pretrained' to a local checkpoint path or to false, or pre-download them into the "
+                f"HF cache."
             ) from exc
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
     if pretrained is False or pretrained is None:
@@ -235,7 +241,8 @@ def create_model(
     state, meta = read_state_dict(path)
     if meta is not None and meta.get("model", "").split(".")[0] != name.split(".")[0]:
         raise ModelError(
-            f"Checkpoint {path} holds a {meta.get('model')!r} model, but 'train.model' is {name!r}; use the same architecture."
+            f"Checkpoint {path} holds a {meta.get('model')!r} model, but 'train.model' is {name!r}; "
+            f"use the same architecture."
         )
     _load_backbone(model, state, str(path), in_chans)
     return model
@@ -253,7 +260,9 @@ def load_trained(model_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict[str
         raise ModelError(f"Model folder {d} has no {META_NAME}; expected the output of shiftkit train.")
     state, _ = read_state_dict(d / WEIGHTS_NAME)
     check_model_name(meta["model"])
-    model = timm.create_model(meta["model"], pretrained=False, num_classes=len(meta["labels"]), in_chans=meta["channels"])
+    model = timm.create_model(
+        meta["model"], pretrained=False, num_classes=len(meta["labels"]), in_chans=meta["channels"]
+    )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -346,3 +355,45 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: 
 
 def trainable_names(model: nn.Module) -> Iterable[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+# ---------------------------------------------------------------------------------------------
+# inference
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, Any]],
+    amp_dtype: torch.dtype | None = None,
+    *,
+    max_batches: int = 0,
+    progress=None,
+    task=None,
+) -> torch.Tensor:
+    """Class probabilities (N, classes), float32 on the CPU, in the order of ``batches`` (eval mode).
+
+    ``batches`` yields (model input, anything) pairs already on the model's device; the first
+    ``max_batches`` are used when > 0; ``progress.update(task, ...)`` follows along when given.
+    """
+    from shiftkit.console import rate_text
+
+    was_training = model.training
+    model.eval()
+    out = []
+    done, t0 = 0, time.perf_counter()
+    try:
+        for b, (x, _) in enumerate(batches):
+            if max_batches and b >= max_batches:
+                break
+            with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = model(x)
+            out.append(torch.softmax(logits.float(), dim=1).cpu())
+            done += x.shape[0]
+            if progress is not None:
+                progress.update(task, advance=x.shape[0], rate=rate_text(done, time.perf_counter() - t0))
+    finally:
+        model.train(was_training)
+    if not out:
+        return torch.empty((0, 0))
+    return torch.cat(out)

@@ -19,12 +19,13 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from torch import nn
 
@@ -146,7 +147,9 @@ def write_model(out_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     with io.atomic_path(out_dir / models.WEIGHTS_NAME) as tmp:
-        save_file(_cpu_state_dict(model), str(tmp), metadata={"format": "pt", "model": meta["model"]})
+        # one metadata key: safetensors writes the header's metadata map in no fixed order, so two keys
+        # made the same weights give different bytes; the model's name is in model.json beside it
+        save_file(_cpu_state_dict(model), str(tmp), metadata={"format": "pt"})
     io.write_json(out_dir / models.META_NAME, meta)
 
 
@@ -212,6 +215,341 @@ def _live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
     return live
 
 
+@dataclass
+class Feed:
+    """How a batch reaches the model: the device, its normalisation, memory format and precision."""
+
+    device: torch.device
+    mean: torch.Tensor
+    std: torch.Tensor
+    channels_last: bool
+    amp_dtype: torch.dtype | None
+    dist: _Dist
+
+    def batches(
+        self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The loader's uint8 batches as normalised model inputs and targets on the device."""
+        for x, y in loader:
+            yield (
+                data.to_input(x, self.mean, self.std, self.device, self.channels_last),
+                y.to(self.device, non_blocking=True),
+            )
+
+
+@dataclass
+class TrainData:
+    """The train and dev images of a run, as datasets and loaders."""
+
+    labels: list[str]
+    train_set: data.ImageDataset
+    dev_set: data.ImageDataset
+    loader: torch.utils.data.DataLoader
+    dev_loader: torch.utils.data.DataLoader
+
+
+def select_items(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], synth: str | os.PathLike[str] | None
+) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
+    """The label set and the rows of the train split (with its synthesised children) and the dev split.
+
+    Raises:
+        DataError: when the train or dev split is empty or labels are missing.
+    """
+    man, spl, syn = data.read_inputs(manifest, splits, synth)
+    labels = data.labels_of(man)
+    train_items = data.items(man, manifest, spl, ["train"], syn, synth)
+    dev_items = data.items(man, manifest, spl, ["dev"])
+    for name, frame in (("train", train_items), ("dev", dev_items)):
+        if frame.height == 0:
+            raise DataError(f"The {name!r} split of {splits} holds no images; training needs train and dev images.")
+    return labels, train_items, dev_items
+
+
+def build_data(
+    labels: list[str], train_items: pl.DataFrame, dev_items: pl.DataFrame, params: TrainParams, feed: Feed
+) -> TrainData:
+    """Datasets and loaders of the train and dev rows, decoded once into memory when they fit
+    ``train.cache_mb``."""
+    size, ch = params.img_size, params.channels
+    augment = data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
+    use_cache = params.cache and data.cache_fits(train_items.height + dev_items.height, size, ch, params.cache_mb)
+    tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
+    tr_cache = data.build_cache(tr_paths, size, ch, params.workers or 1) if use_cache else None
+    dv_cache = data.build_cache(dv_paths, size, ch, params.workers or 1) if use_cache else None
+    tr_ds = data.ImageDataset(
+        tr_paths,
+        data.targets(train_items, labels),
+        size=size,
+        channels=ch,
+        augment=augment,
+        seed=params.seed,
+        cache=tr_cache,
+    )
+    dv_ds = data.ImageDataset(dv_paths, data.targets(dev_items, labels), size=size, channels=ch, cache=dv_cache)
+    cuda, dist_info = feed.device.type == "cuda", feed.dist
+    loader = data.make_loader(
+        tr_ds,
+        batch_size=params.batch_size,
+        shuffle=True,
+        seed=params.seed,
+        workers=params.workers,
+        pin_memory=cuda,
+        world_size=dist_info.world_size,
+        rank=dist_info.rank,
+        drop_last=dist_info.world_size > 1,
+    )
+    dev_loader = data.make_loader(
+        dv_ds, batch_size=max(params.batch_size, 256), shuffle=False, workers=0, pin_memory=cuda
+    )
+    return TrainData(labels, tr_ds, dv_ds, loader, dev_loader)
+
+
+def _feed(params: TrainParams, dist_info: _Dist, mean_t: tuple[float, ...], std_t: tuple[float, ...]) -> Feed:
+    device = data.resolve_device(params.device, dist_info.local_rank)
+    cuda = device.type == "cuda"
+    amp_dtype = None
+    if cuda and params.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    mean = torch.tensor(mean_t, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(std_t, device=device).view(1, -1, 1, 1)
+    return Feed(device, mean, std, cuda and params.channels_last, amp_dtype, dist_info)
+
+
+def _meta(params: TrainParams, labels: list[str], mean_t, std_t, plan: list[str]) -> dict[str, Any]:
+    return {
+        "model": params.model,
+        "labels": labels,
+        "img_size": params.img_size,
+        "channels": params.channels,
+        "mean": list(mean_t),
+        "std": list(std_t),
+        "pretrained": params.pretrained if isinstance(params.pretrained, bool) else str(params.pretrained),
+        "params_hash": params_hash(params),
+        "shiftkit_version": shiftkit.__version__,
+        "phases": plan,
+    }
+
+
+def load_resume_point(out: Path, params_digest: str, resume: bool, announce: bool) -> dict[str, Any] | None:
+    """The resume point in ``out`` when ``resume`` is asked and one exists, else None.
+
+    Raises:
+        ConfigError: on a resume point written with other parameters.
+        ModelError: on a corrupt one.
+    """
+    state_path = out / STATE_NAME
+    if resume and state_path.is_file():
+        state = _read_state(state_path)
+        if state.get("params_hash") != params_digest:
+            raise ConfigError(
+                f"Resume point {state_path} was written with other train parameters; drop --resume to start afresh."
+            )
+        return state
+    if resume and announce:
+        console.print(f"[yellow]No resume point in {out}; starting afresh.[/]")
+    return None
+
+
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class Optim:
+    """The optimizer, its schedule and the gradient scaler of the current phase."""
+
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optim: Optim,
+    criterion: nn.Module,
+    feed: Feed,
+    *,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> EpochStats:
+    """One pass over ``batches`` (model inputs and targets on the device); ``on_step(batch, n, seconds)``
+    after each optimizer step."""
+    stats = EpochStats()
+    t0 = time.perf_counter()
+    for b, (x, y) in enumerate(batches):
+        with torch.autocast(
+            feed.device.type, dtype=feed.amp_dtype or torch.float32, enabled=feed.amp_dtype is not None
+        ):
+            logits = model(x)
+            loss = criterion(logits, y)
+        optim.opt.zero_grad(set_to_none=True)
+        optim.scaler.scale(loss).backward()
+        optim.scaler.step(optim.opt)
+        optim.scaler.update()
+        optim.sched.step()
+        n = y.shape[0]
+        stats.loss_sum += float(loss.detach()) * n
+        stats.correct += float((logits.detach().argmax(1) == y).sum())
+        stats.count += n
+        if on_step is not None:
+            on_step(b, n, time.perf_counter() - t0)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def validate(model: nn.Module, tdata: TrainData, feed: Feed, max_batches: int = 0) -> tuple[float, float]:
+    """(loss, accuracy) on the dev split (its first ``max_batches`` batches when > 0)."""
+    probs = models.predict(model, feed.batches(tdata.dev_loader), feed.amp_dtype, max_batches=max_batches)
+    dev_y = torch.from_numpy(tdata.dev_set.targets[: probs.shape[0]])
+    dev_loss = float(nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), dev_y))
+    dev_acc = float((probs.argmax(1) == dev_y).float().mean())
+    return dev_loss, dev_acc
+
+
+def checkpoint(
+    out: Path, model: nn.Module, meta: dict[str, Any], epoch: int, phase: str, optim: Optim, dev_acc: float
+) -> None:
+    """The model after ``epoch`` (0-based) and a resume point, each written atomically."""
+    write_model(out, model, {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)})
+    _write_state(
+        out,
+        {
+            "epoch": epoch + 1,
+            "phase": phase,
+            "params_hash": meta["params_hash"],
+            "model": _cpu_state_dict(model),
+            "optimizer": optim.opt.state_dict(),
+            "scheduler": optim.sched.state_dict(),
+            "scaler": optim.scaler.state_dict(),
+            "rng": _rng_state(),
+            "dev_accuracy": dev_acc,
+        },
+    )
+
+
+def _log_live(live, stats: EpochStats, dev_loss: float, dev_acc: float, optim: Optim) -> None:
+    if live is None:
+        return
+    live.log_metric("train/loss", stats.loss_sum / max(stats.count, 1))
+    live.log_metric("train/accuracy", stats.correct / max(stats.count, 1))
+    live.log_metric("dev/loss", dev_loss)
+    live.log_metric("dev/accuracy", dev_acc)
+    live.log_metric("lr", float(optim.opt.param_groups[-1]["lr"]))
+    live.log_metric("images_per_s", stats.count / max(stats.seconds, 1e-9), plot=False)
+    live.next_step()
+
+
+def _begin_phase(
+    model: nn.Module,
+    phase: str,
+    params: TrainParams,
+    steps: int,
+    feed: Feed,
+    scaler: torch.amp.GradScaler,
+    resume_state,
+) -> tuple[Optim, nn.Module]:
+    """The phase's optimizer (restored from ``resume_state`` when it was saved in this phase) and
+    the model to call (wrapped in DDP under torchrun)."""
+    opt, sched = _optimizer(model, phase, params, steps)
+    if resume_state is not None and resume_state.get("phase") == phase:
+        opt.load_state_dict(resume_state["optimizer"])
+        sched.load_state_dict(resume_state["scheduler"])
+        scaler.load_state_dict(resume_state["scaler"])
+    if feed.dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return Optim(opt, sched, scaler), DDP(
+            model, device_ids=[feed.device.index] if feed.device.type == "cuda" else None
+        )
+    return Optim(opt, sched, scaler), model
+
+
+def _seed_all(params: TrainParams) -> None:
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    torch.manual_seed(params.seed)
+    np.random.seed(params.seed)
+    random.seed(params.seed)
+
+
+@dataclass
+class _Run:
+    """What every epoch of one run shares."""
+
+    model: nn.Module
+    tdata: TrainData
+    feed: Feed
+    params: TrainParams
+    plan: list[str]
+    out: Path
+    meta: dict[str, Any]
+
+
+def _step_hook(
+    progress, task, epoch: int, on_batch: Callable[[int, int], None] | None
+) -> Callable[[int, int, float], None]:
+    """After each step: advance the epoch's bar (with the rate so far), then call ``on_batch(epoch, batch)``."""
+    done = 0
+
+    def on_step(batch: int, n: int, elapsed: float) -> None:
+        nonlocal done
+        done += n
+        progress.update(task, advance=n, rate=rate_text(done, elapsed))
+        if on_batch is not None:
+            on_batch(epoch, batch)
+
+    return on_step
+
+
+def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tuple[int, float, float]:
+    """The epochs from the resume point (or 0) to the end; returns (images seen, seconds, dev accuracy)."""
+    plan, feed, model = run.plan, run.feed, run.model
+    start_epoch = int(state["epoch"]) if state is not None else 0
+    dev_acc = float(state["dev_accuracy"]) if state is not None else float("nan")
+    criterion = nn.CrossEntropyLoss(label_smoothing=run.params.label_smoothing)
+    steps_per_epoch = len(run.tdata.loader)
+    seen, train_seconds, phase_now, optim, ddp_model = 0, 0.0, None, None, model
+    # one gradient scaler for the whole run (its scale carries across phases)
+    scaler = torch.amp.GradScaler("cuda", enabled=feed.amp_dtype is torch.float16)
+    progress = make_progress()
+    with progress:
+        for epoch in range(start_epoch, len(plan)):
+            phase = plan[epoch]
+            if phase != phase_now:
+                restore = state if state is not None and epoch == start_epoch else None
+                steps = plan.count(phase) * steps_per_epoch
+                optim, ddp_model = _begin_phase(model, phase, run.params, steps, feed, scaler, restore)
+                phase_now = phase
+            if state is not None and epoch == start_epoch:
+                _set_rng_state(state["rng"])
+            data.set_epoch(run.tdata.loader, epoch)
+            _set_mode(model, phase)
+            title = f"epoch {epoch + 1}/{len(plan)} {phase}"
+            task = progress.add_task(title, total=len(run.tdata.train_set) // feed.dist.world_size, rate="")
+
+            on_step = _step_hook(progress, task, epoch, on_batch)
+            stats = train_one_epoch(ddp_model, feed.batches(run.tdata.loader), optim, criterion, feed, on_step=on_step)
+            train_seconds += stats.seconds
+            stats.loss_sum, stats.correct, stats.count = _all_sum(
+                [stats.loss_sum, stats.correct, stats.count], feed.dist, feed.device
+            )
+            seen += int(stats.count)
+            if feed.dist.main:
+                dev_loss, dev_acc = validate(model, run.tdata, feed, run.params.eval_batches)
+                checkpoint(run.out, model, run.meta, epoch, phase, optim, dev_acc)
+                _log_live(live, stats, dev_loss, dev_acc, optim)
+                progress.update(
+                    task, description=f"{title} loss {stats.loss_sum / max(stats.count, 1):.3f} dev acc {dev_acc:.3f}"
+                )
+            _barrier(feed.dist)
+    return seen, train_seconds, dev_acc
+
+
 def train(
     manifest: str | os.PathLike[str],
     splits: str | os.PathLike[str],
@@ -233,181 +571,27 @@ def train(
         ModelError: on an unknown model or unusable pretrained weights.
         ConfigError: on a resume point written with other parameters.
     """
-    t_start = time.perf_counter()
-    out = Path(out_dir)
+    t_start, out = time.perf_counter(), Path(out_dir)
     dist_info = _init_distributed(params.device)
-    device = data.resolve_device(params.device, dist_info.local_rank)
-    cuda = device.type == "cuda"
-    if params.threads:
-        torch.set_num_threads(params.threads)
-    torch.manual_seed(params.seed)
-    np.random.seed(params.seed)
-    random.seed(params.seed)
-
-    man, spl, syn = data.read_inputs(manifest, splits, synth)
-    labels = data.labels_of(man)
-    train_items = data.items(man, manifest, spl, ["train"], syn, synth)
-    dev_items = data.items(man, manifest, spl, ["dev"])
-    for name, frame in (("train", train_items), ("dev", dev_items)):
-        if frame.height == 0:
-            raise DataError(f"The {name!r} split of {splits} holds no images; training needs train and dev images.")
+    data.resolve_device(params.device, dist_info.local_rank)
+    _seed_all(params)
+    labels, train_items, dev_items = select_items(manifest, splits, synth)
     plan = phase_plan(params)
-
     model = models.create_model(params.model, len(labels), in_chans=params.channels, pretrained=params.pretrained)
     mean_t, std_t = models.data_config(model, params.channels)
-    mean = torch.tensor(mean_t, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(std_t, device=device).view(1, -1, 1, 1)
-    channels_last = cuda and params.channels_last
-    model.to(device)
-    if channels_last:
+    feed = _feed(params, dist_info, mean_t, std_t)
+    model.to(feed.device)
+    if feed.channels_last:
         model.to(memory_format=torch.channels_last)
-
-    # data: decode once into memory when it fits and is read more than once
-    size, ch = params.img_size, params.channels
-    augment = (
-        data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
-    )
-    use_cache = params.cache and data.cache_fits(train_items.height + dev_items.height, size, ch, params.cache_mb)
-    tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
-    tr_cache = data.build_cache(tr_paths, size, ch, params.workers or 1) if use_cache else None
-    dv_cache = data.build_cache(dv_paths, size, ch, params.workers or 1) if use_cache else None
-    tr_ds = data.ImageDataset(
-        tr_paths, data.targets(train_items, labels), size=size, channels=ch, augment=augment, seed=params.seed, cache=tr_cache
-    )
-    dv_ds = data.ImageDataset(dv_paths, data.targets(dev_items, labels), size=size, channels=ch, cache=dv_cache)
-    loader = data.make_loader(
-        tr_ds,
-        batch_size=params.batch_size,
-        shuffle=True,
-        seed=params.seed,
-        workers=params.workers,
-        pin_memory=cuda,
-        world_size=dist_info.world_size,
-        rank=dist_info.rank,
-        drop_last=dist_info.world_size > 1,
-    )
-    dev_loader = data.make_loader(dv_ds, batch_size=max(params.batch_size, 256), shuffle=False, workers=0, pin_memory=cuda)
-    steps_per_epoch = len(loader)
-
-    amp_dtype = None
-    if cuda and params.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
-
-    meta = {
-        "model": params.model,
-        "labels": labels,
-        "img_size": size,
-        "channels": ch,
-        "mean": list(mean_t),
-        "std": list(std_t),
-        "pretrained": params.pretrained if isinstance(params.pretrained, bool) else str(params.pretrained),
-        "params_hash": params_hash(params),
-        "shiftkit_version": shiftkit.__version__,
-        "phases": plan,
-    }
-
-    start_epoch, state = 0, None
-    state_path = out / STATE_NAME
-    if resume and state_path.is_file():
-        state = _read_state(state_path)
-        if state.get("params_hash") != meta["params_hash"]:
-            raise ConfigError(
-                f"Resume point {state_path} was written with other train parameters; drop --resume to start afresh."
-            )
-        start_epoch = int(state["epoch"])
+    tdata = build_data(labels, train_items, dev_items, params, feed)
+    meta = _meta(params, labels, mean_t, std_t, plan)
+    state = load_resume_point(out, meta["params_hash"], resume, dist_info.main)
+    start_epoch = int(state["epoch"]) if state is not None else 0
+    if state is not None:
         model.load_state_dict(state["model"])
-    elif resume and dist_info.main:
-        console.print(f"[yellow]No resume point in {out}; starting afresh.[/]")
-
     live = _live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
-    dev_acc = float(state["dev_accuracy"]) if state is not None else float("nan")
-    seen, train_seconds = 0, 0.0
-    opt = sched = None
-    ddp_model: nn.Module = model
-    phase_now = None
-    progress = make_progress()
-    with progress:
-        for epoch in range(start_epoch, len(plan)):
-            phase = plan[epoch]
-            if phase != phase_now:
-                phase_epochs = plan.count(phase)
-                opt, sched = _optimizer(model, phase, params, phase_epochs * steps_per_epoch)
-                if state is not None and state.get("phase") == phase and epoch == start_epoch:
-                    opt.load_state_dict(state["optimizer"])
-                    sched.load_state_dict(state["scheduler"])
-                    scaler.load_state_dict(state["scaler"])
-                if dist_info.world_size > 1:
-                    from torch.nn.parallel import DistributedDataParallel as DDP
-
-                    ddp_model = DDP(model, device_ids=[device.index] if cuda else None)
-                phase_now = phase
-            if state is not None and epoch == start_epoch:
-                _set_rng_state(state["rng"])
-            data.set_epoch(loader, epoch)
-            _set_mode(model, phase)
-            task = progress.add_task(f"epoch {epoch + 1}/{len(plan)} {phase}", total=len(tr_ds) // dist_info.world_size, rate="")
-            loss_sum = correct = count = 0.0
-            t0 = time.perf_counter()
-            for b, (x, y) in enumerate(loader):
-                x = data.to_input(x, mean, std, device, channels_last)
-                y = y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    logits = ddp_model(x)
-                    loss = criterion(logits, y)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                n = y.shape[0]
-                loss_sum += float(loss.detach()) * n
-                correct += float((logits.detach().argmax(1) == y).sum())
-                count += n
-                elapsed = time.perf_counter() - t0
-                progress.update(task, advance=n, rate=rate_text(count, elapsed))
-                if on_batch is not None:
-                    on_batch(epoch, b)
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            loss_sum, correct, count = _all_sum([loss_sum, correct, count], dist_info, device)
-            seen += int(count)
-            if dist_info.main:
-                from shiftkit.evaluate import predict
-
-                probs = predict(model, dev_loader, device, mean, std, channels_last, amp_dtype, max_batches=params.eval_batches)
-                dev_y = torch.from_numpy(dv_ds.targets[: probs.shape[0]])
-                dev_loss = float(nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), dev_y))
-                dev_acc = float((probs.argmax(1) == dev_y).float().mean())
-                meta_now = {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)}
-                write_model(out, model, meta_now)
-                _write_state(
-                    out,
-                    {
-                        "epoch": epoch + 1,
-                        "phase": phase,
-                        "params_hash": meta["params_hash"],
-                        "model": _cpu_state_dict(model),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": _rng_state(),
-                        "dev_accuracy": dev_acc,
-                    },
-                )
-                if live is not None:
-                    live.log_metric("train/loss", loss_sum / max(count, 1))
-                    live.log_metric("train/accuracy", correct / max(count, 1))
-                    live.log_metric("dev/loss", dev_loss)
-                    live.log_metric("dev/accuracy", dev_acc)
-                    live.log_metric("lr", float(opt.param_groups[-1]["lr"]))
-                    live.log_metric("images_per_s", count / max(epoch_seconds, 1e-9), plot=False)
-                    live.next_step()
-                progress.update(
-                    task, description=f"epoch {epoch + 1}/{len(plan)} {phase} loss {loss_sum / max(count, 1):.3f} dev acc {dev_acc:.3f}"
-                )
-            _barrier(dist_info)
+    run = _Run(model, tdata, feed, params, plan, out, meta)
+    seen, train_seconds, dev_acc = _run_epochs(run, state, live, on_batch)
     if live is not None:
         live.end()
     return TrainResult(
@@ -416,6 +600,6 @@ def train(
         dev_accuracy=dev_acc,
         seconds=time.perf_counter() - t_start,
         images_per_s=seen / train_seconds if train_seconds else 0.0,
-        device=str(device),
+        device=str(feed.device),
         world_size=dist_info.world_size,
     )

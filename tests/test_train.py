@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from shiftkit import cli, io, schema
 from shiftkit.config import load_params
+from shiftkit.console import output_to, stderr_console
 from shiftkit.errors import ConfigError, DataError
 from shiftkit.train import STATE_NAME, train
 from tests.train_helpers import build_example, build_synth
@@ -37,7 +38,8 @@ def test_train_writes_model_metadata_resume_point_and_dvclive(example, tmp_path,
     base, m, s = example
     syn = build_synth(tmp_path, m, s, limit=8)
     monkeypatch.setenv("SHIFTKIT_PROGRESS", "1")
-    r = train(m, s, tmp_path / "models", tiny(finetune_epochs=2), synth=syn, live_dir=tmp_path / "dvclive")
+    with output_to(stderr_console()):  # the library is quiet unless its caller turns output on
+        r = train(m, s, tmp_path / "models", tiny(finetune_epochs=2), synth=syn, live_dir=tmp_path / "dvclive")
     meta = json.loads((tmp_path / "models" / "model.json").read_text())
     assert meta["model"] == "resnet10t" and meta["labels"] == [str(i) for i in range(10)]
     assert meta["img_size"] == 16 and meta["channels"] == 3 and len(meta["mean"]) == 3
