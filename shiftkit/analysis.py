@@ -9,6 +9,7 @@ decomposition of the same run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -263,7 +264,8 @@ def _top_confusions(a: Analysis, top: int = 3) -> list[tuple[str, str, int]]:
     cm = a.confusion.copy()
     np.fill_diagonal(cm, 0)
     order = np.argsort(-cm, axis=None, kind="stable")[:top]
-    return [(a.labels[i // cm.shape[1]], a.labels[i % cm.shape[1]], int(cm.flat[i])) for i in order if cm.flat[i] > 0]
+    cols = cm.shape[1]
+    return [(a.labels[i // cols], a.labels[i % cols], int(cm.flat[i])) for i in order if cm.flat[i] > 0]
 
 
 _PROPERTY_WORDS = {
@@ -278,6 +280,187 @@ _PROPERTY_WORDS = {
 }
 
 
+def _inconclusive_rule(
+    d: Decomposition, a: Analysis, compare: dict[str, Change] | None, min_count: int
+) -> list[Recommendation]:
+    g, r = d.gaps, d.resolve
+    if r is not None and r.split is not None:
+        return [Recommendation(
+            f"Label about {r.more_images:,} more {r.split} images before acting",
+            f"No gap's {int(d.level * 100)}% interval excludes zero. The largest gap, "
+            f"{GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), would be resolved with about "
+            f"{r.more_images:,} more {r.split} images at the same error rates.",
+        )]
+    if r is not None:
+        return [Recommendation(
+            "No gap stands out",
+            f"The largest gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), is too small to "
+            "resolve by growing any one of its splits: it is likely negligible. Compute the "
+            "missing gaps (see the notes) or grow all splits together.",
+        )]
+    return [Recommendation("Evaluate on more splits", "No gap could be computed.")]
+
+
+def _class_and_confusion_recs(a: Analysis, min_count: int) -> list[Recommendation]:
+    recs = []
+    worst = _worst_classes(a, min_count)
+    if worst:
+        parts = ", ".join(
+            f"'{w['label']}' ({w['dev_errors']} of {w['dev_n']} dev images wrong, {_pct(w['dev_error'])}, "
+            f"{_pct(w['share'])} of dev errors; bridge {_pct(w['bridge_error'])})"
+            for w in worst
+        )
+        recs.append(Recommendation(
+            "Collect or synthesise target-like images of the classes that carry the dev errors", f"Classes: {parts}."
+        ))
+    conf = _top_confusions(a)
+    if conf:
+        recs.append(Recommendation(
+            "Look at the most frequent dev confusions",
+            "; ".join(f"'{t}' taken for '{p}' {c} times" for t, p, c in conf)
+            + ". The gallery shows the most confidently wrong dev images.",
+        ))
+    return recs
+
+
+def _property_recs(a: Analysis, min_count: int) -> list[Recommendation]:
+    recs = []
+    for prop in a.by_property:
+        b = _worst_bucket(a, prop, min_count)
+        if b is None or b["dev_error"] <= b["overall"] * 1.2:
+            continue
+        recs.append(Recommendation(
+            f"Target the {_PROPERTY_WORDS.get(prop, prop)} range {b['range']}",
+            f"Dev error {_pct(b['dev_error'])} there ({b['dev_errors']} of {b['dev_n']}; "
+            f"{_pct(b['share'])} of the dev errors with this property) against "
+            f"{_pct(b['overall'])} over all dev images; bridge images in that range: "
+            f"{b['bridge_n']} (error {_pct(b['bridge_error']) if b['bridge_n'] else 'n/a'}). "
+            "Fit the synthesis recipe so that web images reach this range.",
+        ))
+    return recs
+
+
+def _synthesis_rec(a: Analysis, compare: dict[str, Change] | None) -> Recommendation:
+    s = a.synth
+    if not s.on:
+        return Recommendation(
+            "Turn on artificial data synthesis (shiftkit synth)",
+            "No synthesised images are in this run: transform web images (blur, downscale, "
+            "JPEG, noise, framing) fitted to the target, retrain, and report again with "
+            "--compare on this run.",
+        )
+    detail = (
+        f"Synthesis is on: {s.images:,} synthesised images, {s.predicted:,} predicted; error on them "
+        f"{_pct(s.error)} against {_pct(s.parent_error)} on their web parents."
+    )
+    if s.recipes:
+        detail += " Degradations: " + ", ".join(f"{k} ({v})" for k, v in s.recipes.items()) + "."
+    c = (compare or {}).get("data_mismatch")
+    if c is not None and c.value is not None:
+        detail += (
+            f" Against the compared run the data mismatch changed by {_pts(c.value)} "
+            f"{_ci_pts(c.ci_low, c.ci_high)}: {c.verdict}."
+        )
+    if s.error is not None and s.parent_error is not None and s.error <= s.parent_error:
+        detail += " The synthesised images are no harder than their parents: the recipe is likely too weak."
+    return Recommendation("Strengthen or refit the synthesis recipe", detail)
+
+
+def _mismatch_rule(
+    d: Decomposition, a: Analysis, compare: dict[str, Change] | None, min_count: int
+) -> list[Recommendation]:
+    return [
+        *_class_and_confusion_recs(a, min_count),
+        *_property_recs(a, min_count),
+        _synthesis_rec(a, compare),
+        Recommendation(
+            "Add some labelled target images to train",
+            "Even a few hundred target images in train (never from dev or test) narrow the mismatch "
+            "directly; keep dev and test from the target only.",
+        ),
+    ]
+
+
+def _variance_rule(
+    d: Decomposition, a: Analysis, compare: dict[str, Change] | None, min_count: int
+) -> list[Recommendation]:
+    v = d.gaps["variance"]
+    return [
+        Recommendation(
+            "Regularise",
+            f"Bridge error exceeds train error by {_pts(v.value)} {_ci_pts(v.ci_low, v.ci_high)}: "
+            "raise weight decay or dropout, use early stopping on the bridge error, or freeze more of the backbone.",
+        ),
+        Recommendation("Augment more strongly", "Stronger augmentation (crops, flips, colour, blur) in train params."),
+        Recommendation(
+            "Get more training data",
+            f"Train has {d.counts['train'].n:,} evaluated images; more web images or synthesised copies help.",
+        ),
+        Recommendation("Try a smaller model", "Fewer parameters overfit less when data is short."),
+    ]
+
+
+def _bias_rule(
+    d: Decomposition, a: Analysis, compare: dict[str, Change] | None, min_count: int
+) -> list[Recommendation]:
+    b = d.gaps["avoidable_bias"]
+    return [
+        Recommendation(
+            "Train a bigger model",
+            f"Train error is {_pts(b.value)} above human-level ({_pct(d.human_error)}): a larger timm "
+            "backbone, or unfreezing more stages in fine-tuning.",
+        ),
+        Recommendation("Train longer", "More epochs, or a higher learning rate for the new head."),
+        Recommendation("Reduce regularisation", "Lower weight decay, dropout and augmentation strength."),
+    ]
+
+
+def _overfit_rule(
+    d: Decomposition, a: Analysis, compare: dict[str, Change] | None, min_count: int
+) -> list[Recommendation]:
+    o = d.gaps["dev_overfit"]
+    return [
+        Recommendation(
+            "Use a bigger dev set",
+            f"Test error exceeds dev error by {_pts(o.value)}: choices tuned on {d.counts['dev'].n:,} dev "
+            "images do not carry over; move target images into dev.",
+        ),
+        Recommendation("Tune less against dev", "Fewer hyperparameter trials, or a fresh dev set."),
+    ]
+
+
+Rule = Callable[[Decomposition, Analysis, "dict[str, Change] | None", int], list[Recommendation]]
+
+# the diagnosis -> the rule that writes its next steps (a new diagnosis is one function and one entry)
+RULES: dict[str, Rule] = {
+    INCONCLUSIVE: _inconclusive_rule,
+    "avoidable_bias": _bias_rule,
+    "variance": _variance_rule,
+    "data_mismatch": _mismatch_rule,
+    "dev_overfit": _overfit_rule,
+}
+
+
+def _follow_ups(d: Decomposition) -> list[Recommendation]:
+    """After the diagnosis's own steps: the next gap also above zero, and how to measure missing gaps."""
+    recs = []
+    others = [x for x in d.gaps.values() if x.significant and x.name != d.diagnosis]
+    if others and d.diagnosis != INCONCLUSIVE:
+        nxt = max(others, key=lambda x: x.value)
+        recs.append(Recommendation(
+            f"Then: {GAP_TITLES[nxt.name]}",
+            f"{GAP_TITLES[nxt.name].capitalize()} is also clearly above zero ({_pts(nxt.value)}, "
+            f"{_ci_pts(nxt.ci_low, nxt.ci_high)}).",
+        ))
+    for x in d.gaps.values():
+        if x.value is None:
+            recs.append(Recommendation(
+                f"Evaluate the {' and '.join(x.missing)} split to measure {GAP_TITLES[x.name]}",
+                f"{GAP_TITLES[x.name]} cannot be computed: no predictions on {', '.join(x.missing)}.",
+            ))
+    return recs
+
+
 def recommend(
     d: Decomposition,
     a: Analysis,
@@ -285,159 +468,6 @@ def recommend(
     compare: dict[str, Change] | None = None,
     min_count: int = 5,
 ) -> list[Recommendation]:
-    """Concrete next steps, ranked, for the diagnosis of ``d``, backed by the run's evidence."""
-    recs: list[Recommendation] = []
-    g = d.gaps
-    diag = d.diagnosis
-    if diag == INCONCLUSIVE:
-        r = d.resolve
-        if r is not None and r.split is not None:
-            recs.append(
-                Recommendation(
-                    f"Label about {r.more_images:,} more {r.split} images before acting",
-                    f"No gap's {int(d.level * 100)}% interval excludes zero. The largest gap, "
-                    f"{GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), would be resolved with about "
-                    f"{r.more_images:,} more {r.split} images at the same error rates.",
-                )
-            )
-        elif r is not None:
-            recs.append(
-                Recommendation(
-                    "No gap stands out",
-                    f"The largest gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), is too small to "
-                    "resolve by growing any one of its splits: it is likely negligible. Compute the "
-                    "missing gaps (see the notes) or grow all splits together.",
-                )
-            )
-        else:
-            recs.append(Recommendation("Evaluate on more splits", "No gap could be computed."))
-    if diag == "data_mismatch":
-        worst = _worst_classes(a, min_count)
-        if worst:
-            parts = ", ".join(
-                f"'{w['label']}' ({w['dev_errors']} of {w['dev_n']} dev images wrong, {_pct(w['dev_error'])}, "
-                f"{_pct(w['share'])} of dev errors; bridge {_pct(w['bridge_error'])})"
-                for w in worst
-            )
-            recs.append(
-                Recommendation(
-                    "Collect or synthesise target-like images of the classes that carry the dev errors",
-                    f"Classes: {parts}.",
-                )
-            )
-        conf = _top_confusions(a)
-        if conf:
-            recs.append(
-                Recommendation(
-                    "Look at the most frequent dev confusions",
-                    "; ".join(f"'{t}' taken for '{p}' {c} times" for t, p, c in conf)
-                    + ". The gallery shows the most confidently wrong dev images.",
-                )
-            )
-        for prop in a.by_property:
-            b = _worst_bucket(a, prop, min_count)
-            if b is None:
-                continue
-            if b["dev_error"] <= b["overall"] * 1.2:
-                continue
-            recs.append(
-                Recommendation(
-                    f"Target the {_PROPERTY_WORDS.get(prop, prop)} range {b['range']}",
-                    f"Dev error {_pct(b['dev_error'])} there ({b['dev_errors']} of {b['dev_n']}; "
-                    f"{_pct(b['share'])} of the dev errors with this property) against "
-                    f"{_pct(b['overall'])} over all dev images; bridge images in that range: "
-                    f"{b['bridge_n']} (error {_pct(b['bridge_error']) if b['bridge_n'] else 'n/a'}). "
-                    "Fit the synthesis recipe so that web images reach this range.",
-                )
-            )
-        s = a.synth
-        if not s.on:
-            recs.append(
-                Recommendation(
-                    "Turn on artificial data synthesis (shiftkit synth)",
-                    "No synthesised images are in this run: transform web images (blur, downscale, "
-                    "JPEG, noise, framing) fitted to the target, retrain, and report again with "
-                    "--compare on this run.",
-                )
-            )
-        else:
-            detail = (
-                f"Synthesis is on: {s.images:,} synthesised images, {s.predicted:,} predicted; error on them "
-                f"{_pct(s.error)} against {_pct(s.parent_error)} on their web parents."
-            )
-            if s.recipes:
-                detail += " Degradations: " + ", ".join(f"{k} ({v})" for k, v in s.recipes.items()) + "."
-            if compare and compare.get("data_mismatch") and compare["data_mismatch"].value is not None:
-                c = compare["data_mismatch"]
-                detail += (
-                    f" Against the compared run the data mismatch changed by {_pts(c.value)} "
-                    f"{_ci_pts(c.ci_low, c.ci_high)}: {c.verdict}."
-                )
-            if s.error is not None and s.parent_error is not None and s.error <= s.parent_error:
-                detail += " The synthesised images are no harder than their parents: the recipe is likely too weak."
-            recs.append(Recommendation("Strengthen or refit the synthesis recipe", detail))
-        recs.append(
-            Recommendation(
-                "Add some labelled target images to train",
-                "Even a few hundred target images in train (never from dev or test) narrow the mismatch "
-                "directly; keep dev and test from the target only.",
-            )
-        )
-    if diag == "variance":
-        v = g["variance"]
-        recs += [
-            Recommendation(
-                "Regularise",
-                f"Bridge error exceeds train error by {_pts(v.value)} {_ci_pts(v.ci_low, v.ci_high)}: "
-                "raise weight decay or dropout, use early stopping on the bridge error, or freeze more of the backbone.",
-            ),
-            Recommendation(
-                "Augment more strongly", "Stronger augmentation (crops, flips, colour, blur) in train params."
-            ),
-            Recommendation(
-                "Get more training data",
-                f"Train has {d.counts['train'].n:,} evaluated images; more web images or synthesised copies help.",
-            ),
-            Recommendation("Try a smaller model", "Fewer parameters overfit less when data is short."),
-        ]
-    if diag == "avoidable_bias":
-        b = g["avoidable_bias"]
-        recs += [
-            Recommendation(
-                "Train a bigger model",
-                f"Train error is {_pts(b.value)} above human-level ({_pct(d.human_error)}): a larger timm "
-                "backbone, or unfreezing more stages in fine-tuning.",
-            ),
-            Recommendation("Train longer", "More epochs, or a higher learning rate for the new head."),
-            Recommendation("Reduce regularisation", "Lower weight decay, dropout and augmentation strength."),
-        ]
-    if diag == "dev_overfit":
-        o = g["dev_overfit"]
-        recs += [
-            Recommendation(
-                "Use a bigger dev set",
-                f"Test error exceeds dev error by {_pts(o.value)}: choices tuned on {d.counts['dev'].n:,} dev "
-                "images do not carry over; move target images into dev.",
-            ),
-            Recommendation("Tune less against dev", "Fewer hyperparameter trials, or a fresh dev set."),
-        ]
-    # second-ranked gap worth mentioning
-    others = [x for x in g.values() if x.significant and x.name != diag]
-    if others and diag != INCONCLUSIVE:
-        nxt = max(others, key=lambda x: x.value)
-        recs.append(
-            Recommendation(
-                f"Then: {GAP_TITLES[nxt.name]}",
-                f"{GAP_TITLES[nxt.name].capitalize()} is also clearly above zero ({_pts(nxt.value)}, "
-                f"{_ci_pts(nxt.ci_low, nxt.ci_high)}).",
-            )
-        )
-    missing = [x for x in g.values() if x.value is None]
-    for x in missing:
-        recs.append(
-            Recommendation(
-                f"Evaluate the {' and '.join(x.missing)} split to measure {GAP_TITLES[x.name]}",
-                f"{GAP_TITLES[x.name]} cannot be computed: no predictions on {', '.join(x.missing)}.",
-            )
-        )
-    return recs
+    """Concrete next steps, ranked, for the diagnosis of ``d`` (its rule in :data:`RULES`), backed
+    by the run's evidence, then the follow-ups every diagnosis shares."""
+    return [*RULES[d.diagnosis](d, a, compare, min_count), *_follow_ups(d)]

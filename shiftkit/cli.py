@@ -456,13 +456,16 @@ def report_cmd(
 ) -> None:
     """Decompose the errors (avoidable bias, variance, data mismatch, dev overfitting) with bootstrap
     intervals, analyse the dev errors and say what to do next."""
+    from rich.console import Console
+
+    from shiftkit.console import current, output_to
     from shiftkit.report import run_report
 
     p = load_params(params).report
-    data = run_report(
-        predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p,
-        human_error=human_error, show=not quiet,
-    )
+    with output_to(Console(quiet=True) if quiet else current()):
+        data = run_report(
+            predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
+        )
     console.print(f"report: diagnosis {data.decomposition.diagnosis}; wrote {out}/report.md, report.html, metrics.json")
 
 

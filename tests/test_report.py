@@ -89,7 +89,7 @@ def test_same_inputs_give_identical_bytes(run_dir, tmp_path):
     from shiftkit.report import run_report
 
     for name in ("a", "b"):
-        run_report(run_dir["predictions"], tmp_path / name, manifest=run_dir["manifest"], synth=run_dir["synth"], show=False)
+        run_report(run_dir["predictions"], tmp_path / name, manifest=run_dir["manifest"], synth=run_dir["synth"])
     for f in ("report.md", "report.html", "metrics.json", "analysis.json", "plots/gaps.json", "plots/confusion.csv"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
@@ -281,7 +281,7 @@ def _chromium_console(html_path: Path, tmp_path: Path) -> list[str]:
 def test_html_renders_in_chromium_without_console_errors(run_dir, tmp_path):
     from shiftkit.report import run_report
 
-    run_report(run_dir["predictions"], tmp_path / "out", manifest=run_dir["manifest"], synth=run_dir["synth"], show=False)
+    run_report(run_dir["predictions"], tmp_path / "out", manifest=run_dir["manifest"], synth=run_dir["synth"])
     lines = _chromium_console(tmp_path / "out" / "report.html", tmp_path)
     assert len(lines) == 1 and "PROBE images=22 broken=0" in lines[0], lines
     # the check can fail: a page with a script error and a broken image is caught
@@ -315,3 +315,65 @@ def test_compare_says_when_the_mismatch_did_not_shrink(tmp_path, capsys, before_
     code, err = _run(capsys, after, "--compare", before, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
     assert words in (tmp_path / "out" / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# one set of sections, every writer; the folder replaced as a set
+
+
+def test_a_section_built_once_reaches_markdown_html_and_terminal(run_dir, monkeypatch):
+    from shiftkit.report import build_report, html, markdown, sections, terminal
+
+    data = build_report(run_dir["predictions"])
+    extra = sections.Section("extra", "Learning <curve>", 2, [
+        sections.Text("**grew** with `data`"), sections.Table(["a", "b"], [["x|y", "1"]], "lr"),
+    ])
+    monkeypatch.setattr(sections, "BUILDERS", (*sections.BUILDERS, lambda d: [extra]))
+    md, page = markdown.render(data), html.render(data)
+    assert "## Learning <curve>\n\n**grew** with `data`\n\n| a | b |" in md and "| x\\|y | 1 |" in md
+    assert "<h2>Learning &lt;curve&gt;</h2>" in page and "<p><strong>grew</strong> with <code>data</code></p>" in page
+    assert '<td class="l">x|y</td><td class="">1</td>' in page
+    # the terminal shows the errors section's tables, whose rows are the markdown's rows
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shiftkit.console import output_to
+
+    buf = StringIO()
+    with output_to(Console(file=buf, width=200)):
+        terminal.show(data)
+    for row in sections.gap_rows(data.decomposition):
+        assert row[1] in buf.getvalue() and row[2] in buf.getvalue()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
+    from shiftkit.errors import InputPathError
+    from shiftkit.report import build_report, html, write_report
+
+    out = tmp_path / "out"
+    data = build_report(write_predictions(make_predictions({"train": (60, 0.1), "dev": (60, 0.2)}), tmp_path / "p.parquet"))
+    write_report(data, out)
+    (out / ".gitignore").write_text("/report.md\n")
+    (out / "plots" / "stale.json").write_text("{}")
+    before = _tree(out)
+
+    def broken(_data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(html, "render", broken)
+    with pytest.raises(OSError):
+        write_report(data, out)
+    assert _tree(out) == before  # metrics.json, analysis.json and plots/ were not rewritten alone
+    monkeypatch.undo()
+    write_report(data, out)
+    assert (out / ".gitignore").read_text() == "/report.md\n"  # DVC's ignore file is kept
+    assert not (out / "plots" / "stale.json").exists()  # the old set is gone as a whole
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputPathError, match=r"holds notes.txt, which this stage does not write"):
+        write_report(data, out)
+    assert (out / "notes.txt").read_text() == "mine"

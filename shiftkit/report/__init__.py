@@ -176,23 +176,32 @@ def build_report(
     return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes)
 
 
+# what the report writes at the top of its folder (anything else there is refused, not deleted)
+OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots")
+
+
 def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.md, report.html, metrics.json, analysis.json and plots/ into ``out_dir``.
 
+    The folder is replaced as one set (:func:`shiftkit.io.replace_dir`, DVC's ``.gitignore``
+    kept): a failure at any point leaves the previous report whole.
+
     Raises:
-        InputPathError: when ``out_dir`` cannot be created or written.
+        InputPathError: when ``out_dir`` cannot be created or written, or holds files the report
+            does not write.
     """
     from shiftkit.report import html, jsonout, markdown
 
-    out = io.ensure_dir(out_dir)
-    written = {
-        "metrics": io.write_json(out / "metrics.json", jsonout.metrics(data)),
-        "analysis": io.write_json(out / "analysis.json", jsonout.analysis(data)),
-    }
-    written.update(jsonout.write_plots(data, out / "plots"))
-    written["markdown"] = io.write_text(out / "report.md", markdown.render(data))
-    written["html"] = io.write_text(out / "report.html", html.render(data))
-    return written
+    final = Path(out_dir)
+    with io.replace_dir(final, owned=OUTPUTS) as out:
+        written = {
+            "metrics": io.write_json(out / "metrics.json", jsonout.metrics(data)),
+            "analysis": io.write_json(out / "analysis.json", jsonout.analysis(data)),
+        }
+        written.update(jsonout.write_plots(data, out / "plots"))
+        written["markdown"] = io.write_text(out / "report.md", markdown.render(data))
+        written["html"] = io.write_text(out / "report.html", html.render(data))
+    return {k: final / p.relative_to(out) for k, p in written.items()}
 
 
 def run_report(
@@ -204,19 +213,18 @@ def run_report(
     compare_to: str | os.PathLike[str] | None = None,
     params: ReportParams | None = None,
     human_error: float | None = None,
-    show: bool = True,
 ) -> ReportData:
-    """Build the report, write it to ``out_dir`` and (``show``) print its summary in the terminal.
+    """Build the report, write it to ``out_dir`` and print its summary through
+    :mod:`shiftkit.console` (quiet unless the caller turned output on).
 
     Raises:
         InputPathError, DataError, SchemaError, ConfigError: see :func:`build_report`.
     """
+    from shiftkit.report.terminal import show
+
     data = build_report(
         predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error
     )
     write_report(data, out_dir)
-    if show:
-        from shiftkit.report.terminal import show as _show
-
-        _show(data)
+    show(data)
     return data

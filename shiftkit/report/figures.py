@@ -13,7 +13,9 @@ import numpy as np
 from shiftkit.decompose import GAP_TITLES, GAPS, Decomposition
 
 _META = {"Software": None}
-_GAP_COLOURS = {"avoidable_bias": "#4c72b0", "variance": "#dd8452", "data_mismatch": "#c44e52", "dev_overfit": "#8172b3"}
+_GAP_COLOURS = {
+    "avoidable_bias": "#4c72b0", "variance": "#dd8452", "data_mismatch": "#c44e52", "dev_overfit": "#8172b3",
+}
 
 
 def _plt():
@@ -72,7 +74,8 @@ def per_class(labels: list[str], dev: np.ndarray, dev_ci: tuple[np.ndarray, np.n
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * n + 2), 3.4))
     x = np.arange(n)
     w = 0.4
-    for off, vals, ci, lab, col in ((-w / 2, bridge, bridge_ci, "bridge", "#dd8452"), (w / 2, dev, dev_ci, "dev", "#c44e52")):
+    sides = ((-w / 2, bridge, bridge_ci, "bridge", "#dd8452"), (w / 2, dev, dev_ci, "dev", "#c44e52"))
+    for off, vals, ci, lab, col in sides:
         v = np.nan_to_num(vals) * 100
         lo = np.clip(v - np.nan_to_num(ci[0]) * 100, 0, None)
         hi = np.clip(np.nan_to_num(ci[1]) * 100 - v, 0, None)
@@ -140,8 +143,8 @@ def compare_chart(changes: dict, names: list[str], titles: list[str]) -> bytes:
             ax.text(0, i, "n/a", ha="center", va="center", fontsize=8)
             continue
         col = "#55a868" if c.verdict == "shrank" else "#c44e52" if c.verdict == "grew" else "#999999"
-        ax.errorbar(c.value * 100, i, xerr=[[max(0.0, (c.value - c.ci_low) * 100)], [max(0.0, (c.ci_high - c.value) * 100)]],
-                    fmt="o", color=col, capsize=4)
+        err = [[max(0.0, (c.value - c.ci_low) * 100)], [max(0.0, (c.ci_high - c.value) * 100)]]
+        ax.errorbar(c.value * 100, i, xerr=err, fmt="o", color=col, capsize=4)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, titles, fontsize=8)
     ax.invert_yaxis()

@@ -1,39 +1,42 @@
-"""The report's summary as rich tables on the terminal (stderr, like all shiftkit output)."""
+"""The report's summary as rich tables on the terminal (stderr, like all shiftkit output).
+
+Shows the tables of the "errors" section, the diagnosis and the first recommendations, from the
+sections of :mod:`shiftkit.report.sections`.
+"""
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Table as RichTable
 
 from shiftkit.console import console
-from shiftkit.decompose import GAP_TITLES, GAPS
-from shiftkit.report.markdown import _FORMULA, ci, diagnosis_sentence, pct, pts
-from shiftkit.schema import SPLITS
+from shiftkit.report.sections import DIAGNOSIS_MARK, Steps, Table, Text, build_sections
+
+
+def _style(cell: str) -> str:
+    if cell == DIAGNOSIS_MARK:
+        return f"[bold red]{cell}[/bold red]"
+    if cell.startswith("cannot be computed") or cell == "no predictions":
+        return f"[yellow]{escape(cell)}[/yellow]"
+    return escape(cell)
+
+
+def _table(t: Table) -> RichTable:
+    out = RichTable(title=t.title or None, title_justify="left")
+    for col, a in zip(t.header, t.align):
+        out.add_column(col, justify="left" if a == "l" else "right")
+    for row in t.rows:
+        out.add_row(*(_style(str(c)) for c in row))
+    return out
 
 
 def show(data, top: int = 3) -> None:
-    d = data.decomposition
-    lvl = f"{int(round(d.level * 100))}%"
-    t = Table(title="Errors", title_justify="left")
-    for col, j in (("split", "left"), ("images", "right"), ("wrong", "right"), ("error", "right"), (f"{lvl} interval (%)", "right")):
-        t.add_column(col, justify=j)
-    t.add_row("human", "—", "—", pct(d.human_error), "fixed")
-    for s in SPLITS:
-        c = d.counts.get(s)
-        if c is None:
-            t.add_row(s, "0", "0", "n/a", "[dim]no predictions[/dim]")
-        else:
-            t.add_row(s, f"{c.n:,}", f"{c.errors:,}", pct(c.error), ci(*d.error_ci[s], "%"))
-    console.print(t)
-    g_t = Table(title="Gaps (points)", title_justify="left")
-    for col, j in (("gap", "left"), ("formula", "left"), ("points", "right"), (f"{lvl} interval", "right"), ("", "left")):
-        g_t.add_column(col, justify=j)
-    for name, _, _ in GAPS:
-        g = d.gaps[name]
-        mark = "[bold red]◀ diagnosis[/bold red]" if name == d.diagnosis else ("clearly > 0" if g.significant else "")
-        if g.value is None:
-            mark = f"[yellow]no {', '.join(g.missing)}[/yellow]"
-        g_t.add_row(GAP_TITLES[name], _FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark)
-    console.print(g_t)
-    console.print(diagnosis_sentence(d).replace("**", ""))
-    for i, r in enumerate(data.recommendations[:top], 1):
-        console.print(f"  {i}. [bold]{r.title}[/bold]")
+    sections = {s.key: s for s in build_sections(data)}
+    for b in sections["errors"].blocks:
+        if isinstance(b, Table):
+            console.print(_table(b))
+    diag = next(b for b in sections["title"].blocks if isinstance(b, Text) and b.style == "diagnosis")
+    console.print(escape(diag.text.replace("**", "")))
+    steps = next(b for b in sections["next"].blocks if isinstance(b, Steps))
+    for i, r in enumerate(steps.items[:top], 1):
+        console.print(f"  {i}. [bold]{escape(r.title)}[/bold]")

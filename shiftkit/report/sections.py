@@ -1,0 +1,374 @@
+"""The report's content as data: sections of blocks, built once and drawn by every writer.
+
+Each builder in :data:`BUILDERS` turns the computed :class:`~shiftkit.report.ReportData` into
+zero or more :class:`Section` objects; the markdown, HTML and terminal writers only lay those
+out. To add a section to the report, write one builder here and put it in ``BUILDERS`` at the
+place where the section should appear (``docs/architecture.md`` has the recipe).
+
+Inline text may carry ``**bold**`` and ```code``` markup: markdown keeps it, HTML turns it
+into ``<strong>`` and ``<code>``, the terminal drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shiftkit.analysis import Recommendation, shown_classes
+from shiftkit.decompose import GAP_NAMES, GAP_TITLES, GAPS, INCONCLUSIVE
+from shiftkit.schema import SPLITS
+
+FORMULA = {
+    "avoidable_bias": "train − human",
+    "variance": "bridge − train",
+    "data_mismatch": "dev − bridge",
+    "dev_overfit": "test − dev",
+}
+DIAGNOSIS_MARK = "◀ diagnosis"
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph; ``style`` is "" (plain), "muted" (a side remark) or "diagnosis" (the headline)."""
+
+    text: str
+    style: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of strings; ``align`` holds one "l" or "r" per column; ``title`` names it on the terminal.
+
+    ``media="text"`` keeps it out of the HTML (where a figure shows the same numbers).
+    """
+
+    header: list[str]
+    rows: list[list[str]]
+    align: str
+    title: str = ""
+    media: str = "all"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure, drawn only by the writers that embed images (``draw`` returns PNG bytes)."""
+
+    draw: Callable[[], bytes]
+    alt: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The ranked recommendations: an ordered list of title and detail."""
+
+    items: list[Recommendation]
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Images with their true and predicted label and confidence (``thumb``: PNG bytes or None)."""
+
+    cards: list[dict[str, Any]]
+
+
+Block = Text | Table | Figure | Steps | Bullets | Gallery
+
+
+@dataclass
+class Section:
+    """A heading (``level`` 1 to 3) and its blocks; ``key`` names it for writers and tests."""
+
+    key: str
+    title: str
+    level: int = 2
+    blocks: list[Block] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# number formats shared by every writer
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}"
+
+
+def ci(lo: float | None, hi: float | None, unit: str = "pts") -> str:
+    if lo is None or hi is None:
+        return "n/a"
+    if unit == "%":
+        return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def level_text(level: float) -> str:
+    return f"{int(round(level * 100))}%"
+
+
+# ---------------------------------------------------------------------------------------------
+# sentences
+
+
+def diagnosis_sentence(d) -> str:
+    """One sentence: what the run's main problem is, or why none can be named yet."""
+    lvl = level_text(d.level)
+    if d.diagnosis == INCONCLUSIVE:
+        r = d.resolve
+        if r is None:
+            return "**Inconclusive**: no gap could be computed."
+        g = d.gaps[r.gap]
+        more = (
+            f" About {r.more_images:,} more {r.split} images (at the same error rates) would resolve it."
+            if r.split
+            else " Growing one split alone would not resolve it: the gap may be negligible."
+        )
+        return (
+            f"**Inconclusive**: no gap's {lvl} interval excludes zero. The largest is "
+            f"{GAP_TITLES[r.gap]}, {pts(g.value)} points {ci(g.ci_low, g.ci_high)}.{more}"
+        )
+    g = d.gaps[d.diagnosis]
+    return (
+        f"**{GAP_TITLES[d.diagnosis].capitalize()}**: the largest gap whose {lvl} interval excludes zero, "
+        f"{pts(g.value)} points {ci(g.ci_low, g.ci_high)}."
+    )
+
+
+def mismatch_sentence(compare: dict, level: str) -> str:
+    """One sentence that answers "did the change shrink the data mismatch?" from a comparison."""
+    c = compare["data_mismatch"]
+    if c.value is None:
+        return "The data-mismatch change cannot be computed: a run lacks its bridge or dev split."
+    change = f"{pts(c.value)} points, {level} interval {ci(c.ci_low, c.ci_high)}"
+    if c.verdict == "shrank":
+        return f"**Data mismatch shrank** against the compared run ({change}): the change worked on the target."
+    if c.verdict == "grew":
+        return (f"**Data mismatch grew** against the compared run ({change}): the change made the target "
+                "relatively worse.")
+    return (
+        f"**No clear change in data mismatch** against the compared run ({change}): the interval "
+        "includes zero, so this run does not show that the change reduced it."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# rows
+
+
+def error_rows(d) -> list[list[str]]:
+    """Rows of the errors table: human, then each split with images, wrong, error and interval."""
+    rows = [["human", "—", "—", pct(d.human_error), "fixed input"]]
+    for s in SPLITS:
+        c = d.counts.get(s)
+        if c is None:
+            rows.append([s, "0", "0", "n/a", "no predictions"])
+            continue
+        lo, hi = d.error_ci[s]
+        rows.append([s, f"{c.n:,}", f"{c.errors:,}", pct(c.error), ci(lo, hi, "%")])
+    return rows
+
+
+def gap_rows(d) -> list[list[str]]:
+    """Rows of the gaps table: gap, formula, points, interval, mark."""
+    rows = []
+    for name, _, _ in GAPS:
+        g = d.gaps[name]
+        mark = DIAGNOSIS_MARK if name == d.diagnosis else ("clearly > 0" if g.significant else "")
+        if g.value is None:
+            mark = f"cannot be computed (no {', '.join(g.missing)})"
+        rows.append([GAP_TITLES[name], FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark])
+    return rows
+
+
+def compare_rows(compare: dict) -> list[list[str]]:
+    """Rows of the comparison table (errors in %, gaps in points)."""
+    rows = []
+    for key in (*SPLITS, *GAP_NAMES):
+        c = compare[key]
+        title = f"{key} error" if key in SPLITS else GAP_TITLES[key]
+        shown = pct if key in SPLITS else pts
+        rows.append([title, shown(c.before), shown(c.after), pts(c.value), ci(c.ci_low, c.ci_high), c.verdict])
+    return rows
+
+
+def slice_rows(t: pl.DataFrame, key: str) -> list[list[str]]:
+    """Rows of a dev-against-bridge slice table (by class or by property bucket)."""
+    return [
+        [str(r[key]), str(r["dev_n"]), pct(r["dev_error"]) if r["dev_n"] else "n/a",
+         ci(r["dev_ci_low"], r["dev_ci_high"], "%") if r["dev_n"] else "", str(r["bridge_n"]),
+         pct(r["bridge_error"]) if r["bridge_n"] else "n/a"]
+        for r in t.to_dicts()
+    ]
+
+
+def _arr(col: pl.Series) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in col.to_list()], float)
+
+
+def _slice_table(t: pl.DataFrame, key: str, first: str, lvl: str) -> Table:
+    header = [first, "dev images", "dev error", f"{lvl} interval (%)", "bridge images", "bridge error"]
+    return Table(header, slice_rows(t, key), "lrrrrr")
+
+
+# ---------------------------------------------------------------------------------------------
+# section builders, in the order the report shows them
+
+
+def title_section(data) -> list[Section]:
+    d = data.decomposition
+    return [Section("title", "shiftkit report", 1, [
+        Text(f"predictions: `{data.predictions}`", "muted"),
+        Text(f"Diagnosis: {diagnosis_sentence(d)}", "diagnosis"),
+    ])]
+
+
+def errors_section(data) -> list[Section]:
+    from shiftkit.report import figures
+
+    d = data.decomposition
+    lvl = level_text(d.level)
+    return [Section("errors", "Errors and gaps", 2, [
+        Table(["split", "images", "wrong", "error", f"{lvl} interval (%)"], error_rows(d), "lrrrr", "Errors"),
+        Table(["gap", "formula", "points", f"{lvl} interval", ""], gap_rows(d), "llrrl", "Gaps (points)"),
+        Figure(lambda: figures.gaps_waterfall(d), "error decomposition waterfall"),
+        Text(f"Intervals: bootstrap over images resampled within each split, {d.replicates:,} replicates, "
+             f"seed {d.seed}.", "muted"),
+    ])]
+
+
+def next_steps_section(data) -> list[Section]:
+    return [Section("next", "What to do next", 2, [Steps(list(data.recommendations))])]
+
+
+def compare_section(data) -> list[Section]:
+    from shiftkit.report import figures
+
+    if data.compare is None:
+        return []
+    lvl = level_text(data.decomposition.level)
+    changes = data.compare
+    return [Section("compare", f"Compared with `{data.compare_source}`", 2, [
+        Text(mismatch_sentence(changes, lvl)),
+        Table(["", "before", "after", "change", f"{lvl} interval", "verdict"], compare_rows(changes), "lrrrrl"),
+        Figure(lambda: figures.compare_chart(changes, list(GAP_NAMES), [GAP_TITLES[n] for n in GAP_NAMES]),
+               "change of each gap"),
+        Text("Change in points = this run minus the compared run. Splits evaluated on the same images are "
+             "resampled jointly (paired), the others independently.", "muted"),
+    ])]
+
+
+def by_class_section(data) -> list[Section]:
+    from shiftkit.report import figures
+
+    a = data.analysis
+    lvl = level_text(data.decomposition.level)
+    bc = a.by_class
+    keep = [a.labels[i] for i in shown_classes(a)]
+    caption = ""
+    if bc.height > len(keep) and keep:
+        caption = f"Figure: the {len(keep)} classes with most dev errors of {bc.height}."
+        bc = bc.filter(pl.col("label").is_in(keep))
+    blocks: list[Block] = []
+    if bc.height:
+        blocks.append(Figure(lambda: figures.per_class(
+            bc["label"].to_list(), _arr(bc["dev_error"]), (_arr(bc["dev_ci_low"]), _arr(bc["dev_ci_high"])),
+            _arr(bc["bridge_error"]), (_arr(bc["bridge_ci_low"]), _arr(bc["bridge_ci_high"]))),
+            "error per class", caption))
+    blocks.append(_slice_table(a.by_class, "label", "class", lvl))
+    return [
+        Section("analysis", "Error analysis: dev against bridge", 2),
+        Section("by_class", "By class", 3, blocks),
+    ]
+
+
+def by_domain_section(data) -> list[Section]:
+    lvl = level_text(data.decomposition.level)
+    rows = [
+        [r["split"], r["domain"], str(r["n"]), pct(r["error"]), ci(r["ci_low"], r["ci_high"], "%")]
+        for r in data.analysis.by_domain.to_dicts()
+    ]
+    return [Section("by_domain", "By domain", 3, [
+        Table(["split", "domain", "images", "error", f"{lvl} interval (%)"], rows, "llrrr"),
+    ])]
+
+
+def by_property_sections(data) -> list[Section]:
+    from shiftkit.report import figures
+
+    lvl = level_text(data.decomposition.level)
+    out = []
+    for prop, t in data.analysis.by_property.items():
+        def draw(prop=prop, t=t) -> bytes:
+            return figures.buckets(
+                prop, t["range"].to_list(), _arr(t["dev_error"]), (_arr(t["dev_ci_low"]), _arr(t["dev_ci_high"])),
+                _arr(t["bridge_error"]), (_arr(t["bridge_ci_low"]), _arr(t["bridge_ci_high"])))
+
+        out.append(Section(f"by_{prop}", f"By {prop} (quantile buckets)", 3, [
+            Figure(draw, f"error by {prop}"), _slice_table(t, "range", prop, lvl),
+        ]))
+    return out
+
+
+def confusion_section(data) -> list[Section]:
+    from shiftkit.report import figures
+
+    a = data.analysis
+    if not a.labels:
+        return []
+    idx = shown_classes(a)
+    blocks: list[Block] = []
+    if len(idx) < len(a.labels):
+        blocks.append(Text(f"The {len(idx)} classes most involved in dev errors, of {len(a.labels)} "
+                           "(all in analysis.json).", "muted"))
+    names = [a.labels[i] for i in idx]
+    rows = [[a.labels[i], *[str(int(a.confusion[i, j])) for j in idx]] for i in idx]
+    blocks.append(Table(["true \\ pred", *names], rows, "l" + "r" * len(idx), media="text"))
+    blocks.append(Figure(lambda: figures.confusion(names, a.confusion[np.ix_(idx, idx)]), "dev confusion matrix"))
+    return [Section("confusion", "Dev confusion matrix (rows: true, columns: predicted)", 3, blocks)]
+
+
+def gallery_section(data) -> list[Section]:
+    if not data.gallery:
+        return []
+    return [Section("gallery", "Most confidently wrong dev images", 3, [Gallery(list(data.gallery))])]
+
+
+def notes_section(data) -> list[Section]:
+    if not data.notes:
+        return []
+    return [Section("notes", "Notes", 2, [Bullets(list(data.notes))])]
+
+
+BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
+    title_section,
+    errors_section,
+    next_steps_section,
+    compare_section,
+    by_class_section,
+    by_domain_section,
+    by_property_sections,
+    confusion_section,
+    gallery_section,
+    notes_section,
+)
+
+
+def build_sections(data) -> list[Section]:
+    """Every section of the report, in order."""
+    return [s for build in BUILDERS for s in build(data)]
