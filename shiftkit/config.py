@@ -23,7 +23,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
@@ -250,8 +250,9 @@ def check_params(obj: Any) -> None:
         wanted = " or ".join(c.describe() for c in constraints)
         if isinstance(value, float) and not math.isfinite(value):
             wanted += " (a finite number)"
-        elif _is_int(value) and not -_INT64 <= value < _INT64 and all(getattr(c, "high", 0) is None for c in constraints):
-            wanted += " (that fits in 64 bits)"
+        elif _is_int(value) and not -_INT64 <= value < _INT64:
+            if all(getattr(c, "high", 0) is None for c in constraints):
+                wanted += " (that fits in 64 bits)"
         raise ConfigError(f"The '{where}.{f.name}' parameter must be {wanted}. Got {show(value)} instead.")
 
 
@@ -657,7 +658,7 @@ class TrainParams(ParamsSection):
 
     model: str = param("resnet10t", Text("a timm model name"))  # any name in timm.list_models()
     # true: timm hub weights; a checkpoint path; false: from scratch
-    pretrained: Union[bool, str] = param(False, BOOL, Text("a checkpoint path"))
+    pretrained: bool | str = param(False, BOOL, Text("a checkpoint path"))
     img_size: int = param(32, Interval(int, 8, 4096))  # square input size in pixels
     channels: int = param(3, Options((1, 3)))  # 1 (grey) or 3 (RGB)
     batch_size: int = param(64, COUNT)  # per process
