@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from shiftkit.cli import main as cli_main
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--manifest", default="data/manifest/manifest.parquet")
-    parser.add_argument("--splits", default="data/splits/splits.parquet")
-    parser.add_argument("--synth", default="data/synth/synth.parquet", help="'' to predict without synthesised images")
-    parser.add_argument("--model", default="models")
-    parser.add_argument("--out", default="data/predictions/predictions.parquet")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    # same code path as `shiftkit evaluate` (params, summary line, exit code 2 on bad input)
-    cmd = ["evaluate", "--manifest", args.manifest, "--splits", args.splits, "--model", args.model,
-           "--out", args.out, "--params", args.params]
-    if args.synth:
-        cmd += ["--synth", args.synth]
-    return cli_main(cmd)
+    ap = stage_parser(__doc__)
+    ap.add_argument("--manifest", default="data/manifest/manifest.parquet")
+    ap.add_argument("--splits", default="data/splits/splits.parquet")
+    ap.add_argument("--synth", default="data/synth/synth.parquet", help="'' to predict without synthesised images")
+    ap.add_argument("--model", default="models")
+    ap.add_argument("--out", default="data/predictions/predictions.parquet")
+    ap.add_argument("--params", default="params.yaml")
+
+    def work() -> str:
+        from shiftkit.config import load_params
+        from shiftkit.evaluate import evaluate
+
+        args = ap.parse_args(argv)
+        r = evaluate(args.manifest, args.splits, args.model, args.out, load_params(args.params).evaluate,
+                     synth=args.synth or None)
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in r.accuracy.items())
+        return f"evaluate: {sum(r.counts.values()):,} images on {r.device} in {r.seconds:.1f} s ({acc}) -> {args.out}"
+
+    return run_stage("evaluate", work)
 
 
 if __name__ == "__main__":

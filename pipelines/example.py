@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 
-from shiftkit.cli import run_stage
-from shiftkit.config import load_params
-from shiftkit.example import write_example
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = stage_parser(__doc__)
     ap.add_argument("--out", default="data/raw", help="folder for web/ and target/ (default: data/raw)")
     ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
 
     def work() -> str:
+        from shiftkit.config import load_params
+        from shiftkit.example import write_example
+
+        args = ap.parse_args(argv)
         counts = write_example("digits", args.out, load_params(args.params).example)
         return f"example: {counts['web']} web and {counts['target']} target images in {args.out}"
 
@@ -23,4 +24,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

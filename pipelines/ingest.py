@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 
-from shiftkit.cli import run_stage
-from shiftkit.config import load_params, parse_assignments
-from shiftkit.ingest import ingest
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = stage_parser(__doc__)
     ap.add_argument("--domain", action="append", default=[], metavar="NAME=PATH", help="repeat per domain")
     ap.add_argument("--listing", default=None, help="CSV/parquet with columns path, label, domain")
     ap.add_argument("--out", default="data/manifest")
     ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
 
     def work() -> str:
-        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=load_params(args.params).ingest)
+        from shiftkit.config import load_params, parse_assignments
+        from shiftkit.ingest import ingest
+
+        args = ap.parse_args(argv)
+        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing,
+                     params=load_params(args.params).ingest)
         return f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined (drop {res.drop})"
 
     return run_stage("ingest", work)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = stage_parser(__doc__)
     ap.add_argument("--predictions", default="data/predictions/predictions.parquet")
     ap.add_argument("--manifest", default=None)
     ap.add_argument("--synth", default=None)
     ap.add_argument("--compare", default=None, help="another run's predictions: each gap's change, with an interval")
     ap.add_argument("--out", default="reports")
     ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    from shiftkit.cli import run_stage
-    from shiftkit.config import load_params
-    from shiftkit.report import run_report
 
     def work() -> str:
-        data = run_report(
-            args.predictions, args.out, manifest=args.manifest, synth=args.synth,
-            compare_to=args.compare, params=load_params(args.params).report,
-        )
+        from shiftkit.config import load_params
+        from shiftkit.report import run_report
+
+        args = ap.parse_args(argv)
+        data = run_report(args.predictions, args.out, manifest=args.manifest, synth=args.synth,
+                          compare_to=args.compare, params=load_params(args.params).report)
         d = data.decomposition
         return f"report: diagnosis {d.diagnosis}; dev error {d.errors['dev']}; wrote {args.out}/"
 

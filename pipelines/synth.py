@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 
-from shiftkit.cli import run_stage
-from shiftkit.config import load_params
-from shiftkit.synth import run_synth
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = stage_parser(__doc__)
     ap.add_argument("--manifest", default="data/manifest/manifest.parquet")
     ap.add_argument("--splits", default="data/splits/splits.parquet")
     ap.add_argument("--out", default="data/synth")
     ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
 
     def work() -> str:
+        from shiftkit.config import load_params
+        from shiftkit.synth import run_synth
+
+        args = ap.parse_args(argv)
         res = run_synth(args.manifest, args.splits, args.out, load_params(args.params).synth)
         if not res["enabled"]:
             return f"synth: disabled; empty synth table in {args.out}"
@@ -27,4 +28,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

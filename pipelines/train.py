@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 
-from shiftkit.cli import main as cli_main
+from shiftkit.cli import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--manifest", default="data/manifest/manifest.parquet")
-    parser.add_argument("--splits", default="data/splits/splits.parquet")
-    parser.add_argument("--synth", default="data/synth/synth.parquet", help="'' to train without synthesised images")
-    parser.add_argument("--out", default="models")
-    parser.add_argument("--live", default="dvclive")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    # one code path with `shiftkit train`: the CLI loads params, calls shiftkit.train.train,
-    # prints the one-line summary and turns bad input into one line and exit code 2
-    cmd = ["train", "--manifest", args.manifest, "--splits", args.splits, "--out", args.out,
-           "--live", args.live, "--params", args.params]
-    if args.synth:
-        cmd += ["--synth", args.synth]
-    if args.resume:
-        cmd.append("--resume")
-    return cli_main(cmd)
+    ap = stage_parser(__doc__)
+    ap.add_argument("--manifest", default="data/manifest/manifest.parquet")
+    ap.add_argument("--splits", default="data/splits/splits.parquet")
+    ap.add_argument("--synth", default="data/synth/synth.parquet", help="'' to train without synthesised images")
+    ap.add_argument("--out", default="models")
+    ap.add_argument("--live", default="dvclive")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--resume", action="store_true")
+
+    def work() -> str | None:
+        from shiftkit.config import load_params
+        from shiftkit.train import train
+
+        args = ap.parse_args(argv)
+        tp = load_params(args.params).train
+        r = train(args.manifest, args.splits, args.out, tp, synth=args.synth or None, live_dir=args.live,
+                  resume=args.resume)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return None  # under torchrun, rank 0 speaks
+        return (f"train: {tp.model} for {r.epochs} epoch(s) on {r.device}: dev accuracy {r.dev_accuracy:.3f}, "
+                f"{r.images_per_s:,.0f} img/s, {r.seconds:.0f} s -> {args.out}")
+
+    return run_stage("train", work)
 
 
 if __name__ == "__main__":

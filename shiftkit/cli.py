@@ -11,7 +11,12 @@ pay for torch or albumentations. ``main(argv)`` returns the exit code:
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -20,7 +25,7 @@ import typer
 
 import shiftkit
 from shiftkit.console import console
-from shiftkit.errors import CheckFailed, ShiftkitError
+from shiftkit.errors import CheckFailed, ShiftkitError, Terminated
 
 app = typer.Typer(
     name="shiftkit",
@@ -91,6 +96,7 @@ def ingest_command(
         Path("data/manifest"),
         "--out",
         "-o",
+        file_okay=False,
         help="Folder for manifest.parquet, quarantine.parquet and summary.json. Outputs of a "
         "previous run there make this run incremental (only new files are decoded).",
     ),
@@ -157,6 +163,7 @@ def split_command(
         Path("data/splits"),
         "--out",
         "-o",
+        file_okay=False,
         help="Folder for splits.parquet, composition.json and composition.md. Splits already there are honoured.",
     ),
     strategy: Optional[str] = typer.Option(
@@ -219,7 +226,7 @@ def check_command(
         help="Instead of a DROP folder, check the newest drop already ingested into the --reference "
         "manifest against its earlier drops (the pipeline's check stage).",
     ),
-    out: Path = typer.Option(Path("data/check"), "--out", "-o", help="Folder for check.json and check.md (a PR comment)."),
+    out: Path = typer.Option(Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
@@ -256,7 +263,7 @@ def check_command(
 
 
 @app.command("synth")
-def synth_cmd(
+def synth_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="The manifest table."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="The splits table."),
     out: Path = typer.Option(Path("data/synth"), "--out", help="Output folder (synth.parquet, images/, recipe.json, fit.json)."),
@@ -296,7 +303,7 @@ def synth_cmd(
 
 
 @app.command("shift")
-def shift_cmd(
+def shift_command(
     a: Optional[Path] = typer.Option(None, "--a", help="Folder of set A (instead of --manifest filters)."),
     b: Optional[Path] = typer.Option(None, "--b", help="Folder of set B (instead of --manifest filters)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest table to draw both sets from."),
@@ -311,7 +318,7 @@ def shift_cmd(
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Images sampled per set (0: all)."),
     permutations: Optional[int] = typer.Option(None, "--permutations", help="Permutations of the MMD test."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampling, the folds and the permutations."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as json to this file."),
+    json_out: Optional[Path] = typer.Option(None, "--json", dir_okay=False, help="Write the result as json to this file."),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """How far apart two image sets are: per-property KS and Wasserstein, domain AUC, MMD test.
@@ -354,7 +361,7 @@ def shift_cmd(
 
 
 @app.command("train")
-def train_cmd(
+def train_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
     synth: Optional[Path] = typer.Option(
@@ -404,13 +411,13 @@ def train_cmd(
 
 
 @app.command("evaluate")
-def evaluate_cmd(
+def evaluate_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
     synth: Optional[Path] = typer.Option(None, "--synth", help="Synth table; its children are predicted as domain 'synth'."),
     model_dir: Path = typer.Option(Path("models"), "--model", help="Model folder written by shiftkit train."),
     out: Path = typer.Option(
-        Path("data/predictions/predictions.parquet"), "--out", help="Predictions table to write."
+        Path("data/predictions/predictions.parquet"), "--out", dir_okay=False, help="Predictions table to write."
     ),
     train_sample: Optional[int] = typer.Option(
         None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
@@ -433,7 +440,7 @@ def evaluate_cmd(
 
 
 @app.command("report")
-def report_cmd(
+def report_command(
     predictions: Path = typer.Argument(
         ..., help="predictions.parquet from `shiftkit evaluate`, or a run folder that holds one."
     ),
@@ -450,7 +457,7 @@ def report_cmd(
     compare: Optional[Path] = typer.Option(
         None, "--compare", help="Another run's predictions (file or run folder): each gap's change, with an interval."
     ),
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for report.md, report.html, metrics.json, plots/."),
+    out: Path = typer.Option(Path("reports"), "--out", file_okay=False, help="Folder for report.md, report.html, metrics.json, plots/."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary tables."),
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -488,54 +495,127 @@ def _usage_exceptions() -> tuple[type[BaseException], ...]:
 
 def _exit_exceptions() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = [typer.Exit]
-    try:
-        import click
-
-        found.append(click.exceptions.Exit)
-    except ImportError:
-        pass
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(modname, fromlist=["Exit"]).Exit)
+        except (ImportError, AttributeError):
+            pass
     return tuple(found)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+#: an error message quotes at most this many characters (a value can be megabytes long)
+MAX_MESSAGE = 400
+
+
+def _one_line(text: object) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 25] + f" ... ({len(line):,} characters)"
+
+
+def _interrupted_line(prog: str, signum: int) -> str:
+    from shiftkit.console import kept_notes
+
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    kept = kept_notes()
+    if kept:
+        return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
+    return f"{prog}: {what}: nothing was written"
+
+
+def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
+    """THE mapping from an exception to an exit code, printing ONE line on stderr (never a traceback).
+
+    Used by :func:`main` and :func:`run_stage` alike: 0 done (or ``--help``); 1 a blocked
+    ``check`` (:class:`CheckFailed`) or an internal error; 2 bad input (any
+    :class:`ShiftkitError`, a usage error, an ``OSError`` such as a folder where a file should
+    be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
+    the traceback of an internal error.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        print(_interrupted_line(prog, signum), file=sys.stderr)
+        return 128 + signum
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if isinstance(exc, _exit_exceptions()):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, CheckFailed):
+        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    if isinstance(exc, ShiftkitError):
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, _usage_exceptions()):
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or prog
+        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MemoryError):
+        print(f"{prog}: error: out of memory (an input too large, or too deeply nested?)", file=sys.stderr)
+        return 2
+    if type(exc).__name__ == "Abort" and type(exc).__module__.startswith(("typer", "click")):
+        print(f"{prog}: aborted.", file=sys.stderr)
+        return 1
+    if os.environ.get("SHIFTKIT_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+          "(a bug: please report it; SHIFTKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
+
+
+class _SignalsRaise:
+    """SIGTERM raises :class:`Terminated` (and SIGINT KeyboardInterrupt) in the main thread, so that
+    ``finally`` blocks, worker pools and ``io.replace_dir`` clean up; the last signal is kept in
+    ``received`` because typer turns an interrupt inside a command into a plain exit code 130."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def __enter__(self) -> "_SignalsRaise":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in (signal.SIG_IGN, None):
+                    continue  # started with the signal ignored (nohup): keep it so
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+def _guarded(prog: str, work: Callable[[], object]) -> tuple[int, object]:
+    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
+    from shiftkit.console import kept_notes, output_to, stderr_console
+
+    kept_notes().clear()
+    with output_to(stderr_console()), _SignalsRaise() as signals:
+        try:
+            result = work()
+        except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
+            return exit_code_for(exc, prog), None
+    if signals.received is not None and result == 130:
+        # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
+        print(_interrupted_line(prog, signals.received), file=sys.stderr)
+        return 128 + signals.received, None
+    return 0, result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    from shiftkit.console import enable_output
-
-    enable_output()
-    try:
-        result = app(args=args, standalone_mode=False, prog_name="shiftkit")
-    except CheckFailed as exc:
-        print(f"shiftkit: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except ShiftkitError as exc:
-        print(f"shiftkit: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except _exit_exceptions() as exc:
-        return int(getattr(exc, "exit_code", 0) or 0)
-    except _usage_exceptions() as exc:
-        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or "shiftkit"
-        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("shiftkit: interrupted; outputs already written are complete, the rest was not written.", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"shiftkit: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
-        return 2
-    except (RuntimeError,) as exc:
-        if type(exc).__name__ == "Abort" or exc.__class__.__module__.startswith(("typer", "click")):
-            print("shiftkit: aborted.", file=sys.stderr)
-            return 1
-        raise
-    if isinstance(result, int):
-        return result
-    return 0
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    code, result = _guarded("shiftkit", lambda: app(args=args, standalone_mode=False, prog_name="shiftkit"))
+    if code:
+        return code
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:
@@ -543,19 +623,27 @@ def run() -> None:
     sys.exit(main())
 
 
+def stage_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a ``pipelines/*.py`` stage: a usage error is one line, exit 2."""
+    return _StageParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+
+
+class _StageParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line (argparse prints the whole usage first)
+        from shiftkit.errors import ConfigError
+
+        raise ConfigError(f"{message} (see '{self.prog} --help')")
+
+
 def run_stage(name: str, work: Callable[[], str]) -> int:
-    """Run a DVC stage script's ``work`` and print the summary line it returns: exit code 0.
+    """Run a DVC stage script's ``work`` and print the summary line it returns; the exit code.
 
-    Bad input (any ShiftkitError) is one line ``<name>: error: ...`` on stderr and exit code 2,
-    as on the command line.
+    Every ``pipelines/*.py`` script is ``stage_parser`` + a ``work`` that parses its arguments,
+    calls the library and returns one summary line + ``run_stage``: failures go through the
+    same :func:`exit_code_for` as the command line (``<name>: error: ...``, exit 2; a blocked
+    check 1; interrupted 130, terminated 143).
     """
-    from shiftkit.console import enable_output
-
-    enable_output()
-    try:
-        summary = work()
-    except ShiftkitError as exc:
-        print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    print(summary)
-    return 0
+    code, summary = _guarded(name, work)
+    if code == 0 and summary is not None:
+        print(summary)
+    return code

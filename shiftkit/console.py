@@ -64,6 +64,27 @@ def output_to(target: Console) -> Iterator[Console]:
         _current.reset(token)
 
 
+_kept: contextvars.ContextVar[list[str]] = contextvars.ContextVar("shiftkit_kept")
+
+
+def kept_notes() -> list[str]:
+    """What a stage finished and kept so far (the command line reports it if interrupted)."""
+    try:
+        return _kept.get()
+    except LookupError:
+        notes: list[str] = []
+        _kept.set(notes)
+        return notes
+
+
+def note_kept(note: str) -> None:
+    """Record that a complete output was kept (``"epoch 3 in models/ (resume with --resume)"``),
+    so that an interrupt says what it left instead of "nothing was written"."""
+    notes = kept_notes()
+    if note not in notes:
+        notes.append(note)
+
+
 class _ConsoleProxy:
     """Forwards every call to the console installed now, so modules can import it once."""
 

@@ -48,3 +48,8 @@ class ModelError(ShiftkitError, ValueError):
 
 class CheckFailed(ShiftkitError):
     """A data drop has blocking findings (``shiftkit check`` exits 1, not 2, for this)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. The command line raises it in the main thread (exit code 143) so that the
+    same cleanup as for Ctrl-C runs: worker pools end, half-built output folders are removed."""

@@ -47,9 +47,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is left as it was.
 
     Raises:
-        InputPathError: when the folder cannot be created or written.
+        InputPathError: when the folder cannot be created or written, or ``path`` is a folder.
     """
     target = Path(path)
+    if target.is_dir():
+        raise InputPathError(f"Cannot write the file {target}: a folder of that name exists (give a file path).")
     ensure_dir(target.parent if str(target.parent) else Path("."))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -60,7 +62,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:  # a folder created meanwhile, a read-only target folder, ...
+            raise InputPathError(f"Cannot write the file {target}: {exc.strerror or exc}.") from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()

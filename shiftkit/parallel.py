@@ -2,17 +2,33 @@
 
 Workers receive small arguments (paths, seeds) and return small records: nothing big is
 pickled per task (the trap measured in perf-notes: shipping the dataset to every task).
+
+Why not ``multiprocessing.Pool``: its workers share one task queue guarded by one lock, and an
+idle worker holds that lock while it waits for work. When Ctrl-C or SIGTERM reaches the whole
+process group, a worker dies holding it and ``Pool.terminate`` (also run at exit) waits for the
+lock forever: the tool hangs. Here every worker has its own pipe, so a dead worker blocks
+nothing; workers ignore SIGINT (the parent decides), and the parent, on any exception
+(``KeyboardInterrupt`` and :class:`shiftkit.errors.Terminated` included) or an early stop of the
+consumer, terminates the workers and joins them with a timeout before the exception goes on.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import traceback
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from itertools import islice
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: seconds a worker gets to exit after SIGTERM before it is killed
+JOIN_TIMEOUT = 2.0
+#: chunks sent ahead to each worker, so that none waits for the parent between chunks
+_AHEAD = 2
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -32,6 +48,51 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
+class WorkerError(RuntimeError):
+    """A worker process died, or raised an exception that could not be sent back."""
+
+
+def _worker(conn: Any, fn: Callable[[Any], Any], initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """A worker's life: run ``fn`` over each chunk received, send the results back, until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler inherited by fork must not run here
+    try:
+        if initializer is not None:
+            initializer(*initargs)
+        while True:
+            chunk = conn.recv()
+            if chunk is None:
+                return
+            try:
+                conn.send(("ok", [fn(item) for item in chunk]))
+            except Exception as exc:  # sent to the parent, which raises it there
+                try:
+                    conn.send(("error", exc))
+                except Exception:  # not picklable: send its text
+                    conn.send(("error", WorkerError("".join(traceback.format_exception(exc)).strip())))
+    except (EOFError, BrokenPipeError):
+        return  # the parent is gone
+
+
+def _stop(procs: list[Any], conns: list[Any], clean: bool) -> None:
+    """End every worker: ask politely after a clean run, else terminate; kill what outlives the timeout."""
+    for conn, proc in zip(conns, procs):
+        if clean:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        elif proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(JOIN_TIMEOUT)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(JOIN_TIMEOUT)
+    for conn in conns:
+        conn.close()
+
+
 def imap(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -44,7 +105,8 @@ def imap(
     """``map(fn, items)`` in order, over ``workers`` processes (inline when 1).
 
     ``fn`` must be a module-level function; results stream back as they complete, in order,
-    so memory does not grow with the number of items.
+    so memory does not grow with the number of items. Chunk ``k`` goes to worker ``k % n``.
+    An exception raised by ``fn`` is raised here; a worker that dies raises :class:`WorkerError`.
     """
     n = resolve_workers(workers)
     if n == 1:
@@ -52,5 +114,50 @@ def imap(
             initializer(*initargs)
         yield from map(fn, items)
         return
-    with _context().Pool(processes=n, initializer=initializer, initargs=initargs) as pool:
-        yield from pool.imap(fn, items, chunksize=max(1, chunksize))
+    source = iter(items)
+    chunks = iter(lambda: list(islice(source, max(1, chunksize))), [])
+    ctx = _context()
+    procs: list[Any] = []
+    conns: list[Any] = []
+    clean = False
+    try:
+        for _ in range(n):
+            parent_end, child_end = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=_worker, args=(child_end, fn, initializer, initargs), daemon=True)
+            proc.start()
+            child_end.close()
+            procs.append(proc)
+            conns.append(parent_end)
+        yield from _ordered(chunks, procs, conns)
+        clean = True
+    finally:
+        _stop(procs, conns, clean)
+
+
+def _ordered(chunks: Iterator[list[Any]], procs: list[Any], conns: list[Any]) -> Iterator[Any]:
+    """Send chunks round-robin (``_AHEAD`` per worker in flight) and yield their results in order."""
+    n = len(conns)
+    sent = 0
+    for _ in range(_AHEAD * n):
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        conns[sent % n].send(chunk)
+        sent += 1
+    received = 0
+    while received < sent:
+        w = received % n
+        try:
+            kind, payload = conns[w].recv()
+        except EOFError:
+            raise WorkerError(
+                f"worker process {procs[w].pid} died (exit code {procs[w].exitcode}); no output was written"
+            ) from None
+        received += 1
+        chunk = next(chunks, None)
+        if chunk is not None:
+            conns[sent % n].send(chunk)  # sent % n == w: the worker that just finished a chunk
+            sent += 1
+        if kind == "error":
+            raise payload
+        yield from payload

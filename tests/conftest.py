@@ -10,6 +10,12 @@ from tests import helpers
 os.environ.setdefault("SHIFTKIT_PROGRESS", "0")
 
 
+def pytest_report_header(config):
+    if helpers.mnist_source() == "shared":
+        return f"MNIST for tests: the 60,000 digits in {helpers.MNIST_DIR}"
+    return "MNIST for tests: the 12,000 digits shipped in shiftkit/data/mnist_subset.npz (no ../shared)"
+
+
 @pytest.fixture(scope="session")
 def example_folders(tmp_path_factory):
     """A small real two-domain example: 400 MNIST digits as web, 200 load_digits as target."""

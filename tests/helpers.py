@@ -1,14 +1,25 @@
 """Real image data for tests: MNIST digits (web-like) and load_digits (target-like).
 
-MNIST comes from ../shared/datasets/mnist (the IDX files); load_digits ships with
-scikit-learn. Nothing is fetched from the network.
+MNIST comes from ../shared/datasets/mnist (the IDX files, 60,000 digits) when that folder is
+beside the checkout, else from the 12,000 digits shipped in shiftkit/data/mnist_subset.npz;
+load_digits ships with scikit-learn. Nothing is fetched from the network.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import hashlib
+import io
+import os
+import stat
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -19,17 +30,43 @@ MNIST_DIR = REPO.parent / "shared" / "datasets" / "mnist"
 
 @functools.lru_cache(maxsize=1)
 def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(MNIST_DIR / "train-images-idx3-ubyte.gz", "rb") as fh:
-        images = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(MNIST_DIR / "train-labels-idx1-ubyte.gz", "rb") as fh:
-        labels = np.frombuffer(fh.read(), np.uint8, offset=8)
-    return images, labels
+    """All MNIST digits at hand: the 60,000 of MNIST_DIR when present, else the shipped 12,000."""
+    if mnist_source() == "shared":
+        with gzip.open(MNIST_DIR / "train-images-idx3-ubyte.gz", "rb") as fh:
+            images = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+        with gzip.open(MNIST_DIR / "train-labels-idx1-ubyte.gz", "rb") as fh:
+            labels = np.frombuffer(fh.read(), np.uint8, offset=8)
+        return images, labels
+    from shiftkit.example import mnist_subset
+
+    print(f"tests.helpers: {MNIST_DIR} not found; using the 12,000 MNIST digits shipped in "
+          "shiftkit/data/mnist_subset.npz", file=sys.stderr)
+    return mnist_subset()
+
+
+def mnist_source() -> str:
+    """``"shared"`` when the full MNIST files are beside the checkout, else ``"shipped"``.
+
+    ``SHIFTKIT_TEST_MNIST=shipped`` forces the shipped subset (how a fresh clone runs).
+    """
+    if os.environ.get("SHIFTKIT_TEST_MNIST") == "shipped":
+        return "shipped"
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+    return "shared" if all((MNIST_DIR / n).is_file() for n in names) else "shipped"
 
 
 def mnist(n: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` real MNIST digits (uint8, 28x28, white on black) and their labels 0..9."""
+    """``n`` real MNIST digits (uint8, 28x28, white on black) and their labels 0..9.
+
+    Indices past the end of the available set wrap around (the shipped subset has 12,000), so
+    the same call works in a fresh clone; callers needing disjoint sets keep their ranges apart
+    modulo 12,000.
+    """
     images, labels = _mnist_all()
-    return images[offset : offset + n].copy(), labels[offset : offset + n].copy()
+    if n > len(images):
+        raise ValueError(f"only {len(images):,} MNIST digits available, {n:,} asked")
+    idx = (np.arange(offset, offset + n) % len(images)) if offset + n > len(images) else slice(offset, offset + n)
+    return images[idx].copy(), labels[idx].copy()
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,3 +107,97 @@ def write_folder(
         im.save(p, **save_kwargs)
         paths.append(p)
     return paths
+
+
+# --- running the command line, for the hostile-input suite (tests/test_hostile.py) and others ---
+
+
+class CliResult(NamedTuple):
+    """What one run of the command line gave: exit code, stdout and stderr."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        """The non-empty lines of stderr."""
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def run_cli(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    in_process: bool = True,
+    timeout: float = 120,
+) -> CliResult:
+    """Run ``shiftkit ARGS`` and return ``(code, stdout, stderr)``.
+
+    ``in_process=True`` (the default, fast) calls ``shiftkit.cli.main`` with stdout and stderr
+    captured; an exception escaping ``main`` is turned into exit code 1 and its traceback into
+    stderr, so tests see it as the user would. ``in_process=False`` runs ``python -m shiftkit``
+    as a subprocess (with this checkout first on PYTHONPATH), for signals, exit paths and
+    anything that must not share the test's process.
+    """
+    argv = [str(a) for a in args]
+    if not in_process:
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), "SHIFTKIT_PROGRESS": "0", **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "shiftkit", *argv], cwd=cwd, env=full_env,
+            capture_output=True, text=True, timeout=timeout,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    from shiftkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # main must return, not exit; keep the code to show it
+            code = exc.code if isinstance(exc.code, int) else 1
+            traceback.print_exc(file=err)
+        except Exception:
+            code = 1
+            traceback.print_exc(file=err)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def assert_bad_input(result: CliResult, *names: str, code: int = 2) -> None:
+    """The quality bar for bad input: exit ``code``, ONE line on stderr, no traceback, naming ``names``.
+
+    ``names`` are the option, file or value the message must mention (checked as substrings).
+    """
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.code == code, f"exit {result.code}, expected {code}; stderr: {result.stderr!r}"
+    assert len(result.lines) == 1, f"expected one line on stderr, got: {result.stderr!r}"
+    for name in names:
+        assert str(name) in result.lines[0], f"{name!r} not named in: {result.lines[0]!r}"
+
+
+def tree_hash(path: str | os.PathLike[str]) -> str:
+    """A sha256 of a file or folder: every entry's relative name, kind, mode and bytes.
+
+    Compare it before and after a failing command to prove the output was left untouched.
+    A missing path hashes to ``"absent"``; symbolic links are hashed by their target text.
+    """
+    root = Path(path)
+    if not root.exists() and not root.is_symlink():
+        return "absent"
+    h = hashlib.sha256()
+    entries = [root] if not root.is_dir() or root.is_symlink() else sorted(root.rglob("*"))
+    for p in entries:
+        rel = p.relative_to(root).as_posix() if p != root else "."
+        st = p.lstat()
+        h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode("utf-8", "surrogateescape"))
+        if p.is_symlink():
+            h.update(os.readlink(p).encode("utf-8", "surrogateescape"))
+        elif p.is_file():
+            h.update(p.read_bytes())
+        h.update(b"\1")
+    return h.hexdigest()

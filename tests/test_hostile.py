@@ -1,0 +1,182 @@
+"""Hostile input, command by command: every bad input is ONE line on stderr, exit 2, no traceback,
+and the output folder exactly as it was (hashed before and after).
+
+How to add a case: append a :class:`Case` to ``CASES`` below (or to a table of your own, passed
+to ``check_case``). A case is the command line, with these placeholders filled in per test:
+
+- ``{tmp}``: an empty folder of the test's own (write bad inputs there in ``setup``);
+- ``{manifest}``, ``{splits}``, ``{raw}``: a small valid example, ingested and split once per
+  session (read-only: copy before you damage it);
+
+``names``: what the one stderr line must mention (the option or file at fault; placeholders
+allowed). ``out``: the output the command would write (a file or folder): ``setup`` may fill it
+with an earlier run's outputs, and it must hash the same afterwards.
+
+Hypothesis strategies at the bottom damage one column of a valid table at a time; add a
+strategy or a column there to cover a new table.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import CliResult, assert_bad_input, run_cli, tree_hash
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: tuple[str, ...]
+    names: tuple[str, ...] = ()
+    out: str = "{tmp}/out"
+    setup: Callable[[Path, dict[str, Path]], None] | None = None
+    code: int = 2
+
+
+def _fill(text: str, where: dict[str, Path]) -> str:
+    return text.format(**{k: str(v) for k, v in where.items()})
+
+
+def check_case(case: Case, tmp: Path, tables: dict[str, Path]) -> CliResult:
+    """Run one case: set it up, hash its output, run the CLI, assert the quality bar."""
+    where = {**tables, "tmp": tmp}
+    if case.setup is not None:
+        case.setup(tmp, where)
+    out = Path(_fill(case.out, where))
+    before = tree_hash(out)
+    result = run_cli([_fill(a, where) for a in case.args])
+    assert_bad_input(result, *(_fill(n, where) for n in case.names), code=case.code)
+    assert tree_hash(out) == before, f"{out} changed although the command failed"
+    return result
+
+
+# --- setups: bad inputs written into {tmp} -------------------------------------------------------
+
+
+def _dir_at(rel: str) -> Callable[[Path, dict[str, Path]], None]:
+    """A folder where the command expects (or writes) a file."""
+
+    def setup(tmp: Path, where: dict[str, Path]) -> None:
+        (tmp / rel).mkdir(parents=True)
+        (tmp / rel / "keep.txt").write_text("an earlier file the command must not touch")
+
+    return setup
+
+
+def _file_at(rel: str, data: bytes = b"not what you think") -> Callable[[Path, dict[str, Path]], None]:
+    def setup(tmp: Path, where: dict[str, Path]) -> None:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_bytes(data)
+
+    return setup
+
+
+def _params(text: str) -> Callable[[Path, dict[str, Path]], None]:
+    return _file_at("params.yaml", text.encode("utf-8"))
+
+
+CASES: list[Case] = [
+    # ingest
+    Case("ingest-missing-root", ("ingest", "--domain", "web={tmp}/nope", "--out", "{tmp}/out"), ("{tmp}/nope",)),
+    Case("ingest-bad-assignment", ("ingest", "--domain", "web", "--out", "{tmp}/out"), ("--domain",)),
+    Case("ingest-out-is-a-file", ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out"), ("{tmp}/out",),
+         setup=_file_at("out")),
+    Case("ingest-bad-param", ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out", "--params", "{tmp}/params.yaml"),
+         ("ingest.workers", "many"), setup=_params("ingest: {workers: many}\n")),
+    # split
+    Case("split-missing-manifest", ("split", "--manifest", "{tmp}/nope.parquet", "--out", "{tmp}/out"),
+         ("{tmp}/nope.parquet",)),
+    Case("split-manifest-not-parquet", ("split", "--manifest", "{tmp}/m.parquet", "--out", "{tmp}/out"),
+         ("{tmp}/m.parquet",), setup=_file_at("m.parquet")),
+    Case("split-bad-dev-size", ("split", "--manifest", "{manifest}", "--out", "{tmp}/out", "--dev", "lots"), ("--dev",)),
+    # shift
+    Case("shift-json-is-a-folder", ("shift", "--a", "{raw}/web/0", "--b", "{raw}/target/0", "--json", "{tmp}/out",
+                                    "--max-images", "20", "--permutations", "10"),
+         ("--json", "{tmp}/out"), setup=_dir_at("out")),
+    # example
+    Case("example-unknown", ("example", "faces", "{tmp}/out"), ("faces",)),
+]
+
+
+@pytest.fixture(scope="session")
+def small_tables(example_folders, tmp_path_factory) -> dict[str, Path]:
+    """The conftest example (400 web, 200 target) ingested and split once, for every case to read."""
+    work = tmp_path_factory.mktemp("hostile")
+    raw = work / "raw"
+    shutil.copytree(example_folders, raw)
+    r = run_cli(["ingest", "--domain", f"web={raw}/web", "--domain", f"target={raw}/target", "--out", work / "manifest"])
+    assert r.code == 0, r.stderr
+    r = run_cli(["split", "--manifest", work / "manifest" / "manifest.parquet", "--out", work / "splits"])
+    assert r.code == 0, r.stderr
+    return {"raw": raw, "manifest": work / "manifest" / "manifest.parquet", "splits": work / "splits" / "splits.parquet"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_the_output_alone(case, tmp_path, small_tables):
+    check_case(case, tmp_path, small_tables)
+
+
+def test_the_harness_fails_on_what_it_guards_against(tmp_path, small_tables):
+    """A valid run, a traceback, two lines and a changed folder must each fail the checks."""
+    valid = Case("valid-split", ("split", "--manifest", "{manifest}", "--out", "{tmp}/out"))
+    with pytest.raises(AssertionError, match="exit 0, expected 2"):
+        check_case(valid, tmp_path, small_tables)
+    with pytest.raises(AssertionError):
+        assert_bad_input(CliResult(2, "", "Traceback (most recent call last):\n  boom\n"))
+    with pytest.raises(AssertionError, match="one line"):
+        assert_bad_input(CliResult(2, "", "shiftkit: error: a\nand b\n"))
+    with pytest.raises(AssertionError, match="not named"):
+        assert_bad_input(CliResult(2, "", "shiftkit: error: something\n"), "--dev")
+    before = tree_hash(tmp_path / "out")
+    (tmp_path / "out" / "composition.md").write_text("changed")
+    assert tree_hash(tmp_path / "out") != before
+
+
+# --- hypothesis: one damaged column of a valid table at a time -----------------------------------
+
+HOSTILE_VALUES = st.one_of(
+    st.none(),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just(""),
+    st.text(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+)
+
+
+def _damaged(df: pl.DataFrame, column: str, value, rows: int) -> pl.DataFrame:
+    """``df`` with ``column`` set to ``value`` in its first ``rows`` rows (any type: the column may change type)."""
+    values = [value] * min(rows, df.height) + df[column].to_list()[rows:]
+    try:
+        series = pl.Series(column, values, strict=False)
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        series = pl.Series(column, [str(v) for v in values])
+    return df.with_columns(series)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(column=st.sampled_from(["image_id", "label", "domain", "path", "root", "width", "height", "sharpness"]),
+       value=HOSTILE_VALUES, rows=st.integers(min_value=1, max_value=3))
+def test_split_on_a_damaged_manifest_is_never_a_traceback(small_tables, tmp_path_factory, column, value, rows):
+    tmp = tmp_path_factory.mktemp("damaged")
+    df = pl.read_parquet(small_tables["manifest"])
+    if column not in df.columns:
+        return
+    bad = tmp / "manifest.parquet"
+    _damaged(df, column, value, rows).write_parquet(bad)
+    out = tmp / "out"
+    r = run_cli(["split", "--manifest", bad, "--out", out])
+    if r.code == 0:  # a value the stage may accept (a new label, an odd path)
+        return
+    assert_bad_input(r, str(bad))
+    assert tree_hash(out) == "absent"
