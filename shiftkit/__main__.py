@@ -1,5 +1,34 @@
-"""``python -m shiftkit`` runs the command line."""
+"""``python -m shiftkit`` and the ``shiftkit`` console script: the command line.
 
-from shiftkit.cli import run
+The command line's modules (typer, rich) take a moment to import; a Ctrl-C or SIGTERM in that
+moment must end the same way as one during a command: one line, exit 130 or 143, no traceback.
+So this entry point sets that up with nothing but the standard library before importing them.
+"""
 
-run()
+from __future__ import annotations
+
+import signal
+import sys
+
+from shiftkit.errors import Terminated
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def main() -> None:
+    """Entry point: import the command line under the signal handling, then run it."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from shiftkit.cli import run
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"shiftkit: {what}: nothing was written", file=sys.stderr)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -597,11 +597,12 @@ def _guarded(prog: str, work: Callable[[], object]) -> tuple[int, object]:
     from shiftkit.console import kept_notes, output_to, stderr_console
 
     kept_notes().clear()
-    with output_to(stderr_console()), _SignalsRaise() as signals:
-        try:
+    signals = _SignalsRaise()
+    try:
+        with output_to(stderr_console()), signals:
             result = work()
-        except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
-            return exit_code_for(exc, prog), None
+    except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
+        return exit_code_for(exc, prog), None
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
         print(_interrupted_line(prog, signals.received), file=sys.stderr)
@@ -620,7 +621,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if code in (130, 143):
+        # CPython exits by SIGINT itself (code -2) when a KeyboardInterrupt once escaped code run
+        # by exec() of a string (a sticky interpreter flag), even though main handled it: leave
+        # with the code main chose. Workers and temporary folders were cleaned up already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def stage_parser(doc: str | None) -> argparse.ArgumentParser:

@@ -288,7 +288,10 @@ def test_progress_bar_and_summary_reach_stderr(tmp_path, capsys, monkeypatch):
     x, y = helpers.mnist(12, offset=1800)
     helpers.write_folder(tmp_path / "web", x, y)
     (tmp_path / "web" / "stray.txt").write_text("x")
-    ingest_mod.ingest({"web": tmp_path / "web"}, tmp_path / "out", workers=1, show=True)
+    from shiftkit.console import output_to, stderr_console
+
+    with output_to(stderr_console()):  # what the command line turns on (the library is quiet)
+        ingest_mod.ingest({"web": tmp_path / "web"}, tmp_path / "out", workers=1, show=True)
     err = capsys.readouterr().err
     assert "ingest" in err and "12/12" in err  # the bar's final count
     assert "quarantine: stray_file" in err and "13" in err

@@ -1,0 +1,155 @@
+"""Ctrl-C and SIGTERM at random moments of commands that use worker processes.
+
+Each trial starts ``shiftkit ingest`` or ``shiftkit synth`` (with a saved recipe, two worker
+processes) in a new process group on a smaller copy of the embedded example, waits a seeded
+random time, sends the signal (to the group, as a terminal's Ctrl-C does, or to the main process
+alone) and asserts: the command exits within 5 s with 130 (143 for SIGTERM) and one line on
+stderr; no process of the group is left; the output folder is absent or complete (never half
+written, no temporary files beside it); and the next run succeeds. A trial that finishes before
+its signal must have exited 0 with a complete output.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+import pytest
+
+from tests.helpers import REPO, run_cli, tree_hash
+
+SEED = 13
+TRIAL_LIMIT = 10.0  # seconds a trial may take at most (the process is killed after that)
+EXIT_WITHIN = 5.0  # seconds from the signal to the exit
+RECIPE = (
+    '{"version": 1, "steps": [{"name": "shear", "p": 1.0, "params": {"angle": [-12.0, 12.0]}}, '
+    '{"name": "downscale", "p": 1.0, "params": {"keep_size": [0.0, 0.0], "scale": [0.3, 0.5]}}, '
+    '{"name": "quantize", "p": 1.0, "params": {"levels": [17.0, 17.0]}}]}'
+)
+OUTPUTS = {"ingest": ("manifest.parquet", "quarantine.parquet", "summary.json"), "synth": ("synth.parquet", "images")}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A smaller copy of the example (600 web, 200 target), ingested and split once."""
+    root = tmp_path_factory.mktemp("interrupts")
+    (root / "params.yaml").write_text(
+        "example: {web_images: 600, target_images: 200}\nsynth: {weighting: none, preview: 0, copies: 1}\n"
+    )
+    (root / "recipe.json").write_text(RECIPE)
+    for args in (["example", "digits", "raw"], [*_args("ingest", "manifest")], ["split", "-m", "manifest/manifest.parquet", "-o", "splits"]):
+        r = run_cli([*args, "--params", "params.yaml"], cwd=root)
+        assert r.code == 0, r.stderr
+    return root
+
+
+def _args(command: str, out: str) -> list[str]:
+    if command == "ingest":
+        return ["ingest", "-d", "web=raw/web", "-d", "target=raw/target", "-o", out, "-j", "2"]
+    return ["synth", "--manifest", "manifest/manifest.parquet", "--splits", "splits/splits.parquet", "--out", out,
+            "--recipe", "recipe.json", "--workers", "2"]
+
+
+def _group(pgid: int) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                found.append(p)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
+
+
+def _trial(work: Path, command: str, out: str, delay: float, sig: int, group: bool) -> tuple[int | None, float, str]:
+    """(exit code, seconds from the signal to the exit, stderr); the code is None when it finished first."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SHIFTKIT_PROGRESS": "0"}
+    with open(work / f"{out}.err", "w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "shiftkit", *_args(command, out), "--params", "params.yaml"],
+                                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout=delay)
+            finished_first = True
+        except subprocess.TimeoutExpired:
+            finished_first = False
+            (os.killpg if group else os.kill)(proc.pid, sig)
+        sent = time.monotonic()
+        try:
+            code = proc.wait(timeout=TRIAL_LIMIT - delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"{command} hung after signal {sig} at {delay:.2f} s")
+        seconds = time.monotonic() - sent
+        left = _group(proc.pid)
+        for p in left:
+            p.kill()
+        assert not left, f"{command}: processes left after signal {sig} at {delay:.2f} s: {left}"
+        err.seek(0)
+        return (None if finished_first else code), seconds, err.read()
+
+
+def _assert_absent_or_complete(work: Path, command: str, out: str, expected_rows: int) -> bool:
+    """True when ``out`` holds a complete run, False when absent; fails on anything in between."""
+    folder = work / out
+    strays = [p.name for p in work.iterdir() if p.name.startswith(f".{out}.")]
+    assert not strays, f"temporary files left beside {out}: {strays}"
+    if not folder.exists():
+        return False
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    temps = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert not temps, f"temporary files left in {out}: {temps}"
+    assert set(OUTPUTS[command]) <= set(names), f"{out} is half written: {names}"
+    table = folder / OUTPUTS[command][0]
+    assert pl.read_parquet(table).height == expected_rows
+    return True
+
+
+@pytest.mark.parametrize("command", ["ingest", "synth"])
+def test_sigint_at_random_moments_stops_cleanly(work, command):
+    rng = random.Random(f"{SEED}-{command}")
+    reference = run_cli([*_args(command, "ref"), "--params", "params.yaml"], cwd=work)
+    assert reference.code == 0, reference.stderr
+    rows = pl.read_parquet(work / "ref" / OUTPUTS[command][0]).height
+    interrupted = 0
+    for i in range(10):
+        out = f"{command}-{i}"
+        group = i % 5 != 4  # every fifth trial: SIGINT to the main process alone
+        code, seconds, err = _trial(work, command, out, rng.uniform(0.3, 2.0), signal.SIGINT, group)
+        complete = _assert_absent_or_complete(work, command, out, rows)
+        if code is None:  # finished before the signal
+            assert complete, err
+            continue
+        interrupted += 1
+        assert seconds < EXIT_WITHIN, f"{command} took {seconds:.1f} s to stop"
+        if code == 0:  # the signal came as the last output was swapped in: the run is complete
+            assert complete, err
+            continue
+        assert code == 130, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert lines[-1] == "shiftkit: interrupted: nothing was written", err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        assert not complete
+    assert interrupted >= 5, "too few trials were interrupted: lower the delays"
+    again = run_cli([*_args(command, f"{command}-0"), "--params", "params.yaml"], cwd=work)
+    assert again.code == 0, again.stderr
+    assert _assert_absent_or_complete(work, command, f"{command}-0", rows)
+    if command == "ingest":  # tables store roots relative to their folder: same depth, same bytes
+        assert tree_hash(work / "ingest-0" / "manifest.parquet") == tree_hash(work / "ref" / "manifest.parquet")
+
+
+@pytest.mark.parametrize(("command", "group"), [("ingest", True), ("synth", False)])
+def test_sigterm_exits_143_with_one_line(work, command, group):
+    code, seconds, err = _trial(work, command, f"term-{command}", 1.5, signal.SIGTERM, group)
+    assert code == 143, err
+    assert seconds < EXIT_WITHIN
+    assert err.strip().splitlines()[-1] == "shiftkit: terminated: nothing was written", err
+    assert "Traceback" not in err
+    assert not (work / f"term-{command}").exists() or not any((work / f"term-{command}").iterdir())
