@@ -66,7 +66,7 @@ def catch_rate(name: str, images: np.ndarray, labels: np.ndarray, tmp: Path, qua
 def main() -> int:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        mx, my = helpers.mnist(2000, 30000)
+        mx, my = helpers.mnist_many(2000, 30000)
         dx, dy = helpers.digits()
         for name, x, y in (("MNIST", mx, my), ("load_digits", dx, dy)):
             for q, rs in ((75, Image.BICUBIC), (90, Image.BILINEAR)):
@@ -76,12 +76,12 @@ def main() -> int:
         from shiftkit.config import load_params
         from shiftkit.splits import run_split
 
-        ref_x, ref_y = helpers.mnist(3000)
+        ref_x, ref_y = helpers.mnist_many(3000)
         helpers.write_folder(tmp / "ref" / "web", ref_x, ref_y, prefix="w")
         helpers.write_folder(tmp / "ref" / "target", dx, dy, prefix="t")
         ingest({"web": tmp / "ref" / "web", "target": tmp / "ref" / "target"}, tmp / "refm", show=False)
         run_split(tmp / "refm" / "manifest.parquet", tmp / "refs")
-        nx, ny = helpers.mnist(1000, 50000)
+        nx, ny = helpers.mnist_many(1000, 50000)
         helpers.write_folder(tmp / "drop" / "web", nx, ny, prefix="n")
         t0 = time.perf_counter()
         report = run_check(

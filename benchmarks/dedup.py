@@ -10,22 +10,21 @@ grow 4x per doubling; multi-index hashing should stay well below that.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from shiftkit import dedup, images
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+from shiftkit import dedup, images  # noqa: E402
+from tests import helpers  # noqa: E402  (MNIST: shared if present, else shipped)
 
 
 def mnist_phashes(n: int) -> np.ndarray:
-    with gzip.open(MNIST / "train-images-idx3-ubyte.gz", "rb") as fh:
-        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    pics = np.concatenate([x, x.transpose(0, 2, 1)])[:n]
+    """phashes of ``n`` MNIST pictures: the digits, then their transposes (tests/helpers.py mnist_many)."""
+    pics = helpers.mnist_many(n)[0]
     return np.array([images.phash(images.working_image(np.ascontiguousarray(p))) for p in pics], dtype=np.uint64)
 
 
@@ -34,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--radius", type=int, default=4)
     ap.add_argument("--sizes", default="25000,50000,100000")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--mnist", type=Path, default=MNIST)
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()

@@ -14,7 +14,6 @@ limit (1.0 = ingest is as fast as decoding alone): the median over --repeat back
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import resource
 import shutil
@@ -26,17 +25,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from shiftkit import parallel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+from shiftkit import parallel  # noqa: E402
+from tests import helpers  # noqa: E402  (MNIST: shared if present, else shipped)
 
 
 def _mnist(n: int) -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(MNIST / "train-images-idx3-ubyte.gz", "rb") as fh:
-        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(MNIST / "train-labels-idx1-ubyte.gz", "rb") as fh:
-        y = np.frombuffer(fh.read(), np.uint8, offset=8)
-    return x[:n], y[:n]
+    return helpers.mnist_many(n)  # the shared 60,000 digits, else the shipped 12,000 and variants
 
 
 def build_png_set(root: Path, n: int = 20_000) -> None:

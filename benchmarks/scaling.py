@@ -32,7 +32,7 @@ RECIPE = {
 
 
 def build(root: Path, n: int) -> dict[str, Path]:
-    x, y = helpers.mnist(n)
+    x, y = helpers.mnist_many(n)
     tx, ty = helpers.digits()
     helpers.write_folder(root / "web", x, y, prefix="web")
     helpers.write_folder(root / "target", tx, ty, prefix="digit")

@@ -38,10 +38,9 @@ SIGMA, SCALE, QUALITY = 1.0, 0.5, 70
 
 
 def _mnist(n: int) -> np.ndarray:
-    import gzip
+    from tests import helpers  # the shared 60,000 digits, else the shipped 12,000 and variants
 
-    with gzip.open(REPO.parent / "shared" / "datasets" / "mnist" / "train-images-idx3-ubyte.gz", "rb") as fh:
-        return np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+    return helpers.mnist_many(n)[0]
 
 
 def make_set(root: Path, n: int, size: int) -> list[Path]:

@@ -10,6 +10,18 @@ from tests import helpers
 os.environ.setdefault("SHIFTKIT_PROGRESS", "0")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (``CI`` set, as .ci/run does) a skipped test fails: a tool a test needs (chromium,
+    imagehash, timm, ...) missing there is a hole in CI, not a reason to look green."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+
 def pytest_report_header(config):
     if helpers.mnist_source() == "shared":
         return f"MNIST for tests: the 60,000 digits in {helpers.MNIST_DIR}"

@@ -39,7 +39,7 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
         return images, labels
     from shiftkit.example import mnist_subset
 
-    print(f"tests.helpers: {MNIST_DIR} not found; using the 12,000 MNIST digits shipped in "
+    print(f"tests.helpers: no MNIST files in {MNIST_DIR} (or SHIFTKIT_TEST_MNIST=shipped); using the 12,000 digits shipped in "
           "shiftkit/data/mnist_subset.npz", file=sys.stderr)
     return mnist_subset()
 
@@ -67,6 +67,36 @@ def mnist(n: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"only {len(images):,} MNIST digits available, {n:,} asked")
     idx = (np.arange(offset, offset + n) % len(images)) if offset + n > len(images) else slice(offset, offset + n)
     return images[idx].copy(), labels[idx].copy()
+
+
+_VARIANTS = (
+    lambda a: a,
+    lambda a: a.transpose(0, 2, 1),
+    lambda a: np.rot90(a, 1, axes=(1, 2)),
+    lambda a: np.rot90(a, 2, axes=(1, 2)),
+    lambda a: np.rot90(a, 3, axes=(1, 2)),
+    lambda a: a[:, :, ::-1],
+    lambda a: a[:, ::-1, :],
+    lambda a: np.rot90(a, 2, axes=(1, 2)).transpose(0, 2, 1),
+)
+
+
+def mnist_many(n: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` distinct MNIST pictures for benchmarks, however few digits are at hand.
+
+    Index ``i`` is digit ``i % N`` (N: 60,000 shared or 12,000 shipped) as is for ``i < N``, then
+    transposed, rotated or mirrored (8 variants: up to 8 N distinct pictures, no exact copies).
+    With the shared files and ``offset + n <= 60,000`` this is exactly :func:`mnist`.
+    """
+    images, labels = _mnist_all()
+    idx = np.arange(offset, offset + n)
+    out = images[idx % len(images)].copy()
+    variant = (idx // len(images)) % len(_VARIANTS)
+    for k in range(1, len(_VARIANTS)):
+        sel = variant == k
+        if sel.any():
+            out[sel] = _VARIANTS[k](out[sel])
+    return np.ascontiguousarray(out), labels[idx % len(images)].copy()
 
 
 @functools.lru_cache(maxsize=1)
