@@ -39,8 +39,8 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
         return images, labels
     from shiftkit.example import mnist_subset
 
-    print(f"tests.helpers: no MNIST files in {MNIST_DIR} (or SHIFTKIT_TEST_MNIST=shipped); using the 12,000 digits shipped in "
-          "shiftkit/data/mnist_subset.npz", file=sys.stderr)
+    print(f"tests.helpers: no MNIST files in {MNIST_DIR} (or SHIFTKIT_TEST_MNIST=shipped); "
+          "using the 12,000 digits shipped in shiftkit/data/mnist_subset.npz", file=sys.stderr)
     return mnist_subset()
 
 

@@ -92,7 +92,8 @@ def test_stage_script_blocked_check_is_exit_1_one_line(tmp_path):
     manifest = tmp_path / "manifest" / "manifest.parquet"
     ingest(domains, manifest.parent, workers=1)
     run_split(manifest, tmp_path / "splits")
-    dev_id = read_table(tmp_path / "splits" / "splits.parquet", SPLITS_TABLE).filter(pl.col("split") == "dev")["image_id"][0]
+    splits = read_table(tmp_path / "splits" / "splits.parquet", SPLITS_TABLE)
+    dev_id = splits.filter(pl.col("split") == "dev")["image_id"][0]
     dev_row = read_table(manifest, MANIFEST).filter(pl.col("image_id") == dev_id)
     copy = tmp_path / "raw" / "web" / str(dev_row["label"][0]) / "copy.jpg"
     Image.open(image_paths(dev_row, manifest)[0]).resize((16, 16), Image.BILINEAR).save(copy, quality=90)
