@@ -1,12 +1,25 @@
-"""Training throughput through shiftkit's data loader, as a ratio to the limit.
+"""Training throughput of shiftkit's two batch paths, as a ratio to the limit.
 
-The limit: the same model and training step fed from uint8 batches already in memory (no
-decoding, no augmentation, no loader). Each variant runs the same number of optimizer steps on
-real MNIST PNGs (28x28 -> img_size); variants are interleaved so that load from other processes
-affects them alike, and the ratio is taken between the best passes (as timeit does: on a shared
-machine the best pass is the one least disturbed), with the medians beside.
+- limit: the same model and training step fed from uint8 batches already on the device (no
+  decoding, no augmentation, no loader; normalised in the step);
+- loader: the worker-process path (uint8 cache, albumentations per image in ``--workers``
+  worker processes, collated batches copied to the device), which training falls back to when
+  the images do not fit ``train.cache_mb``;
+- device: the device path (:class:`shiftkit.data.DeviceBatches`: the batch indexed from the
+  uint8 cache, pinned on CUDA, copied as uint8, one batched affine on the device, prefetched on
+  a side stream).
+
+Each variant runs the same optimizer steps on real MNIST digits (the 12,000 shipped in
+``shiftkit/data``, 28x28 PNGs resized to ``--img-size``); variants are interleaved so that load
+from other processes affects them alike, and the ratio is taken between the best passes (as
+timeit does: on a shared machine the best pass is the one least disturbed), with the medians
+beside. ``busy`` is the fraction of the pass's wall time the device spends in training steps:
+on CUDA the sum of the steps' spans between CUDA events, on the CPU the time inside the steps.
 
     PYTHONPATH=. python benchmarks/train.py [--images 3000] [--img-size 32] [--model resnet10t]
+    PYTHONPATH=. python benchmarks/train.py --device cuda --model resnet50 --img-size 224 --batch-size 128
+
+``benchmarks/gpu_check.sh`` runs the two GPU acceptance configurations.
 """
 
 from __future__ import annotations
@@ -24,17 +37,30 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shiftkit import data, models  # noqa: E402
-from tests.train_helpers import build_example  # noqa: E402
+from shiftkit.example import mnist_subset  # noqa: E402
+
+AUGMENT = data.Augment(translate=0.08, scale=0.1, rotate=10)  # params.yaml's train defaults
 
 
-def _step_fn(model, device, mean, std, channels_last, amp_dtype):
+def write_digits(folder: Path, n: int) -> tuple[list[str], np.ndarray]:
+    """``n`` MNIST digits as PNG files (as ingest would find them); their paths and labels."""
+    from PIL import Image
+
+    x, y = mnist_subset()
+    paths = []
+    for i in range(n):
+        p = folder / f"{i:06d}.png"
+        Image.fromarray(x[i % len(x)]).save(p)
+        paths.append(str(p))
+    return paths, np.array([int(v) for v in y[np.arange(n) % len(y)]], dtype=np.int64)
+
+
+def _step_fn(model, device, amp_dtype):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     crit = torch.nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
 
     def step(x, y):
-        x = data.to_input(x, mean, std, device, channels_last)
-        y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             loss = crit(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -45,32 +71,82 @@ def _step_fn(model, device, mean, std, channels_last, amp_dtype):
     return step
 
 
-def _sync(device):
-    if device.type == "cuda":
+def run_pass(step, batches, device) -> tuple[float, float]:
+    """images/s of one pass over ``batches`` (model inputs on the device), and the busy fraction."""
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
-
-
-def run_limit(step, batches, device) -> float:
-    n, t0 = 0, time.perf_counter()
+    spans, n, stepping, t0 = [], 0, 0.0, time.perf_counter()
     for x, y in batches:
-        step(x, y)
+        if cuda:  # no host sync per step: the next batch is prepared while this one computes
+            ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            ev[0].record()
+            step(x, y)
+            ev[1].record()
+            spans.append(ev)
+        else:
+            ts = time.perf_counter()
+            step(x, y)
+            stepping += time.perf_counter() - ts
         n += y.shape[0]
-    _sync(device)
-    return n / (time.perf_counter() - t0)
-
-
-def run_loader(step, loader, epoch, device) -> tuple[float, float]:
-    """images/s, and the fraction of the wall time spent in training steps (not waiting for data)."""
-    data.set_epoch(loader, epoch)
-    n, stepping, t0 = 0, 0.0, time.perf_counter()
-    for x, y in loader:
-        ts = time.perf_counter()
-        step(x, y)
-        _sync(device)
-        stepping += time.perf_counter() - ts
-        n += y.shape[0]
+    if cuda:
+        torch.cuda.synchronize()
+        stepping = sum(a.elapsed_time(b) for a, b in spans) / 1000.0
     total = time.perf_counter() - t0
-    return n / total, stepping / total
+    return n / total, min(1.0, stepping / total)
+
+
+class _InMemory:
+    """The limit: uint8 batches already on the device, normalised as they are handed out."""
+
+    def __init__(self, cache: torch.Tensor, y: np.ndarray, bs: int, feed: data.Feed) -> None:
+        order = np.random.default_rng(0).permutation(len(y))
+        dev = feed.device
+        self.feed = feed
+        chunks = [torch.from_numpy(order[i : i + bs]) for i in range(0, len(order), bs)]
+        self.batches = [(cache[c].permute(0, 3, 1, 2).to(dev), torch.from_numpy(y)[c].to(dev)) for c in chunks]
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __iter__(self):
+        f = self.feed
+        return ((data.to_input(x, f.mean, f.std, f.device, f.channels_last), y) for x, y in self.batches)
+
+
+def _sources(args, paths, y, feed, cache) -> dict[str, object]:
+    bs, size, ch = args.batch_size, args.img_size, 3
+    loader_ds = data.ImageDataset(paths, y, size=size, channels=ch, augment=AUGMENT, cache=cache.numpy())
+    cuda = feed.device.type == "cuda"
+    loader = data.make_loader(loader_ds, batch_size=bs, shuffle=True, seed=0, workers=args.workers, pin_memory=cuda)
+    return {
+        "limit: batches already on the device": _InMemory(cache, y, bs, feed),
+        f"loader: cache, albumentations, {args.workers} workers": data.LoaderBatches(
+            loader, feed.device, feed.mean, feed.std, feed.channels_last
+        ),
+        "device: cache, batched affine on the device": data.DeviceBatches(
+            cache, y, batch_size=bs, feed=feed, augment=AUGMENT, shuffle=True, seed=0
+        ),
+    }
+
+
+def _report(args, rates, busy, n, device, amp_dtype, cache_s) -> None:
+    keys = list(rates)
+    limit, limit_med = max(rates[keys[0]]), statistics.median(rates[keys[0]])
+    print(
+        f"{args.model} at {args.img_size}x{args.img_size}, batch {args.batch_size}, {n} images, {device}, "
+        f"amp={amp_dtype}, torch threads {torch.get_num_threads()}; cache built in {cache_s:.2f} s "
+        f"({n / cache_s:,.0f} img/s)"
+    )
+    for k in keys:
+        v = rates[k]
+        best, med = max(v), statistics.median(v)
+        runs = ", ".join(f"{x:,.0f}" for x in v)
+        print(
+            f"  {k:<48} best {best:7,.0f} img/s  ratio {best / limit:4.2f} | median {med:7,.0f}  ratio "
+            f"{med / limit_med:4.2f} | busy {statistics.median(busy[k]):4.2f}  (runs: {runs})"
+        )
+    print("ratio: images/s over the limit's; busy: median fraction of a pass's wall time spent in training steps.")
 
 
 def main(argv=None) -> int:
@@ -87,72 +163,37 @@ def main(argv=None) -> int:
 
     device = data.resolve_device(args.device)
     cuda = device.type == "cuda"
-    amp_dtype = None if (not cuda or args.no_amp) else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    channels_last = cuda and not args.no_amp
+    amp_dtype = None
+    if cuda and not args.no_amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     with tempfile.TemporaryDirectory() as tmp:
-        m, s = build_example(Path(tmp), n_web=args.images, n_target=40, n_dev=10, n_test=10, n_bridge=0)
-        man, spl, _ = data.read_inputs(m, s)
-        rows = data.items(man, m, spl, ["train"])
-        labels = data.labels_of(man)
-        paths, y = rows["abspath"].to_list(), data.targets(rows, labels)
-        size, ch, bs = args.img_size, 3, args.batch_size
-
+        paths, y = write_digits(Path(tmp), args.images)
         torch.manual_seed(0)
-        model = models.create_model(args.model, len(labels), in_chans=ch).to(device).train()
-        if channels_last:
+        model = models.create_model(args.model, 10, in_chans=3).to(device).train()
+        if cuda and not args.no_amp:
             model.to(memory_format=torch.channels_last)
-        mean_t, std_t = models.data_config(model, ch)
-        mean = torch.tensor(mean_t, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(std_t, device=device).view(1, -1, 1, 1)
-        step = _step_fn(model, device, mean, std, channels_last, amp_dtype)
+        mean_t, std_t = models.data_config(model, 3)
+        feed = data.Feed.of(device, mean_t, std_t, channels_last=cuda and not args.no_amp)
+        step = _step_fn(model, device, amp_dtype)
 
         t0 = time.perf_counter()
-        cache = data.build_cache(paths, size, ch, workers=args.workers)
+        cache = data.empty_cache(len(paths), args.img_size, 3, pinned=cuda)
+        data.build_cache(paths, args.img_size, 3, workers=args.workers, out=cache.numpy())
         cache_s = time.perf_counter() - t0
-        # the limit: the same uint8 batches, already in memory (on the device when there is one)
-        order = np.random.default_rng(0).permutation(len(paths))
-        mem = [
-            (torch.from_numpy(cache[order[i : i + bs]]).permute(0, 3, 1, 2).to(device), torch.from_numpy(y[order[i : i + bs]]).to(device))
-            for i in range(0, len(order), bs)
-        ]
-        aug = data.Augment(translate=0.08, scale=0.1, rotate=10)
-        variants = {
-            "limit (tensors in memory)": None,
-            f"loader, cache, augment, {args.workers} workers": data.ImageDataset(paths, y, size=size, channels=ch, augment=aug, cache=cache),
-            "loader, cache, augment, 0 workers": data.ImageDataset(paths, y, size=size, channels=ch, augment=aug, cache=cache),
-            f"loader, decode each epoch, augment, {args.workers} workers": data.ImageDataset(paths, y, size=size, channels=ch, augment=aug),
-        }
-        workers = {k: (0 if "0 workers" in k else args.workers) for k in variants}
-        loaders = {
-            k: data.make_loader(ds, batch_size=bs, shuffle=True, seed=0, workers=workers[k], pin_memory=cuda)
-            for k, ds in variants.items()
-            if ds is not None
-        }
-        for x, yy in mem[:3]:  # warm-up: allocator and oneDNN primitives
+        sources = _sources(args, paths, y, feed, cache)
+        for i, (x, yy) in enumerate(sources[next(iter(sources))]):  # warm-up: allocator, cuDNN / oneDNN
             step(x, yy)
-        rates = {k: [] for k in variants}
-        fed = {k: [] for k in variants}
+            if i == 2:
+                break
+        rates = {k: [] for k in sources}
+        busy = {k: [] for k in sources}
         for r in range(args.repeats):
-            for k in variants:
-                if k.startswith("limit"):
-                    rates[k].append(run_limit(step, mem, device))
-                    fed[k].append(1.0)
-                else:
-                    rate, frac = run_loader(step, loaders[k], r, device)
-                    rates[k].append(rate)
-                    fed[k].append(frac)
-    limit = max(rates["limit (tensors in memory)"])
-    limit_med = statistics.median(rates["limit (tensors in memory)"])
-    print(f"{args.model} at {size}x{size}, batch {bs}, {len(paths)} images, {device}, amp={amp_dtype}, "
-          f"torch threads {torch.get_num_threads()}; cache built in {cache_s:.2f} s ({len(paths) / cache_s:,.0f} img/s)")
-    for k, v in rates.items():
-        best, med = max(v), statistics.median(v)
-        print(
-            f"  {k:<50} best {best:6,.0f} img/s  ratio {best / limit:4.2f} | median {med:6,.0f}  ratio {med / limit_med:4.2f}"
-            f" | fed {statistics.median(fed[k]):4.2f}  (runs: {', '.join(f'{x:,.0f}' for x in v)})"
-        )
-    print("fed: median fraction of the loop's wall time spent in training steps rather than waiting for the next")
-    print("batch, measured inside each pass, so other processes' load affects both parts alike.")
+            for k, src in sources.items():
+                src.set_epoch(r)
+                rate, frac = run_pass(step, src, device)
+                rates[k].append(rate)
+                busy[k].append(frac)
+    _report(args, rates, busy, len(paths), device, amp_dtype, cache_s)
     return 0
 
 

@@ -7,7 +7,14 @@ command line and ``shiftkit check`` start fast. Stage functions live in their mo
 ``shiftkit.report``.
 """
 
-from shiftkit.errors import (
+import os
+
+# albumentations (used by synth and the worker-process loader) looks up its latest version on the
+# network at import, and offline it warns about that in every worker process; its documented switch
+# turns the check off. Set here, before any shiftkit module can import albumentations.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from shiftkit.errors import (  # noqa: E402
     CheckFailed,
     ConfigError,
     DataError,

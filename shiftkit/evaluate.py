@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from torch import nn
 
 from shiftkit import data, io, models, schema
 from shiftkit.config import EvaluateParams
-from shiftkit.console import make_progress
+from shiftkit.console import console, make_progress
 from shiftkit.errors import DataError
 
 
@@ -39,30 +38,32 @@ def _sample(frame: pl.DataFrame, cap: int, seed: int) -> pl.DataFrame:
     return frame.sample(n=cap, seed=seed, shuffle=False).sort("image_id")
 
 
-def evaluate(
+def select_rows(
     manifest: str | os.PathLike[str],
     splits: str | os.PathLike[str],
-    model_dir: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
+    synth: str | os.PathLike[str] | None,
+    model_labels: list[str],
     params: EvaluateParams,
     *,
-    synth: str | os.PathLike[str] | None = None,
-) -> EvalResult:
-    """Write ``predictions.parquet`` for train (sampled), bridge, dev, test and synth children.
+    checkpoint: str = "model",
+) -> pl.DataFrame:
+    """The rows to predict: train (a capped, seeded sample), bridge, dev and test, with synth children.
 
     Raises:
         DataError: when a split is empty or a manifest label is not among the model's labels.
-        ModelError: when the model folder is missing, corrupt or does not fit its metadata.
     """
-    t_start = time.perf_counter()
-    model, meta = models.load_trained(model_dir)
     man, spl, syn = data.read_inputs(manifest, splits, synth)
-    missing = sorted(set(data.labels_of(man)) - set(meta["labels"]))
+    missing = sorted(set(data.labels_of(man)) - set(model_labels))
     if missing:
         raise DataError(
             f"Label(s) {', '.join(map(repr, missing[:10]))} of {manifest} are missing from the checkpoint "
-            f"{Path(model_dir) / models.META_NAME} (labels {', '.join(map(repr, meta['labels'][:20]))}); "
-            f"retrain on this manifest."
+            f"{checkpoint} (labels {', '.join(map(repr, model_labels[:20]))}); retrain on this manifest."
+        )
+    unmatched = data.unmatched_splits(man, spl, manifest, splits)
+    if unmatched:
+        console.print(
+            f"[yellow]evaluate: {unmatched:,} of {spl.height:,} rows of {splits} name no image of {manifest}; "
+            f"they are left out.[/]"
         )
     frames = []
     for split in schema.SPLITS:
@@ -74,16 +75,17 @@ def evaluate(
             )
         if split == "train":
             # a capped, seeded sample: train error needs an estimate, not every image
+            kids = f.filter(pl.col("source") == "synth")
             f = pl.concat(
-                [
-                    _sample(real, params.train_sample, params.seed),
-                    _sample(f.filter(pl.col("source") == "synth"), params.train_sample, params.seed),
-                ]
+                [_sample(real, params.train_sample, params.seed), _sample(kids, params.train_sample, params.seed)]
             )
         frames.append(f)
-    rows = pl.concat(frames)
+    return pl.concat(frames)
 
-    device = data.resolve_device(params.device)
+
+def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams, device: torch.device, where: str):
+    """Class probabilities of ``rows``: each image decoded once by the loader's workers (a cache
+    would cost memory for images read only once), normalised on the device."""
     cuda = device.type == "cuda"
     model.to(device)
     if cuda:
@@ -91,17 +93,39 @@ def evaluate(
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], device=device).view(1, -1, 1, 1)
-    targets = data.targets(rows, meta["labels"], where=str(manifest))
+    targets = data.targets(rows, meta["labels"], where=where)
     ds = data.ImageDataset(rows["abspath"].to_list(), targets, size=meta["img_size"], channels=meta["channels"])
     loader = data.make_loader(ds, batch_size=params.batch_size, shuffle=False, workers=params.workers, pin_memory=cuda)
     progress = make_progress()
     with progress:
         task = progress.add_task("evaluate", total=len(ds), rate="")
-        batches = ((data.to_input(x, mean, std, device, cuda), y) for x, y in loader)
-        probs = models.predict(model, batches, amp_dtype, progress=progress, task=task)
+        batches = data.LoaderBatches(loader, device, mean, std, channels_last=cuda)
+        return models.predict(model, batches, amp_dtype, progress=progress, task=task)
+
+
+def evaluate(
+    manifest: str | os.PathLike[str],
+    splits: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    params: EvaluateParams,
+    *,
+    synth: str | os.PathLike[str] | None = None,
+) -> EvalResult:
+    """Write ``predictions.parquet`` (atomically) for train (sampled), bridge, dev, test and synth children.
+
+    Raises:
+        DataError: when a split is empty or a manifest label is not among the model's labels.
+        ModelError: when the model folder is missing, corrupt or does not fit its metadata.
+    """
+    t_start = time.perf_counter()
+    model, meta = models.load_trained(model_dir)
+    checkpoint = str(Path(model_dir) / models.META_NAME)
+    rows = select_rows(manifest, splits, synth, meta["labels"], params, checkpoint=checkpoint)
+    device = data.resolve_device(params.device)
+    probs = _probabilities(model, meta, rows, params, device, str(manifest))
     conf, idx = probs.max(dim=1)
-    labels = np.array(meta["labels"], dtype=object)
-    pred = labels[idx.numpy()].tolist()
+    pred = np.array(meta["labels"], dtype=object)[idx.numpy()].tolist()
     out = Path(out_path)
     base = out.resolve().parent
     rel = [Path(os.path.relpath(p, base)).as_posix() for p in rows["abspath"].to_list()]

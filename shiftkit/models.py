@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import pickle
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -130,10 +130,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             raise ModelError(
                 f"Checkpoint {p} is corrupt or not a safetensors file: {str(exc).splitlines()[0]}"
             ) from exc
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError, AttributeError, KeyError) as exc:
-        raise ModelError(f"Checkpoint {p} is corrupt or not a torch state dict: {str(exc).splitlines()[0]}") from exc
+    obj = _torch_load(p)
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "state_dict_ema"):
             if isinstance(obj.get(key), Mapping):
@@ -143,6 +140,27 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise ModelError(f"Checkpoint {p} holds no state dict of tensors.")
     # weights saved from DataParallel / DDP carry a 'module.' prefix
     return {k.removeprefix("module."): v for k, v in obj.items()}, meta
+
+
+def _torch_load(p: Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` (no code is unpickled), with its warnings silenced
+    (a pickle of another protocol warns in two lines before it is refused) and every failure
+    turned into one ModelError."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - text, pickles and damaged files fail in many ways; all mean: unusable
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        why = f"it holds the Python object {found.group(1)}: refused, loading it could run code" if found else (
+            f"{type(exc).__name__} while unpickling it"
+        )
+        raise ModelError(
+            f"Checkpoint {p} is not a safetensors file or a torch state dict that loads without running code "
+            f"({why[:160]}); the 'pretrained' parameter must be true, false or the path of such a file."
+        ) from exc
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

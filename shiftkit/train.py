@@ -14,12 +14,13 @@ interrupted epoch exactly and ends with the same weights as an uninterrupted run
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,35 +218,29 @@ def _live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
 
 @dataclass
 class Feed:
-    """How a batch reaches the model: the device, its normalisation, memory format and precision."""
+    """How a batch reaches the model: device, normalisation and memory format (``inputs``), the
+    autocast precision and this process's place in a distributed run."""
 
-    device: torch.device
-    mean: torch.Tensor
-    std: torch.Tensor
-    channels_last: bool
+    inputs: data.Feed
     amp_dtype: torch.dtype | None
     dist: _Dist
 
-    def batches(
-        self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The loader's uint8 batches as normalised model inputs and targets on the device."""
-        for x, y in loader:
-            yield (
-                data.to_input(x, self.mean, self.std, self.device, self.channels_last),
-                y.to(self.device, non_blocking=True),
-            )
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
 
 
 @dataclass
 class TrainData:
-    """The train and dev images of a run, as datasets and loaders."""
+    """The train and dev images of a run as batch sources: iterables of (model input, target) on
+    the device, with ``set_epoch`` and ``len`` (:class:`data.DeviceBatches` or the worker-process
+    fallback :class:`data.LoaderBatches`)."""
 
     labels: list[str]
-    train_set: data.ImageDataset
-    dev_set: data.ImageDataset
-    loader: torch.utils.data.DataLoader
-    dev_loader: torch.utils.data.DataLoader
+    batches: data.DeviceBatches | data.LoaderBatches
+    dev_batches: data.DeviceBatches | data.LoaderBatches
+    n_train: int
+    dev_targets: np.ndarray
 
 
 def select_items(
@@ -258,6 +253,12 @@ def select_items(
     """
     man, spl, syn = data.read_inputs(manifest, splits, synth)
     labels = data.labels_of(man)
+    unmatched = data.unmatched_splits(man, spl, manifest, splits)
+    if unmatched:
+        console.print(
+            f"[yellow]train: {unmatched:,} of {spl.height:,} rows of {splits} name no image of {manifest}; "
+            f"they are left out.[/]"
+        )
     train_items = data.items(man, manifest, spl, ["train"], syn, synth)
     dev_items = data.items(man, manifest, spl, ["dev"])
     for name, frame in (("train", train_items), ("dev", dev_items)):
@@ -266,43 +267,56 @@ def select_items(
     return labels, train_items, dev_items
 
 
+def _cached(paths: list[str], params: TrainParams, pinned: bool) -> torch.Tensor:
+    cache = data.empty_cache(len(paths), params.img_size, params.channels, pinned=pinned)
+    data.build_cache(paths, params.img_size, params.channels, params.workers or 1, out=cache.numpy())
+    return cache
+
+
+def _why_no_cache(params: TrainParams, n: int) -> str | None:
+    """Why the images are not decoded into the cache (None when they are)."""
+    if not params.cache:
+        return "train.cache is false"
+    if data.cache_fits(n, params.img_size, params.channels, params.cache_mb):
+        return None
+    need = data.cache_bytes(n, params.img_size, params.channels) / 2**20
+    return f"{n:,} images at {params.img_size} px need {need:,.0f} MB, more than train.cache_mb={params.cache_mb}"
+
+
 def build_data(
     labels: list[str], train_items: pl.DataFrame, dev_items: pl.DataFrame, params: TrainParams, feed: Feed
 ) -> TrainData:
-    """Datasets and loaders of the train and dev rows, decoded once into memory when they fit
-    ``train.cache_mb``."""
-    size, ch = params.img_size, params.channels
+    """Batch sources of the train and dev rows: decoded once into a uint8 cache and assembled on the
+    device when they fit ``train.cache_mb``, else today's worker-process loader (with one line saying so)."""
+    size, ch, bs = params.img_size, params.channels, params.batch_size
     augment = data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
-    use_cache = params.cache and data.cache_fits(train_items.height + dev_items.height, size, ch, params.cache_mb)
     tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
-    tr_cache = data.build_cache(tr_paths, size, ch, params.workers or 1) if use_cache else None
-    dv_cache = data.build_cache(dv_paths, size, ch, params.workers or 1) if use_cache else None
-    tr_ds = data.ImageDataset(
-        tr_paths,
-        data.targets(train_items, labels),
-        size=size,
-        channels=ch,
-        augment=augment,
-        seed=params.seed,
-        cache=tr_cache,
-    )
-    dv_ds = data.ImageDataset(dv_paths, data.targets(dev_items, labels), size=size, channels=ch, cache=dv_cache)
+    tr_y, dv_y = data.targets(train_items, labels), data.targets(dev_items, labels)
     cuda, dist_info = feed.device.type == "cuda", feed.dist
+    dev_feed = dataclasses.replace(feed.inputs, world_size=1, rank=0)  # rank 0 evaluates the whole dev split
+    why = _why_no_cache(params, len(tr_paths) + len(dv_paths))
+    if why is None:
+        train_b = data.DeviceBatches(
+            _cached(tr_paths, params, cuda), tr_y, batch_size=bs, feed=feed.inputs, augment=augment, shuffle=True,
+            seed=params.seed, drop_last=dist_info.world_size > 1,
+        )
+        dev_b = data.DeviceBatches(_cached(dv_paths, params, cuda), dv_y, batch_size=max(bs, 256), feed=dev_feed)
+        return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y)
+    if dist_info.main:
+        console.print(
+            f"[yellow]train: {why}: images are decoded and augmented per image in the loader's worker processes "
+            f"every epoch (several times slower than the cache; benchmarks/train.py measures both).[/]"
+        )
+    tr_ds = data.ImageDataset(tr_paths, tr_y, size=size, channels=ch, augment=augment, seed=params.seed)
+    dv_ds = data.ImageDataset(dv_paths, dv_y, size=size, channels=ch)
     loader = data.make_loader(
-        tr_ds,
-        batch_size=params.batch_size,
-        shuffle=True,
-        seed=params.seed,
-        workers=params.workers,
-        pin_memory=cuda,
-        world_size=dist_info.world_size,
-        rank=dist_info.rank,
-        drop_last=dist_info.world_size > 1,
+        tr_ds, batch_size=bs, shuffle=True, seed=params.seed, workers=params.workers, pin_memory=cuda,
+        world_size=dist_info.world_size, rank=dist_info.rank, drop_last=dist_info.world_size > 1,
     )
-    dev_loader = data.make_loader(
-        dv_ds, batch_size=max(params.batch_size, 256), shuffle=False, workers=0, pin_memory=cuda
-    )
-    return TrainData(labels, tr_ds, dv_ds, loader, dev_loader)
+    dev_loader = data.make_loader(dv_ds, batch_size=max(bs, 256), shuffle=False, workers=0, pin_memory=cuda)
+    src = functools.partial(data.LoaderBatches, device=feed.device, mean=feed.inputs.mean, std=feed.inputs.std,
+                            channels_last=feed.inputs.channels_last)
+    return TrainData(labels, src(loader), src(dev_loader), len(tr_paths), dv_y)
 
 
 def _feed(params: TrainParams, dist_info: _Dist, mean_t: tuple[float, ...], std_t: tuple[float, ...]) -> Feed:
@@ -311,9 +325,8 @@ def _feed(params: TrainParams, dist_info: _Dist, mean_t: tuple[float, ...], std_
     amp_dtype = None
     if cuda and params.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    mean = torch.tensor(mean_t, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(std_t, device=device).view(1, -1, 1, 1)
-    return Feed(device, mean, std, cuda and params.channels_last, amp_dtype, dist_info)
+    inputs = data.Feed.of(device, mean_t, std_t, cuda and params.channels_last, dist_info.world_size, dist_info.rank)
+    return Feed(inputs, amp_dtype, dist_info)
 
 
 def _meta(params: TrainParams, labels: list[str], mean_t, std_t, plan: list[str]) -> dict[str, Any]:
@@ -380,6 +393,10 @@ def train_one_epoch(
     """One pass over ``batches`` (model inputs and targets on the device); ``on_step(batch, n, seconds)``
     after each optimizer step."""
     stats = EpochStats()
+    # sums stay on the device until the epoch ends: reading them each step would make the host
+    # wait for the GPU and stop it preparing the next batch
+    loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
+    correct = torch.zeros((), dtype=torch.int64, device=feed.device)
     t0 = time.perf_counter()
     for b, (x, y) in enumerate(batches):
         with torch.autocast(
@@ -393,19 +410,20 @@ def train_one_epoch(
         optim.scaler.update()
         optim.sched.step()
         n = y.shape[0]
-        stats.loss_sum += float(loss.detach()) * n
-        stats.correct += float((logits.detach().argmax(1) == y).sum())
+        loss_sum += loss.detach().double() * n
+        correct += (logits.detach().argmax(1) == y).sum()
         stats.count += n
         if on_step is not None:
             on_step(b, n, time.perf_counter() - t0)
+    stats.loss_sum, stats.correct = float(loss_sum), float(correct)
     stats.seconds = time.perf_counter() - t0
     return stats
 
 
 def validate(model: nn.Module, tdata: TrainData, feed: Feed, max_batches: int = 0) -> tuple[float, float]:
     """(loss, accuracy) on the dev split (its first ``max_batches`` batches when > 0)."""
-    probs = models.predict(model, feed.batches(tdata.dev_loader), feed.amp_dtype, max_batches=max_batches)
-    dev_y = torch.from_numpy(tdata.dev_set.targets[: probs.shape[0]])
+    probs = models.predict(model, tdata.dev_batches, feed.amp_dtype, max_batches=max_batches)
+    dev_y = torch.from_numpy(tdata.dev_targets[: probs.shape[0]])
     dev_loss = float(nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), dev_y))
     dev_acc = float((probs.argmax(1) == dev_y).float().mean())
     return dev_loss, dev_acc
@@ -512,7 +530,7 @@ def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tupl
     start_epoch = int(state["epoch"]) if state is not None else 0
     dev_acc = float(state["dev_accuracy"]) if state is not None else float("nan")
     criterion = nn.CrossEntropyLoss(label_smoothing=run.params.label_smoothing)
-    steps_per_epoch = len(run.tdata.loader)
+    steps_per_epoch = len(run.tdata.batches)
     seen, train_seconds, phase_now, optim, ddp_model = 0, 0.0, None, None, model
     # one gradient scaler for the whole run (its scale carries across phases)
     scaler = torch.amp.GradScaler("cuda", enabled=feed.amp_dtype is torch.float16)
@@ -527,13 +545,13 @@ def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tupl
                 phase_now = phase
             if state is not None and epoch == start_epoch:
                 _set_rng_state(state["rng"])
-            data.set_epoch(run.tdata.loader, epoch)
+            run.tdata.batches.set_epoch(epoch)
             _set_mode(model, phase)
             title = f"epoch {epoch + 1}/{len(plan)} {phase}"
-            task = progress.add_task(title, total=len(run.tdata.train_set) // feed.dist.world_size, rate="")
+            task = progress.add_task(title, total=run.tdata.n_train // feed.dist.world_size, rate="")
 
             on_step = _step_hook(progress, task, epoch, on_batch)
-            stats = train_one_epoch(ddp_model, feed.batches(run.tdata.loader), optim, criterion, feed, on_step=on_step)
+            stats = train_one_epoch(ddp_model, run.tdata.batches, optim, criterion, feed, on_step=on_step)
             train_seconds += stats.seconds
             stats.loss_sum, stats.correct, stats.count = _all_sum(
                 [stats.loss_sum, stats.correct, stats.count], feed.dist, feed.device
@@ -581,7 +599,7 @@ def train(
     mean_t, std_t = models.data_config(model, params.channels)
     feed = _feed(params, dist_info, mean_t, std_t)
     model.to(feed.device)
-    if feed.channels_last:
+    if feed.inputs.channels_last:
         model.to(memory_format=torch.channels_last)
     tdata = build_data(labels, train_items, dev_items, params, feed)
     meta = _meta(params, labels, mean_t, std_t, plan)

@@ -107,7 +107,9 @@ def test_damaged_model_is_one_line_exit_2(example, tmp_path, capsys, damage, mat
     else:
         meta = json.loads((d / models.META_NAME).read_text())
         io.write_json(d / models.META_NAME, {**meta, "labels": LABELS + ["10"]})
-    code = cli.main(["evaluate", "--manifest", str(m), "--splits", str(s), "--model", str(d), "--out", str(tmp_path / "p.parquet")])
+    code = cli.main(
+        ["evaluate", "--manifest", str(m), "--splits", str(s), "--model", str(d), "--out", str(tmp_path / "p.parquet")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and match in err
     assert not (tmp_path / "p.parquet").exists()
@@ -117,8 +119,21 @@ def test_cli_evaluate_writes_the_table(example, tmp_path, capsys):
     base, m, s, syn, model_dir = example
     out = tmp_path / "p.parquet"
     code = cli.main(
-        ["evaluate", "--manifest", str(m), "--splits", str(s), "--synth", str(syn), "--model", str(model_dir),
-         "--out", str(out), "--train-sample", "20"]
+        [
+            "evaluate",
+            "--manifest",
+            str(m),
+            "--splits",
+            str(s),
+            "--synth",
+            str(syn),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--train-sample",
+            "20",
+        ]
     )
     assert code == 0 and "predicted" in capsys.readouterr().err
     assert io.read_table(out, schema.PREDICTIONS).filter(pl.col("split") == "train").height <= 40
@@ -127,3 +142,23 @@ def test_cli_evaluate_writes_the_table(example, tmp_path, capsys):
 def test_load_trained_refuses_a_folder_without_metadata(tmp_path):
     with pytest.raises(ModelError, match="has no model.json"):
         models.load_trained(tmp_path)
+
+
+def test_predictions_are_replaced_whole_or_not_at_all(example, tmp_path, monkeypatch):
+    # a write that dies half-way (disk full, Ctrl-C) leaves the previous predictions intact and
+    # no temporary file beside them
+    base, m, s, syn, model_dir = example
+    out = tmp_path / "predictions.parquet"
+    evaluate(m, s, model_dir, out, _params(train_sample=10))
+    before = out.read_bytes()
+
+    def dies_half_way(self, file, **kwargs):
+        with open(file, "wb") as fh:
+            fh.write(b"PAR1 half a table")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", dies_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        evaluate(m, s, model_dir, out, _params(train_sample=20))
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]

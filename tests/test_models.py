@@ -16,7 +16,11 @@ def _backbone(state):
 
 @pytest.mark.parametrize(
     "name, hint",
-    [("resnet10", "resnet10t"), ("mobilenetv3_smal_050", "mobilenetv3_small_050"), ("zzzz_not_a_model", "timm.list_models")],
+    [
+        ("resnet10", "resnet10t"),
+        ("mobilenetv3_smal_050", "mobilenetv3_small_050"),
+        ("zzzz_not_a_model", "timm.list_models"),
+    ],
     ids=["typo", "missing-letter", "nothing-close"],
 )
 def test_unknown_model_name_suggests_close_names(name, hint):
@@ -26,7 +30,10 @@ def test_unknown_model_name_suggests_close_names(name, hint):
 
 @pytest.mark.parametrize(
     "env, why",
-    [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1:9 unreachable")],
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1:9 unreachable"),
+    ],
     ids=["offline-flag", "hub-unreachable"],
 )
 def test_hub_weights_offline_fail_fast_with_the_fix(monkeypatch, tmp_path, env, why):
@@ -72,9 +79,13 @@ def test_grey_model_from_an_rgb_checkpoint_sums_the_first_conv(tmp_path):
     "name, content, match",
     [
         ("junk.safetensors", b"\x00" * 64, "corrupt or not a safetensors file"),
-        ("junk.pth", b"not a zip at all", "corrupt or not a torch state dict"),
+        ("junk.pth", b"not a zip at all", "not a safetensors file or a torch state dict"),
+        # text files reach torch's unpickler, which fails with IndexError / KeyError on them
+        ("weights.txt", b"a,b,c\n1,2,3\n", r"weights.txt is not a safetensors file .*IndexError"),
+        ("notes.txt", b"hello world\n", r"notes.txt is not a safetensors file .*KeyError"),
+        ("empty.pt", b"", "empty.pt is not a safetensors file"),
     ],
-    ids=["safetensors", "torch"],
+    ids=["safetensors", "torch", "csv-text", "plain-text", "empty"],
 )
 def test_corrupt_checkpoint(tmp_path, name, content, match):
     p = tmp_path / name
@@ -90,8 +101,33 @@ class _Evil:  # a pickled object that weights_only=True must refuse to rebuild
 def test_torch_file_with_code_is_refused(tmp_path):
     p = tmp_path / "evil.pt"
     torch.save({"x": _Evil()}, p)
-    with pytest.raises(ModelError, match="evil.pt"):
+    with pytest.raises(ModelError, match=r"evil.pt .*_Evil: refused, loading it could run code"):
         models.create_model(ARCH, 10, pretrained=p)
+
+
+@pytest.mark.parametrize("kind", ["text", "pickle"])
+def test_cli_pretrained_text_or_pickle_is_one_line_exit_2(tmp_path, capsys, kind):
+    # one line on stderr, exit 2, and no torch UserWarning about the pickle protocol first
+    import pickle
+    import warnings
+
+    from shiftkit import cli
+    from tests.train_helpers import build_example
+
+    m, s = build_example(tmp_path, n_web=20, n_target=20, n_dev=5, n_test=5, n_bridge=0)
+    bad = tmp_path / ("weights.txt" if kind == "text" else "weights.pkl")
+    if kind == "text":
+        bad.write_text("a,b,c\n1,2,3\n")
+    else:
+        bad.write_bytes(pickle.dumps({"conv1.weight": [1.0, 2.0]}, protocol=4))
+    args = ["train", "--manifest", str(m), "--splits", str(s), "--out", str(tmp_path / "o"), "--pretrained", str(bad)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli.main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and bad.name in err and "Traceback" not in err
+    assert [str(w.message) for w in caught] == []
+    assert not (tmp_path / "o" / "model.safetensors").exists()
 
 
 def test_checkpoint_of_another_architecture(tmp_path):

@@ -65,7 +65,9 @@ def test_pretrained_checkpoint_new_head_frozen_then_finetuned(example, tmp_path)
     web5 = man.filter((pl.col("domain") == "web") & pl.col("label").is_in([str(i) for i in range(5)]))
     m5 = io.write_table(web5, m.parent / "web5.parquet", schema.MANIFEST)
     spl = io.read_table(s, schema.SPLITS_TABLE).filter(pl.col("image_id").is_in(web5["image_id"].to_list()))
-    spl = spl.with_columns(pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.lit("dev")).otherwise(pl.col("split")).alias("split"))
+    spl = spl.with_columns(
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.lit("dev")).otherwise(pl.col("split")).alias("split")
+    )
     s5 = io.write_table(spl, tmp_path / "s5.parquet", schema.SPLITS_TABLE)
     train(m5, s5, tmp_path / "first", tiny(), live_dir=None)
     first = load_file(tmp_path / "first" / "model.safetensors")
@@ -155,9 +157,25 @@ def test_ddp_two_cpu_processes_with_gloo(example, tmp_path):
     params.write_text("train:\n  img_size: 16\n  batch_size: 8\n  workers: 0\n  finetune_epochs: 1\n")
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "shiftkit", "train",
-           "--manifest", str(m), "--splits", str(s), "--out", str(tmp_path / "ddp"),
-           "--live", str(tmp_path / "live"), "--params", str(params)]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "shiftkit",
+        "train",
+        "--manifest",
+        str(m),
+        "--splits",
+        str(s),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--live",
+        str(tmp_path / "live"),
+        "--params",
+        str(params),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("trained resnet10t") == 1  # rank 0 alone reports and writes
@@ -166,3 +184,47 @@ def test_ddp_two_cpu_processes_with_gloo(example, tmp_path):
     weights = load_file(tmp_path / "ddp" / "model.safetensors")
     assert weights["fc.weight"].shape == (10, 512)
     assert json.loads((tmp_path / "live" / "metrics.json").read_text())["step"] == 0
+
+
+def _tiny_params(tmp_path, **extra):
+    lines = {"img_size": 16, "batch_size": 16, "workers": 0, "finetune_epochs": 1, "threads": 1, **extra}
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n" + "".join(f"  {k}: {v}\n" for k, v in lines.items()))
+    return path
+
+
+def test_splits_partly_matching_warn_and_cache_fallback_says_why(example, tmp_path, capsys):
+    # rows of the splits table that name no manifest image are counted in one warning; images that
+    # do not fit train.cache_mb go through the worker-process loader, with one line saying why
+    base, m, s = example
+    spl = io.read_table(s, schema.SPLITS_TABLE)
+    ghosts = spl.head(3).with_columns(pl.col("image_id").str.replace(r"^.", "g"))
+    s2 = io.write_table(pl.concat([spl, ghosts]), tmp_path / "s.parquet", schema.SPLITS_TABLE)
+    args = [
+        "train",
+        "--manifest",
+        str(m),
+        "--splits",
+        str(s2),
+        "--out",
+        str(tmp_path / "o"),
+        "--live",
+        str(tmp_path / "live"),
+        "--params",
+        str(_tiny_params(tmp_path, cache_mb=0)),
+    ]
+    code = cli.main(args)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    assert f"3 of {spl.height + 3} rows of {s2} name no image of {m}" in err
+    assert "train.cache_mb=0" in err and "worker processes" in err
+    assert json.loads((tmp_path / "o" / "model.json").read_text())["epochs_done"] == 1
+
+
+def test_splits_matching_no_manifest_image_is_one_line_exit_2(example, tmp_path, capsys):
+    base, m, s = example
+    spl = io.read_table(s, schema.SPLITS_TABLE).with_columns(pl.col("image_id").str.replace(r"^.", "g"))
+    s2 = io.write_table(spl, tmp_path / "s.parquet", schema.SPLITS_TABLE)
+    code = cli.main(["train", "--manifest", str(m), "--splits", str(s2), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "None of the" in err and "s.parquet" in err

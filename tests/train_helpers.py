@@ -46,7 +46,13 @@ def manifest_rows(root: Path, domain: str, table_dir: Path, paths: list[Path]) -
 
 
 def build_example(
-    base: Path, n_web: int = 120, n_target: int = 90, n_dev: int = 30, n_test: int = 30, n_bridge: int = 20, seed: int = 0
+    base: Path,
+    n_web: int = 120,
+    n_target: int = 90,
+    n_dev: int = 30,
+    n_test: int = 30,
+    n_bridge: int = 20,
+    seed: int = 0,
 ) -> tuple[Path, Path]:
     """MNIST web + load_digits target folders, a manifest and a splits table; returns their paths.
 
@@ -87,9 +93,11 @@ def build_synth(base: Path, manifest_path: Path, splits_path: Path, per_parent: 
 
     man = io.read_table(manifest_path, schema.MANIFEST)
     spl = io.read_table(splits_path, schema.SPLITS_TABLE)
-    rows = man.join(spl, on="image_id").filter(
-        (pl.col("domain") == "web") & pl.col("split").is_in(["train", "bridge"])
-    ).head(limit)
+    rows = (
+        man.join(spl, on="image_id")
+        .filter((pl.col("domain") == "web") & pl.col("split").is_in(["train", "bridge"]))
+        .head(limit)
+    )
     out_dir = base / "synth"
     recs = []
     for r, src in zip(rows.to_dicts(), io.image_paths(rows, manifest_path)):
