@@ -29,8 +29,8 @@ def test_items_join_splits_and_synth_children(example):
     assert kids.height > 0 and set(kids["domain"]) == {"synth"}
     # children carry their parent's label
     parent = st.join(man.select(pl.col("image_id").alias("parent_id"), "label"), on="parent_id")
-    want = dict(zip(parent["image_id"], parent["label"]))
-    assert all(want[i] == lab for i, lab in zip(kids["image_id"], kids["label"]))
+    want = dict(zip(parent["image_id"], parent["label"], strict=False))
+    assert all(want[i] == lab for i, lab in zip(kids["image_id"], kids["label"], strict=False))
     assert all(Path(p).is_file() for p in tr["abspath"])
     dev = data.items(man, m, spl, ["dev"], st, syn)
     assert set(dev["domain"]) == {"target"}  # synth children never enter dev
@@ -92,7 +92,7 @@ def test_loader_order_and_content_do_not_depend_on_workers(example):
 
     inline, forked = epoch_batches(0, 1), epoch_batches(2, 1)
     assert len(inline) == len(forked)
-    for (xa, ya), (xb, yb) in zip(inline, forked):
+    for (xa, ya), (xb, yb) in zip(inline, forked, strict=False):
         assert torch.equal(ya, yb) and torch.equal(xa, xb)
     other = epoch_batches(0, 2)
     assert not torch.equal(inline[0][1], other[0][1])  # a new epoch reshuffles
@@ -169,7 +169,7 @@ def test_drawn_parameters_follow_the_documented_ranges():
     shift = data.affine_thetas(data.Augment(translate=0.08), n, size, gen)
     px = (-shift[:, 0, 2] * size / 2).double()  # theta's offset is minus the shift, in units of 2/size
     assert torch.allclose(px, px.round(), atol=1e-4)  # whole pixels
-    counts = {int(v): int(c) for v, c in zip(*px.round().unique(return_counts=True))}
+    counts = {int(v): int(c) for v, c in zip(*px.round().unique(return_counts=True), strict=False)}
     assert set(counts) == {-2, -1, 0, 1, 2}  # 0.08 * 32 = 2.56 px, truncated towards zero
     assert abs(counts[0] / n - 1 / 2.56) < 0.02 and abs(counts[2] / n - 0.56 / 5.12) < 0.02
     zoom = data.affine_thetas(data.Augment(scale=0.1), n, size, gen)

@@ -100,7 +100,7 @@ def build_synth(base: Path, manifest_path: Path, splits_path: Path, per_parent: 
     )
     out_dir = base / "synth"
     recs = []
-    for r, src in zip(rows.to_dicts(), io.image_paths(rows, manifest_path)):
+    for r, src in zip(rows.to_dicts(), io.image_paths(rows, manifest_path), strict=False):
         for c in range(per_parent):
             im = Image.open(src).filter(ImageFilter.GaussianBlur(1.0)).resize((8, 8), Image.BILINEAR)
             rel = f"images/{r['label']}/{r['image_id'][:12]}_{c}.png"
