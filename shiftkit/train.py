@@ -9,6 +9,20 @@ After every epoch the model (safetensors + json metadata) and a resume point (``
 weights, optimizer, scheduler, scaler, RNG states) are written atomically. The data order and
 augmentation are functions of (seed, epoch), so ``resume=True`` after an interruption redoes the
 interrupted epoch exactly and ends with the same weights as an uninterrupted run.
+
+Batches come from one of two paths (:func:`build_data`). When the train and dev images fit
+``train.cache_mb`` they are decoded once into a uint8 cache and every batch is assembled on the
+device (:class:`shiftkit.data.DeviceBatches`: index, copy as uint8, one batched random affine,
+normalise); otherwise the worker-process loader decodes and augments each image on the CPU every
+epoch (:class:`shiftkit.data.LoaderBatches`), and one line says so. Both draw the same
+augmentation distribution (:class:`shiftkit.data.Augment`), not the same draws.
+
+Repeatability: on the CPU a run is bit-exact (resume included). On CUDA the batch path is too
+(indexing, ``affine_grid`` and ``grid_sample`` forward are deterministic, and the augmentation's
+random draws are made on the CPU); what varies between runs are the model's own kernels:
+cuDNN's convolution backward and other atomic-add reductions (``torch.use_deterministic_algorithms``
+lists them). ``grid_sample``'s backward is nondeterministic too, but the augmentation never
+needs gradients.
 """
 
 from __future__ import annotations
