@@ -180,3 +180,58 @@ def test_split_on_a_damaged_manifest_is_never_a_traceback(small_tables, tmp_path
         return
     assert_bad_input(r)  # naming the table file: not yet (splits.py's row checks name the column only)
     assert tree_hash(out) == "absent"
+
+
+# --- params.yaml at the boundary, one bad file per command ---------------------------------------
+# Every command reads --params before it touches anything: a bad file is one line naming the file
+# and the key, exit 2, and the output folder (here holding an earlier file) exactly as it was.
+# Value-level cases for every field are fuzzed in tests/test_config.py.
+
+_LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                    + [f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
+                       for p, c in zip("abcdefgh", "bcdefghi", strict=True)])
+
+
+def _params_and_out(data: bytes) -> Callable[[Path, dict[str, Path]], None]:
+    def setup(tmp: Path, where: dict[str, Path]) -> None:
+        _file_at("params.yaml", data)(tmp, where)
+        _dir_at("out")(tmp, where)
+
+    return setup
+
+
+_P = ("--params", "{tmp}/params.yaml")
+PARAMS_CASES: list[Case] = [
+    Case("params-example-int-section", ("example", "digits", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "section name 1"), setup=_params_and_out(b"1: foo\n")),
+    Case("params-ingest-int-key", ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "parameter name 1 in ingest"), setup=_params_and_out(b"ingest: {1: 2, foo: 3}\n")),
+    Case("params-split-utf16", ("split", "--manifest", "{manifest}", "--out", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "not UTF-8"), setup=_params_and_out("split: {seed: 1}\n".encode("utf-16"))),
+    Case("params-check-latin1", ("check", "--latest", "--reference", "{manifest}", "--out", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "not UTF-8"), setup=_params_and_out("split: {target_domain: 'été'}".encode("latin-1"))),
+    Case("params-synth-seed-negative", ("synth", "--manifest", "{manifest}", "--splits", "{splits}", "--out",
+                                        "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "synth.seed"), setup=_params_and_out(b"synth: {seed: -1}\n")),
+    Case("params-shift-aliases", ("shift", "--a", "{raw}/web/0", "--b", "{raw}/target/0", "--json",
+                                  "{tmp}/out/shift.json", *_P),
+         ("{tmp}/params.yaml", "aliases are not allowed"), setup=_params_and_out(_LAUGHS.encode())),
+    Case("params-train-seed-1e23", ("train", "--manifest", "{manifest}", "--splits", "{splits}", "--out", "{tmp}/out",
+                                    *_P),
+         ("{tmp}/params.yaml", "train.seed"), setup=_params_and_out(b"train: {seed: 1.0e+23}\n")),
+    Case("params-train-lr-nan", ("train", "--manifest", "{manifest}", "--splits", "{splits}", "--out", "{tmp}/out",
+                                 *_P),
+         ("{tmp}/params.yaml", "train.finetune_lr"), setup=_params_and_out(b"train: {finetune_lr: .nan}\n")),
+    Case("params-evaluate-bool", ("evaluate", "--manifest", "{manifest}", "--splits", "{splits}", "--model",
+                                  "{tmp}/models", "--out", "{tmp}/out/predictions.parquet", *_P),
+         ("{tmp}/params.yaml", "evaluate.batch_size"), setup=_params_and_out(b"evaluate: {batch_size: yes}\n")),
+    Case("params-report-seed-negative", ("report", "{tmp}/predictions.parquet", "--out", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "report.seed"), setup=_params_and_out(b"report: {seed: -1}\n")),
+    Case("params-report-unknown-key", ("report", "{tmp}/predictions.parquet", "--out", "{tmp}/out", *_P),
+         ("{tmp}/params.yaml", "report.sed"), setup=_params_and_out(b"report: {sed: 1}\n")),
+]
+
+
+@pytest.mark.parametrize("case", PARAMS_CASES, ids=[c.id for c in PARAMS_CASES])
+def test_a_bad_params_file_is_one_line_exit_2_for_every_command(case, tmp_path, small_tables):
+    check_case(case, tmp_path, small_tables)
