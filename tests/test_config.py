@@ -249,14 +249,14 @@ def _assert_loaded_or_named(data: dict, load) -> None:
             assert got == (tuple(value) if isinstance(value, list) else value)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(FIELDS), HOSTILE)
 def test_fuzz_params_values(field, value):
     section, key = field
     _assert_loaded_or_named({section: {key: value}}, config.params_from_mapping)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     st.sampled_from(config.section_names()),
     st.dictionaries(st.sampled_from(sorted({k for _, k in FIELDS})), HOSTILE, min_size=1, max_size=4),
