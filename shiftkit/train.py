@@ -255,6 +255,9 @@ class TrainData:
     dev_batches: data.DeviceBatches | data.LoaderBatches
     n_train: int
     dev_targets: np.ndarray
+    # 'device' or 'loader': the two paths draw the same distribution but not the same augmentations,
+    # so the path is recorded in model.json and a resume point is only continued on the same path
+    path: str
 
 
 def select_items(
@@ -311,11 +314,17 @@ def build_data(
     why = _why_no_cache(params, len(tr_paths) + len(dv_paths))
     if why is None:
         train_b = data.DeviceBatches(
-            _cached(tr_paths, params, cuda), tr_y, batch_size=bs, feed=feed.inputs, augment=augment, shuffle=True,
-            seed=params.seed, drop_last=dist_info.world_size > 1,
+            _cached(tr_paths, params, cuda),
+            tr_y,
+            batch_size=bs,
+            feed=feed.inputs,
+            augment=augment,
+            shuffle=True,
+            seed=params.seed,
+            drop_last=dist_info.world_size > 1,
         )
         dev_b = data.DeviceBatches(_cached(dv_paths, params, cuda), dv_y, batch_size=max(bs, 256), feed=dev_feed)
-        return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y)
+        return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y, "device")
     if dist_info.main:
         console.print(
             f"[yellow]train: {why}: images are decoded and augmented per image in the loader's worker processes "
@@ -324,13 +333,25 @@ def build_data(
     tr_ds = data.ImageDataset(tr_paths, tr_y, size=size, channels=ch, augment=augment, seed=params.seed)
     dv_ds = data.ImageDataset(dv_paths, dv_y, size=size, channels=ch)
     loader = data.make_loader(
-        tr_ds, batch_size=bs, shuffle=True, seed=params.seed, workers=params.workers, pin_memory=cuda,
-        world_size=dist_info.world_size, rank=dist_info.rank, drop_last=dist_info.world_size > 1,
+        tr_ds,
+        batch_size=bs,
+        shuffle=True,
+        seed=params.seed,
+        workers=params.workers,
+        pin_memory=cuda,
+        world_size=dist_info.world_size,
+        rank=dist_info.rank,
+        drop_last=dist_info.world_size > 1,
     )
     dev_loader = data.make_loader(dv_ds, batch_size=max(bs, 256), shuffle=False, workers=0, pin_memory=cuda)
-    src = functools.partial(data.LoaderBatches, device=feed.device, mean=feed.inputs.mean, std=feed.inputs.std,
-                            channels_last=feed.inputs.channels_last)
-    return TrainData(labels, src(loader), src(dev_loader), len(tr_paths), dv_y)
+    src = functools.partial(
+        data.LoaderBatches,
+        device=feed.device,
+        mean=feed.inputs.mean,
+        std=feed.inputs.std,
+        channels_last=feed.inputs.channels_last,
+    )
+    return TrainData(labels, src(loader), src(dev_loader), len(tr_paths), dv_y, "loader")
 
 
 def _feed(params: TrainParams, dist_info: _Dist, mean_t: tuple[float, ...], std_t: tuple[float, ...]) -> Feed:
@@ -358,7 +379,7 @@ def _meta(params: TrainParams, labels: list[str], mean_t, std_t, plan: list[str]
     }
 
 
-def load_resume_point(out: Path, params_digest: str, resume: bool, announce: bool) -> dict[str, Any] | None:
+def load_resume_point(out: Path, meta: dict[str, Any], resume: bool, announce: bool) -> dict[str, Any] | None:
     """The resume point in ``out`` when ``resume`` is asked and one exists, else None.
 
     Raises:
@@ -368,9 +389,15 @@ def load_resume_point(out: Path, params_digest: str, resume: bool, announce: boo
     state_path = out / STATE_NAME
     if resume and state_path.is_file():
         state = _read_state(state_path)
-        if state.get("params_hash") != params_digest:
+        if state.get("params_hash") != meta["params_hash"]:
             raise ConfigError(
                 f"Resume point {state_path} was written with other train parameters; drop --resume to start afresh."
+            )
+        if state.get("batch_path", "loader") != meta["batch_path"]:
+            raise ConfigError(
+                f"Resume point {state_path} was written on the {state.get('batch_path', 'loader')} batch path, this "
+                f"run takes the {meta['batch_path']} path (train.cache / train.cache_mb); drop --resume or restore "
+                f"them."
             )
         return state
     if resume and announce:
@@ -454,6 +481,7 @@ def checkpoint(
             "epoch": epoch + 1,
             "phase": phase,
             "params_hash": meta["params_hash"],
+            "batch_path": meta["batch_path"],
             "model": _cpu_state_dict(model),
             "optimizer": optim.opt.state_dict(),
             "scheduler": optim.sched.state_dict(),
@@ -616,8 +644,8 @@ def train(
     if feed.inputs.channels_last:
         model.to(memory_format=torch.channels_last)
     tdata = build_data(labels, train_items, dev_items, params, feed)
-    meta = _meta(params, labels, mean_t, std_t, plan)
-    state = load_resume_point(out, meta["params_hash"], resume, dist_info.main)
+    meta = {**_meta(params, labels, mean_t, std_t, plan), "batch_path": tdata.path}
+    state = load_resume_point(out, meta, resume, dist_info.main)
     start_epoch = int(state["epoch"]) if state is not None else 0
     if state is not None:
         model.load_state_dict(state["model"])

@@ -116,6 +116,10 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(example, tmp_path
     # resuming with other parameters is refused
     with pytest.raises(ConfigError, match="written with other train parameters"):
         train(m, s, tmp_path / "cut", tiny(finetune_epochs=2, seed=8), live_dir=None, resume=True)
+    # ... and so is resuming on the other batch path (the images no longer fit the cache)
+    assert json.loads((tmp_path / "cut" / "model.json").read_text())["batch_path"] == "device"
+    with pytest.raises(ConfigError, match="written on the device batch path, this run takes the loader path"):
+        train(m, s, tmp_path / "cut", tiny(finetune_epochs=2, seed=7, cache_mb=0), live_dir=None, resume=True)
 
 
 def test_empty_train_split(example, tmp_path):
