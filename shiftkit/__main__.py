@@ -7,6 +7,7 @@ So this entry point sets that up with nothing but the standard library before im
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -26,7 +27,10 @@ def main() -> None:
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"shiftkit: {what}: nothing was written", file=sys.stderr)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        sys.stderr.flush()
+        # os._exit, not sys.exit: an interrupt inside an import's exec() sets a sticky CPython flag
+        # that would make the interpreter kill itself with SIGINT on the way out (exit code -2)
+        os._exit(143 if isinstance(exc, Terminated) else 130)
     run()
 
 

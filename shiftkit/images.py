@@ -171,7 +171,8 @@ def _read(source: str | Path | bytes) -> bytes:
         try:
             return Path(source).read_bytes()
         except OSError as exc:
-            raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
+            # name the file: a stage reading a manifest's images shows this line as it is
+            raise ImageDecodeError("unreadable", f"cannot read {source}: {exc.strerror or exc}") from exc
     return source
 
 

@@ -14,9 +14,11 @@ consumer, terminates the workers and joins them with a timeout before the except
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -56,6 +58,7 @@ def _worker(conn: Any, fn: Callable[[Any], Any], initializer: Callable[..., None
     """A worker's life: run ``fn`` over each chunk received, send the results back, until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler inherited by fork must not run here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # blocked across the fork by _born_ignoring
     try:
         if initializer is not None:
             initializer(*initargs)
@@ -72,6 +75,30 @@ def _worker(conn: Any, fn: Callable[[Any], Any], initializer: Callable[..., None
                     conn.send(("error", WorkerError("".join(traceback.format_exception(exc)).strip())))
     except (EOFError, BrokenPipeError):
         return  # the parent is gone
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _born_ignoring() -> Iterator[None]:
+    """Start workers ignoring SIGINT and with SIGTERM's default action, never with the parent's
+    handlers: those would raise in a child before ``_worker`` resets them (a forked child runs
+    fork hooks first). Both signals are blocked meanwhile, so one sent to the parent in this
+    moment is delivered, to the parent's own handler, when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be changed in the main thread; _worker resets them
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    old = {s: signal.getsignal(s) for s in _SIGNALS}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _stop(procs: list[Any], conns: list[Any], clean: bool) -> None:
@@ -121,13 +148,14 @@ def imap(
     conns: list[Any] = []
     clean = False
     try:
-        for _ in range(n):
-            parent_end, child_end = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_worker, args=(child_end, fn, initializer, initargs), daemon=True)
-            proc.start()
-            child_end.close()
-            procs.append(proc)
-            conns.append(parent_end)
+        with _born_ignoring():
+            for _ in range(n):
+                parent_end, child_end = ctx.Pipe(duplex=True)
+                proc = ctx.Process(target=_worker, args=(child_end, fn, initializer, initargs), daemon=True)
+                proc.start()
+                child_end.close()
+                procs.append(proc)
+                conns.append(parent_end)
         yield from _ordered(chunks, procs, conns)
         clean = True
     finally:

@@ -79,6 +79,12 @@ def _file_at(rel: str, data: bytes = b"not what you think") -> Callable[[Path, d
     return setup
 
 
+def _copy(src: Path, dest: Path) -> None:
+    """A table copied to another folder: its relative image root then points nowhere."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dest)
+
+
 def _params(text: str) -> Callable[[Path, dict[str, Path]], None]:
     return _file_at("params.yaml", text.encode("utf-8"))
 
@@ -101,6 +107,9 @@ CASES: list[Case] = [
     Case("shift-json-is-a-folder", ("shift", "--a", "{raw}/web/0", "--b", "{raw}/target/0", "--json", "{tmp}/out",
                                     "--max-images", "20", "--permutations", "10"),
          ("--json", "{tmp}/out"), setup=_dir_at("out")),
+    Case("shift-images-missing-under-the-root", ("shift", "--manifest", "{tmp}/m/manifest.parquet", "--a-domain", "web",
+                                                 "--b-domain", "target"), ("cannot read", "{tmp}/m/"),
+         setup=lambda tmp, where: _copy(where["manifest"], tmp / "m" / "manifest.parquet")),
     # example
     Case("example-unknown", ("example", "faces", "{tmp}/out"), ("faces",)),
 ]

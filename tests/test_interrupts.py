@@ -53,6 +53,7 @@ def work(tmp_path_factory) -> Path:
 def _args(command: str, out: str) -> list[str]:
     if command == "ingest":
         return ["ingest", "-d", "web=raw/web", "-d", "target=raw/target", "-o", out, "-j", "2"]
+    # synth: with a saved recipe (no fit), two worker processes
     return ["synth", "--manifest", "manifest/manifest.parquet", "--splits", "splits/splits.parquet", "--out", out,
             "--recipe", "recipe.json", "--workers", "2"]
 
@@ -68,12 +69,31 @@ def _group(pgid: int) -> list[psutil.Process]:
     return found
 
 
-def _trial(work: Path, command: str, out: str, delay: float, sig: int, group: bool) -> tuple[int | None, float, str]:
-    """(exit code, seconds from the signal to the exit, stderr); the code is None when it finished first."""
+def _wait_for_workers(proc: subprocess.Popen, limit: float) -> float:
+    """Wait until ``proc`` has started worker processes (or ended); the seconds waited."""
+    start = time.monotonic()
+    parent = psutil.Process(proc.pid)
+    while time.monotonic() - start < limit and proc.poll() is None:
+        try:
+            if parent.children():
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def _trial(work: Path, command: str, out: str, delay: float, sig: int, group: bool,
+           after_workers: bool = False) -> tuple[int | None, float, str]:
+    """(exit code, seconds from the signal to the exit, stderr); the code is None when it finished first.
+
+    ``delay`` counts from the start, or from the moment worker processes exist (``after_workers``).
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO), "SHIFTKIT_PROGRESS": "0"}
     with open(work / f"{out}.err", "w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "shiftkit", *_args(command, out), "--params", "params.yaml"],
                                 cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        waited = _wait_for_workers(proc, TRIAL_LIMIT / 2) if after_workers else 0.0
         try:
             proc.wait(timeout=delay)
             finished_first = True
@@ -82,11 +102,11 @@ def _trial(work: Path, command: str, out: str, delay: float, sig: int, group: bo
             (os.killpg if group else os.kill)(proc.pid, sig)
         sent = time.monotonic()
         try:
-            code = proc.wait(timeout=TRIAL_LIMIT - delay)
+            code = proc.wait(timeout=max(EXIT_WITHIN + 1, TRIAL_LIMIT - waited - delay))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            pytest.fail(f"{command} hung after signal {sig} at {delay:.2f} s")
+            pytest.fail(f"{command} hung after signal {sig} at {waited + delay:.2f} s")
         seconds = time.monotonic() - sent
         left = _group(proc.pid)
         for p in left:
@@ -104,6 +124,8 @@ def _assert_absent_or_complete(work: Path, command: str, out: str, expected_rows
     if not folder.exists():
         return False
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if not names and command == "ingest":
+        return False  # ingest makes its (empty) output folder before it starts: nothing written
     temps = [p.name for p in folder.iterdir() if p.name.startswith(".")]
     assert not temps, f"temporary files left in {out}: {temps}"
     assert set(OUTPUTS[command]) <= set(names), f"{out} is half written: {names}"
@@ -122,7 +144,10 @@ def test_sigint_at_random_moments_stops_cleanly(work, command):
     for i in range(10):
         out = f"{command}-{i}"
         group = i % 5 != 4  # every fifth trial: SIGINT to the main process alone
-        code, seconds, err = _trial(work, command, out, rng.uniform(0.3, 2.0), signal.SIGINT, group)
+        # even trials: any moment from the start (imports, reading tables); odd: while workers run
+        after_workers = i % 2 == 1
+        delay = rng.uniform(0.0, 1.0) if after_workers else rng.uniform(0.3, 2.0)
+        code, seconds, err = _trial(work, command, out, delay, signal.SIGINT, group, after_workers)
         complete = _assert_absent_or_complete(work, command, out, rows)
         if code is None:  # finished before the signal
             assert complete, err
@@ -147,7 +172,7 @@ def test_sigint_at_random_moments_stops_cleanly(work, command):
 
 @pytest.mark.parametrize(("command", "group"), [("ingest", True), ("synth", False)])
 def test_sigterm_exits_143_with_one_line(work, command, group):
-    code, seconds, err = _trial(work, command, f"term-{command}", 1.5, signal.SIGTERM, group)
+    code, seconds, err = _trial(work, command, f"term-{command}", 0.2, signal.SIGTERM, group, after_workers=True)
     assert code == 143, err
     assert seconds < EXIT_WITHIN
     assert err.strip().splitlines()[-1] == "shiftkit: terminated: nothing was written", err
