@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from shiftkit import splits
-from shiftkit.schema import MANIFEST
 from shiftkit.io import write_table
+from shiftkit.schema import MANIFEST
 from tests.splits_helpers import full_manifest, synthetic_manifest
 
 LIMIT_S = 1.0

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
         res = ingest(parse_assignments(args.domain), args.out, listing=args.listing,
                      params=load_params(args.params).ingest)
-        return f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined (drop {res.drop})"
+        return (f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined "
+                f"(drop {res.drop})")
 
     return run_stage("ingest", work)
 

@@ -19,7 +19,6 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -86,7 +85,7 @@ def ingest_command(
         help="A domain and its ImageFolder root (PATH/<label>/<image>); repeat for each domain, "
         "e.g. --domain web=data/raw/web --domain target=data/raw/target.",
     ),
-    listing: Optional[Path] = typer.Option(
+    listing: Path | None = typer.Option(
         None,
         "--listing",
         help="A CSV or parquet file with columns path, label, domain; paths are relative to the "
@@ -100,7 +99,7 @@ def ingest_command(
         help="Folder for manifest.parquet, quarantine.parquet and summary.json. Outputs of a "
         "previous run there make this run incremental (only new files are decoded).",
     ),
-    workers: Optional[int] = typer.Option(
+    workers: int | None = typer.Option(
         None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
     ),
     params: Path = PARAMS_OPTION,
@@ -122,7 +121,9 @@ def ingest_command(
 @app.command("example")
 def example_command(
     name: str = typer.Argument(..., metavar="NAME", help="Which example: only 'digits' for now."),
-    dest: Path = typer.Argument(..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."),
+    dest: Path = typer.Argument(
+        ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
+    ),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
@@ -136,7 +137,7 @@ def example_command(
 # --- split, check ------------------------------------------------------------------------------
 
 
-def _size(name: str, text: Optional[str]) -> int | float | None:
+def _size(name: str, text: str | None) -> int | float | None:
     """A split size from the command line: an integer count or a fraction."""
     if text is None:
         return None
@@ -166,14 +167,16 @@ def split_command(
         file_okay=False,
         help="Folder for splits.parquet, composition.json and composition.md. Splits already there are honoured.",
     ),
-    strategy: Optional[str] = typer.Option(
-        None, "--strategy", help="'target' (dev/test only from the target domain) or 'shuffle' (the naive mix, to compare)."
+    strategy: str | None = typer.Option(
+        None,
+        "--strategy",
+        help="'target' (dev/test only from the target domain) or 'shuffle' (the naive mix, to compare).",
     ),
-    target_domain: Optional[str] = typer.Option(None, "--target-domain", help="Domain that dev and test come from."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the membership hash; changing it reshuffles."),
-    dev: Optional[str] = typer.Option(None, "--dev", help="Dev size: a fraction in (0, 1) of the target, or a count."),
-    test: Optional[str] = typer.Option(None, "--test", help="Test size: a fraction in (0, 1) of the target, or a count."),
-    bridge: Optional[str] = typer.Option(
+    target_domain: str | None = typer.Option(None, "--target-domain", help="Domain that dev and test come from."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the membership hash; changing it reshuffles."),
+    dev: str | None = typer.Option(None, "--dev", help="Dev size: a fraction in (0, 1) of the target, or a count."),
+    test: str | None = typer.Option(None, "--test", help="Test size: a fraction in (0, 1) of the target, or a count."),
+    bridge: str | None = typer.Option(
         None, "--bridge", help="Bridge size: a fraction in (0, 1) of the training pool, or a count."
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore the splits already in --out: assign every image afresh."),
@@ -206,7 +209,7 @@ def split_command(
 
 @app.command("check")
 def check_command(
-    drops: Optional[list[str]] = typer.Argument(
+    drops: list[str] | None = typer.Argument(
         None,
         metavar="[DROP]...",
         help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
@@ -214,8 +217,11 @@ def check_command(
     reference: Path = typer.Option(
         ..., "--reference", "-r", help="Manifest the drop joins (data/manifest/manifest.parquet); never modified."
     ),
-    splits: Optional[Path] = typer.Option(
-        None, "--splits", "-s", help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block."
+    splits: Path | None = typer.Option(
+        None,
+        "--splits",
+        "-s",
+        help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block.",
     ),
     allow_new_labels: bool = typer.Option(
         False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
@@ -226,7 +232,9 @@ def check_command(
         help="Instead of a DROP folder, check the newest drop already ingested into the --reference "
         "manifest against its earlier drops (the pipeline's check stage).",
     ),
-    out: Path = typer.Option(Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."),
+    out: Path = typer.Option(
+        Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
+    ),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
@@ -242,11 +250,17 @@ def check_command(
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
-        report = run_latest_drop_check(reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False)
+        report = run_latest_drop_check(
+            reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+        )
     elif not drops:
-        raise ConfigError("No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop.")
+        raise ConfigError(
+            "No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop."
+        )
     else:
-        report = run_check(drops, reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False)
+        report = run_check(
+            drops, reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+        )
     colours = {"error": "red", "warning": "yellow"}
     for f in report.findings:
         if f.severity in colours:
@@ -267,18 +281,18 @@ def synth_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="The manifest table."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="The splits table."),
     out: Path = typer.Option(Path("data/synth"), "--out", help="Output folder (synth.parquet, images/, recipe.json, fit.json)."),
-    recipe: Optional[Path] = typer.Option(
+    recipe: Path | None = typer.Option(
         None, "--recipe", help="Reuse a saved recipe.json (or fit.json) and skip the fit."
     ),
-    preview: Optional[int] = typer.Option(
+    preview: int | None = typer.Option(
         None, "--preview", help="Write preview.png: N parents beside their degraded copies, values under each."
     ),
-    copies: Optional[int] = typer.Option(None, "--copies", help="Degraded copies per image (overrides synth.copies)."),
-    fraction: Optional[float] = typer.Option(
+    copies: int | None = typer.Option(None, "--copies", help="Degraded copies per image (overrides synth.copies)."),
+    fraction: float | None = typer.Option(
         None, "--fraction", help="Share of web train/bridge images to degrade (overrides synth.fraction)."
     ),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fit and of every copy (overrides synth.seed)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes; 0 = all cores (overrides synth.workers)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the fit and of every copy (overrides synth.seed)."),
+    workers: int | None = typer.Option(None, "--workers", help="Processes; 0 = all cores (overrides synth.workers)."),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Fit degradations to the target's train images, then write target-like copies of web images.
@@ -304,21 +318,21 @@ def synth_command(
 
 @app.command("shift")
 def shift_command(
-    a: Optional[Path] = typer.Option(None, "--a", help="Folder of set A (instead of --manifest filters)."),
-    b: Optional[Path] = typer.Option(None, "--b", help="Folder of set B (instead of --manifest filters)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest table to draw both sets from."),
-    splits: Optional[Path] = typer.Option(None, "--splits", help="Splits table (needed by --a-split/--b-split)."),
+    a: Path | None = typer.Option(None, "--a", help="Folder of set A (instead of --manifest filters)."),
+    b: Path | None = typer.Option(None, "--b", help="Folder of set B (instead of --manifest filters)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest table to draw both sets from."),
+    splits: Path | None = typer.Option(None, "--splits", help="Splits table (needed by --a-split/--b-split)."),
     a_split: list[str] = typer.Option([], "--a-split", help="Split(s) of set A (repeatable)."),
     a_domain: list[str] = typer.Option([], "--a-domain", help="Domain(s) of set A (repeatable)."),
     b_split: list[str] = typer.Option([], "--b-split", help="Split(s) of set B (repeatable)."),
     b_domain: list[str] = typer.Option([], "--b-domain", help="Domain(s) of set B (repeatable)."),
-    model: Optional[str] = typer.Option(
+    model: str | None = typer.Option(
         None, "--model", help="timm model whose pooled output are the features (random init offline)."
     ),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Images sampled per set (0: all)."),
-    permutations: Optional[int] = typer.Option(None, "--permutations", help="Permutations of the MMD test."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampling, the folds and the permutations."),
-    json_out: Optional[Path] = typer.Option(None, "--json", dir_okay=False, help="Write the result as json to this file."),
+    max_images: int | None = typer.Option(None, "--max-images", help="Images sampled per set (0: all)."),
+    permutations: int | None = typer.Option(None, "--permutations", help="Permutations of the MMD test."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling, the folds and the permutations."),
+    json_out: Path | None = typer.Option(None, "--json", dir_okay=False, help="Write the result as json to this file."),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """How far apart two image sets are: per-property KS and Wasserstein, domain AUC, MMD test.
@@ -364,19 +378,19 @@ def shift_command(
 def train_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
-    synth: Optional[Path] = typer.Option(
+    synth: Path | None = typer.Option(
         None, "--synth", help="Synth table (synth.parquet); its train children join the training set."
     ),
     out: Path = typer.Option(Path("models"), "--out", help="Folder for model.safetensors, model.json and the resume point."),
     live: Path = typer.Option(Path("dvclive"), "--live", help="dvclive folder for per-epoch metrics and plots."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last completed epoch in --out."),
-    model: Optional[str] = typer.Option(None, "--model", help="timm model name (overrides train.model)."),
-    pretrained: Optional[str] = typer.Option(
+    model: str | None = typer.Option(None, "--model", help="timm model name (overrides train.model)."),
+    pretrained: str | None = typer.Option(
         None, "--pretrained", help="true (timm hub), false, or a checkpoint path (overrides train.pretrained)."
     ),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs (overrides train.finetune_epochs)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides train.device)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes (overrides train.workers)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning epochs (overrides train.finetune_epochs)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides train.device)."),
+    workers: int | None = typer.Option(None, "--workers", help="Data-loader worker processes (overrides train.workers)."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Transfer learning with a timm CNN: new head on a frozen backbone, then fine-tuning.
@@ -414,15 +428,15 @@ def train_command(
 def evaluate_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
-    synth: Optional[Path] = typer.Option(None, "--synth", help="Synth table; its children are predicted as domain 'synth'."),
+    synth: Path | None = typer.Option(None, "--synth", help="Synth table; its children are predicted as domain 'synth'."),
     model_dir: Path = typer.Option(Path("models"), "--model", help="Model folder written by shiftkit train."),
     out: Path = typer.Option(
         Path("data/predictions/predictions.parquet"), "--out", dir_okay=False, help="Predictions table to write."
     ),
-    train_sample: Optional[int] = typer.Option(
+    train_sample: int | None = typer.Option(
         None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
     ),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
@@ -444,20 +458,22 @@ def report_command(
     predictions: Path = typer.Argument(
         ..., help="predictions.parquet from `shiftkit evaluate`, or a run folder that holds one."
     ),
-    manifest: Optional[Path] = typer.Option(
+    manifest: Path | None = typer.Option(
         None, "--manifest", help="Manifest (image properties and files): enables the blur/resolution/brightness "
         "analysis and the gallery's thumbnails."
     ),
-    synth: Optional[Path] = typer.Option(
+    synth: Path | None = typer.Option(
         None, "--synth", help="Synth table: tells the report whether synthesis is on and what it changed."
     ),
-    human_error: Optional[float] = typer.Option(
+    human_error: float | None = typer.Option(
         None, "--human-error", help="Human-level error in [0, 1) (overrides report.human_error in params)."
     ),
-    compare: Optional[Path] = typer.Option(
+    compare: Path | None = typer.Option(
         None, "--compare", help="Another run's predictions (file or run folder): each gap's change, with an interval."
     ),
-    out: Path = typer.Option(Path("reports"), "--out", file_okay=False, help="Folder for report.md, report.html, metrics.json, plots/."),
+    out: Path = typer.Option(
+        Path("reports"), "--out", file_okay=False, help="Folder for report.md, report.html, metrics.json, plots/."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary tables."),
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -579,7 +595,7 @@ class _SignalsRaise:
         self.received = signum
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    def __enter__(self) -> "_SignalsRaise":
+    def __enter__(self) -> _SignalsRaise:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 if signal.getsignal(signum) in (signal.SIG_IGN, None):

@@ -230,5 +230,5 @@ def image_paths(df: pl.DataFrame, table_path: str | os.PathLike[str]) -> list[Pa
     """
     base = Path(table_path).resolve().parent
     if "root" in df.columns:
-        return [(base / r / p) for r, p in zip(df["root"].to_list(), df["path"].to_list())]
+        return [(base / r / p) for r, p in zip(df["root"].to_list(), df["path"].to_list(), strict=True)]
     return [base / p for p in df["path"].to_list()]

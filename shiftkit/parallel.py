@@ -103,7 +103,7 @@ def _born_ignoring() -> Iterator[None]:
 
 def _stop(procs: list[Any], conns: list[Any], clean: bool) -> None:
     """End every worker: ask politely after a clean run, else terminate; kill what outlives the timeout."""
-    for conn, proc in zip(conns, procs):
+    for conn, proc in zip(conns, procs, strict=True):
         if clean:
             try:
                 conn.send(None)

@@ -127,7 +127,7 @@ def write_folder(
 ) -> list[Path]:
     """Write an ImageFolder ``root/<label>/<prefix>_<i>.<ext>``; optionally resized to ``size``."""
     paths = []
-    for i, (img, lab) in enumerate(zip(images, labels)):
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
         d = Path(root) / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         im = Image.fromarray(img)

@@ -95,14 +95,16 @@ CASES: list[Case] = [
     Case("ingest-bad-assignment", ("ingest", "--domain", "web", "--out", "{tmp}/out"), ("--domain",)),
     Case("ingest-out-is-a-file", ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out"), ("{tmp}/out",),
          setup=_file_at("out")),
-    Case("ingest-bad-param", ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out", "--params", "{tmp}/params.yaml"),
+    Case("ingest-bad-param",
+         ("ingest", "--domain", "web={raw}/web", "--out", "{tmp}/out", "--params", "{tmp}/params.yaml"),
          ("ingest.workers", "many"), setup=_params("ingest: {workers: many}\n")),
     # split
     Case("split-missing-manifest", ("split", "--manifest", "{tmp}/nope.parquet", "--out", "{tmp}/out"),
          ("{tmp}/nope.parquet",)),
     Case("split-manifest-not-parquet", ("split", "--manifest", "{tmp}/m.parquet", "--out", "{tmp}/out"),
          ("{tmp}/m.parquet",), setup=_file_at("m.parquet")),
-    Case("split-bad-dev-size", ("split", "--manifest", "{manifest}", "--out", "{tmp}/out", "--dev", "lots"), ("--dev",)),
+    Case("split-bad-dev-size", ("split", "--manifest", "{manifest}", "--out", "{tmp}/out", "--dev", "lots"),
+         ("--dev",)),
     # shift
     Case("shift-json-is-a-folder", ("shift", "--a", "{raw}/web/0", "--b", "{raw}/target/0", "--json", "{tmp}/out",
                                     "--max-images", "20", "--permutations", "10"),
@@ -121,11 +123,13 @@ def small_tables(example_folders, tmp_path_factory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("hostile")
     raw = work / "raw"
     shutil.copytree(example_folders, raw)
-    r = run_cli(["ingest", "--domain", f"web={raw}/web", "--domain", f"target={raw}/target", "--out", work / "manifest"])
+    r = run_cli(["ingest", "--domain", f"web={raw}/web", "--domain", f"target={raw}/target",
+                 "--out", work / "manifest"])
     assert r.code == 0, r.stderr
     r = run_cli(["split", "--manifest", work / "manifest" / "manifest.parquet", "--out", work / "splits"])
     assert r.code == 0, r.stderr
-    return {"raw": raw, "manifest": work / "manifest" / "manifest.parquet", "splits": work / "splits" / "splits.parquet"}
+    return {"raw": raw, "manifest": work / "manifest" / "manifest.parquet",
+            "splits": work / "splits" / "splits.parquet"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
