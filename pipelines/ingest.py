@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from shiftkit import engine
 from shiftkit.cli import run_stage, stage_parser
 
 
@@ -19,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         from shiftkit.ingest import ingest
 
         args = ap.parse_args(argv)
-        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing,
-                     params=load_params(args.params).ingest)
+        params = load_params(args.params)
+        engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
+        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=params.ingest)
         return (f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined "
                 f"(drop {res.drop})")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from shiftkit import engine
 from shiftkit.cli import run_stage, stage_parser
 
 
@@ -19,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         from shiftkit.synth import run_synth
 
         args = ap.parse_args(argv)
-        res = run_synth(args.manifest, args.splits, args.out, load_params(args.params).synth)
+        params = load_params(args.params)
+        engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
+        res = run_synth(args.manifest, args.splits, args.out, params.synth)
         if not res["enabled"]:
             return f"synth: disabled; empty synth table in {args.out}"
         return f"synth: {res['images']} images from {res['parents']} parents ({res['rate']} img/s); {res['recipe']}"

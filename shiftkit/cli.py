@@ -60,6 +60,20 @@ def _root(
     """shiftkit: data-shift diagnosis for image classifiers."""
 
 
+ENGINE_OPTION = typer.Option(
+    None, "--engine", metavar="local|ray",
+    help="Where the per-image work runs: local processes or a Ray cluster (overrides engine.name in params; "
+    "the cluster is engine.address, else RAY_ADDRESS, else a local Ray instance).",
+)
+
+
+def use_engine(p, name: str | None) -> None:
+    """Make the params' engine (or ``--engine``) the one ``shiftkit.parallel.imap`` uses (shiftkit/engine.py)."""
+    from shiftkit import engine
+
+    engine.activate(p.engine, name=name)
+
+
 def load_params(path: Path):
     """Load params.yaml for a command (imported lazily so that config errors exit 2)."""
     from shiftkit.config import load_params as _load
@@ -102,6 +116,7 @@ def ingest_command(
     workers: int | None = typer.Option(
         None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
     ),
+    engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Decode, measure and hash every image of one or more domains into a manifest.
@@ -114,6 +129,7 @@ def ingest_command(
     from shiftkit.ingest import ingest
 
     p = load_params(params)
+    use_engine(p, engine)
     roots = parse_assignments(domain, "--domain")
     ingest(roots, out, listing=listing, params=p.ingest, workers=workers)
 
@@ -235,6 +251,7 @@ def check_command(
     out: Path = typer.Option(
         Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
     ),
+    engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
@@ -246,6 +263,7 @@ def check_command(
     from shiftkit.errors import ConfigError
 
     p = load_params(params)
+    use_engine(p, engine)
     allow = True if allow_new_labels else None
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
@@ -293,6 +311,7 @@ def synth_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the fit and of every copy (overrides synth.seed)."),
     workers: int | None = typer.Option(None, "--workers", help="Processes; 0 = all cores (overrides synth.workers)."),
+    engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Fit degradations to the target's train images, then write target-like copies of web images.
@@ -302,6 +321,7 @@ def synth_command(
     from shiftkit import synth
 
     p = load_params(params)
+    use_engine(p, engine)
     overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers}.items()
                  if v is not None}
     if overrides:
@@ -333,6 +353,7 @@ def shift_command(
     permutations: int | None = typer.Option(None, "--permutations", help="Permutations of the MMD test."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling, the folds and the permutations."),
     json_out: Path | None = typer.Option(None, "--json", dir_okay=False, help="Write the result as json to this file."),
+    engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
     """How far apart two image sets are: per-property KS and Wasserstein, domain AUC, MMD test.
@@ -345,6 +366,7 @@ def shift_command(
     from shiftkit.errors import ConfigError
 
     p = load_params(params)
+    use_engine(p, engine)
     overrides = {k: v for k, v in {"model": model, "max_images": max_images, "permutations": permutations,
                                     "seed": seed}.items() if v is not None}
     if overrides:

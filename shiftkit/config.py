@@ -728,3 +728,16 @@ class ReportParams(ParamsSection):
     # manifest columns whose buckets are analysed
     properties: tuple[str, ...] = param(("blur", "effective_res", "brightness"), Each(Options(REPORT_PROPERTIES)))
     min_count: int = param(5, COUNT)  # slices with fewer dev images are listed but never named in recommendations
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+@section("engine")
+@frozen
+class EngineParams(ParamsSection):
+    """Where the per-image work of ingest, check, synth and shift runs (``shiftkit/engine.py``)."""
+
+    name: str = param("local", Options(("local", "ray")))  # local: this machine's processes; ray: a Ray cluster
+    # Ray cluster to join ("" = the RAY_ADDRESS variable, else a Ray instance started here)
+    address: str = param("", Text("a Ray address (host:port, ray://host:port, auto), or empty", empty=True))

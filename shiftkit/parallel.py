@@ -129,12 +129,18 @@ def imap(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
 ) -> Iterator[R]:
-    """``map(fn, items)`` in order, over ``workers`` processes (inline when 1).
+    """``map(fn, items)`` in order, over ``workers`` processes (inline when 1), or on the current engine.
 
     ``fn`` must be a module-level function; results stream back as they complete, in order,
     so memory does not grow with the number of items. Chunk ``k`` goes to worker ``k % n``.
     An exception raised by ``fn`` is raised here; a worker that dies raises :class:`WorkerError`.
     """
+    from shiftkit import engine
+
+    if engine.current().name == "ray":  # the same tasks on a Ray cluster (shiftkit/engine.py)
+        yield from engine.ray_imap(fn, items, workers=workers, chunksize=chunksize, initializer=initializer,
+                                   initargs=initargs)
+        return
     n = resolve_workers(workers)
     if n == 1:
         if initializer is not None:
