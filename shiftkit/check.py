@@ -546,6 +546,9 @@ def _display(paths: Iterable[Path]) -> list[str]:
     cwd = Path.cwd().resolve()
     out = []
     for p in paths:
+        if isinstance(p, str) and "://" in p:  # an object under a URL root (shiftkit/storage.py)
+            out.append(p)
+            continue
         p = Path(os.path.normpath(p))
         try:
             out.append(p.relative_to(cwd).as_posix())
@@ -586,6 +589,9 @@ def drop_domains(drops: Sequence[str]) -> dict[str, Path]:
         for name, path in pairs.items():
             if name in out:
                 raise ConfigError(f"The drop names domain {name!r} twice.")
+            if "://" in path:  # DOMAIN=s3://bucket/prefix: ingest lists and checks it (shiftkit/storage.py)
+                out[name] = path  # type: ignore[assignment]
+                continue
             if not Path(path).is_dir():
                 raise InputPathError(f"Drop folder {path} (domain {name!r}) does not exist.")
             out[name] = Path(path)

@@ -167,6 +167,13 @@ class Header:
 
 
 def _read(source: str | Path | bytes) -> bytes:
+    if isinstance(source, str) and "://" in source:  # an object in a store (shiftkit/storage.py)
+        from shiftkit import storage
+
+        try:
+            return storage.read_bytes(source)
+        except Exception as exc:  # noqa: BLE001 - a store's client raises its own classes
+            raise ImageDecodeError("unreadable", f"{source}: {str(exc)[:200]}") from exc
     if isinstance(source, (str, Path)):
         try:
             return Path(source).read_bytes()

@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from shiftkit import images
+from shiftkit import images, storage
 from shiftkit.config import IngestParams
 from shiftkit.console import console, make_progress, rate_text
 from shiftkit.dedup import group_ids
@@ -162,6 +162,16 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
     return out
 
 
+def _walk_url(domain: str, root: str, order: int) -> list[_Entry]:
+    """Every object under a URL root (``shiftkit.storage``), sorted, with its verdict when the key decides it."""
+    out = []
+    for obj in storage.list_objects(root, f"The folder of domain {domain!r}"):
+        parts = obj.rel.split("/")
+        label = parts[0] if len(parts) >= 2 and obj.reason is None else ""
+        out.append(_Entry(domain, root, obj.rel, label, order, obj.reason, obj.detail or ""))  # type: ignore[arg-type]
+    return out
+
+
 def read_listing(path: str | os.PathLike[str]) -> pl.DataFrame:
     """Read a CSV or parquet listing with string columns path, label, domain.
 
@@ -252,18 +262,17 @@ def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
 def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
     """(sha256, kind, payload) per path of (root, relative paths); kind is ok, bad, known or unreadable."""
     root, rels = task
-    paths = [os.path.join(root, rel) for rel in rels]
     max_pixels, min_size, background = _LIMITS
     out: list[tuple] = []
     pending: list[int] = []
     works: list[np.ndarray] = []
     with images.quiet_pillow():
-        for path in paths:
-            try:
-                with open(path, "rb", buffering=0) as fh:  # one read, sized by fstat, no buffer layer
-                    data = fh.readall()
-            except OSError as exc:
-                out.append((None, "unreadable", exc.strerror or str(exc)))
+        for data in _read_files(root, rels, max_pixels):
+            if isinstance(data, ImageDecodeError):  # a bomb told by the first bytes of an object
+                out.append((None, "bad", (data.reason, data.detail)))
+                continue
+            if isinstance(data, Exception):
+                out.append((None, "unreadable", getattr(data, "strerror", None) or str(data)[:200]))
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if sha in _KNOWN:
@@ -285,6 +294,19 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
             sha, kind, head = out[idx]
             out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS)))
     return out
+
+
+def _read_files(root: str, rels: Sequence[str], max_pixels: int) -> Iterable[bytes | Exception]:
+    """The bytes of each file, or the error that stopped its read: from a folder, or a URL root's store."""
+    if storage.is_url(root):
+        yield from storage.read_objects(root, rels, max_pixels)
+        return
+    for rel in rels:
+        try:
+            with open(os.path.join(root, rel), "rb", buffering=0) as fh:  # one read, sized by fstat, no buffer layer
+                yield fh.readall()
+        except OSError as exc:
+            yield exc
 
 
 def _batches(todo: Sequence[_Entry], size: int) -> Iterable[tuple[str, list[str]]]:
@@ -362,6 +384,9 @@ def _check_inputs(domains: Mapping[str, str | os.PathLike[str]], listing: str | 
     roots: dict[str, Path] = {}
     for name, path in domains.items():
         _check_domain_name(name, "--domain")
+        if storage.is_url(path):  # an object-store prefix (shiftkit/storage.py)
+            roots[name] = storage.check_root(path, f"The folder of domain {name!r}")  # type: ignore[assignment]
+            continue
         p = Path(path)
         if not p.exists():
             raise InputPathError(f"The folder of domain {name!r}, {p}, does not exist.")
@@ -422,7 +447,10 @@ def _ingest(
 
     entries: list[_Entry] = []
     for order, (name, root) in enumerate(roots.items()):
-        entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
+        if storage.is_url(root):
+            entries.extend(_walk_url(name, root, order))
+        else:
+            entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
     if listing is not None:
         entries.extend(_listing_entries(Path(listing), list(roots)))
     rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}

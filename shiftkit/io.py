@@ -216,8 +216,11 @@ def read_table(path: str | os.PathLike[str], table: Table) -> pl.DataFrame:
 def relative_root(root: str | os.PathLike[str], table_dir: str | os.PathLike[str]) -> str:
     """``root`` as a POSIX path relative to ``table_dir`` (the folder the table is written to).
 
-    Tables store data roots this way so that a repository can be cloned anywhere.
+    Tables store data roots this way so that a repository can be cloned anywhere. A URL root
+    (``s3://bucket/prefix``, see shiftkit/storage.py) is stored as it is.
     """
+    if "://" in str(root):
+        return str(root)
     rel = os.path.relpath(Path(root).resolve(), Path(table_dir).resolve())
     return Path(rel).as_posix()
 
@@ -226,9 +229,10 @@ def image_paths(df: pl.DataFrame, table_path: str | os.PathLike[str]) -> list[Pa
     """Absolute paths of the images listed in a manifest-like table (``root`` + ``path``).
 
     ``root`` is relative to the table file's folder; a table without ``root`` has paths
-    relative to its own folder.
+    relative to its own folder. Images under a URL root come back as URL strings.
     """
     base = Path(table_path).resolve().parent
     if "root" in df.columns:
-        return [(base / r / p) for r, p in zip(df["root"].to_list(), df["path"].to_list(), strict=True)]
+        return [f"{r}/{p}" if "://" in r else (base / r / p)  # type: ignore[misc]
+                for r, p in zip(df["root"].to_list(), df["path"].to_list(), strict=True)]
     return [base / p for p in df["path"].to_list()]

@@ -1,0 +1,152 @@
+"""Images in object storage, against a real S3-compatible server on 127.0.0.1 (moto's, see conftest).
+
+ingest and check read s3:// roots through s3fs (the ordinary client path, endpoint and dummy
+credentials from the standard AWS variables), and a DVC remote on that server round-trips a
+pipeline output through `dvc push` / `dvc pull`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from shiftkit import storage
+from shiftkit.config import ExampleParams, load_params
+from shiftkit.errors import ImageDecodeError
+from shiftkit.example import write_example
+from tests import ingest_helpers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server, tmp_path_factory):
+    """s3://shiftkit-test holding the example (web/, target/) and a hostile prefix (odd/)."""
+    import s3fs
+
+    local = tmp_path_factory.mktemp("s3-example")
+    write_example("digits", local, ExampleParams(web_images=120, target_images=80, seed=1))
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("shiftkit-test")
+    fs.put(str(local / "web"), "shiftkit-test/web", recursive=True)
+    fs.put(str(local / "target"), "shiftkit-test/target", recursive=True)
+    x, _ = ingest_helpers.helpers.mnist(3, offset=500)
+    big_bomb = ingest_helpers.bomb_png() + bytes(200_000)  # header says 30000x30000; 200 KB follow
+    odd = {
+        "odd/1/good.png": ingest_helpers.png_bytes(x[0]),
+        "odd/1/empty.png": b"",
+        "odd/1/text.png": b"not an image at all",
+        "odd/1/bomb.png": big_bomb,
+        "odd/1/../escape.png": ingest_helpers.png_bytes(x[1]),  # a key that normalises out of odd/1
+        "odd/loose.png": ingest_helpers.png_bytes(x[2]),  # no label folder
+        "odd-sibling/1/beside.png": ingest_helpers.png_bytes(x[2]),  # shares the prefix's first letters
+    }
+    for key, data in odd.items():
+        fs.pipe_file(f"shiftkit-test/{key}", data)
+    return {"url": "s3://shiftkit-test", "local": local, "fs": fs}
+
+
+def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
+    from shiftkit.ingest import ingest
+
+    params = load_params(REPO / "params.yaml").ingest
+    url = bucket["url"]
+    res = ingest({"web": f"{url}/web", "target": f"{url}/target/"}, tmp_path / "s3", params=params, workers=2, show=False)
+    ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "disk",
+           params=params, workers=2, show=False)
+    on_s3 = pl.read_parquet(tmp_path / "s3" / "manifest.parquet")
+    on_disk = pl.read_parquet(tmp_path / "disk" / "manifest.parquet")
+    assert res.accepted == on_s3.height == 200
+    assert sorted(on_s3["root"].unique()) == [f"{url}/target", f"{url}/web"]
+    assert on_s3.drop("root").equals(on_disk.drop("root"))
+
+
+def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
+    from shiftkit.ingest import ingest
+
+    params = load_params(REPO / "params.yaml").ingest
+    res = ingest({"odd": f"{bucket['url']}/odd"}, tmp_path / "m", params=params, workers=1, show=False)
+    manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
+    quarantine = pl.read_parquet(tmp_path / "m" / "quarantine.parquet")
+    fates = {**dict.fromkeys(manifest["path"], "manifest"), **dict(zip(quarantine["path"], quarantine["reason"]))}
+    assert fates == {
+        "1/good.png": "manifest",
+        "1/empty.png": "empty",
+        "1/text.png": "not_an_image",
+        "1/bomb.png": "decompression_bomb",
+        "1/../escape.png": "outside_root",
+        "loose.png": "stray_file",
+    }
+    assert res.files == len(bucket["fs"].find("shiftkit-test/odd"))  # nothing of odd-sibling/
+    detail = quarantine.filter(pl.col("path") == "1/bomb.png")["detail"].item()
+    assert f"first {storage.HEAD_BYTES} bytes only" in detail  # told by the ranged read of the header
+
+
+def test_read_objects_reads_the_header_first(bucket):
+    out = storage.read_objects(f"{bucket['url']}/odd", ["1/bomb.png", "1/good.png", "1/missing.png"], 89_478_485)
+    assert isinstance(out[0], ImageDecodeError) and out[0].reason == "decompression_bomb"
+    assert out[1] == bucket["fs"].cat_file("shiftkit-test/odd/1/good.png")
+    assert isinstance(out[2], FileNotFoundError)
+    # under a generous limit the same object is read to its end
+    whole = storage.read_objects(f"{bucket['url']}/odd", ["1/bomb.png"], 10**10)[0]
+    assert isinstance(whole, bytes) and len(whole) > storage.HEAD_BYTES and whole.endswith(bytes(1000))
+
+
+def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
+    from shiftkit.cli import main
+    from shiftkit.ingest import ingest
+
+    params = load_params(REPO / "params.yaml")
+    ingest({"web": bucket["local"] / "web"}, tmp_path / "ref", params=params.ingest, workers=1, show=False)
+    code = main(["check", f"target={bucket['url']}/target", "--reference", str(tmp_path / "ref" / "manifest.parquet"),
+                 "--out", str(tmp_path / "check"), "--params", str(REPO / "params.yaml")])
+    report = json.loads((tmp_path / "check" / "check.json").read_text())
+    assert code in (0, 1)
+    assert report["verdict"] in ("pass", "warn", "fail")
+    assert "s3://shiftkit-test/target/" in (tmp_path / "check" / "check.md").read_text() or report["drop"]["images"] == 80
+
+
+def test_missing_s3_prefix_is_one_line_exit_2(bucket, tmp_path, capsys):
+    from shiftkit.cli import main
+
+    code = main(["ingest", "--domain", f"web={bucket['url']}/nothing-here", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "s3://shiftkit-test/nothing-here" in err[0] and "holds no objects" in err[0]
+    assert not (tmp_path / "m" / "manifest.parquet").exists()
+
+
+def _dvc(*args: str) -> None:
+    """One `dvc` command line, run by DVC's own entry point in this process (its import costs seconds)."""
+    from dvc.cli import main
+
+    assert main(list(args)) == 0, f"dvc {' '.join(args)} failed"
+
+
+def test_dvc_push_and_pull_a_stage_output_through_the_s3_remote(s3_server, tmp_path, monkeypatch):
+    """What README "At scale" shows: a second clone pulls a stage's outputs instead of recomputing."""
+    import s3fs
+
+    s3fs.S3FileSystem().mkdir("shiftkit-dvc")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    _dvc("init", "--no-scm", "-q")
+    code = ("import numpy as np, pathlib; p = pathlib.Path('out'); p.mkdir(exist_ok=True); "
+            "[(p / f'{i}.npy').write_bytes(np.random.default_rng(i).bytes(5000)) for i in range(3)]")
+    _dvc("stage", "add", "-q", "-n", "make", "-o", "out", f'{sys.executable} -c "{code}"')
+    _dvc("repro", "-q")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert len(before) == 3
+    _dvc("remote", "add", "-d", "store", "s3://shiftkit-dvc/cache")
+    _dvc("remote", "modify", "store", "endpointurl", s3_server)
+    _dvc("push", "-q")
+    assert len(s3fs.S3FileSystem().find("shiftkit-dvc/cache")) >= 3  # the three files (and the folder's listing)
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(tmp_path / ".dvc" / "cache")
+    _dvc("pull", "-q")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
