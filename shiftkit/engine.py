@@ -33,6 +33,7 @@ ENGINES = ("local", "ray")
 # Chunks in flight per CPU of the cluster: enough to keep every worker busy while the driver
 # collects the oldest chunk, few enough that results do not pile up in the object store.
 _IN_FLIGHT_PER_CPU = 2
+_START_ATTEMPTS = 3  # tries to start a local Ray instance
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,16 @@ def connect(engine: Engine | None = None, *, cpus: int | None = None):
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         options["num_cpus"] = resolve_workers(cpus or 0)
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = address or "a local instance"
-        raise ConfigError(f"Cannot start or join the Ray cluster at {where}: {str(exc).splitlines()[0][:200]}") from exc
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            return ray
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its raylet starts late
+            # on a loaded machine a local raylet can miss Ray's fixed 30 s start-up window: try again
+            ray.shutdown()
+            if attempt == _START_ATTEMPTS or address is not None:
+                where = address or "a local instance"
+                raise ConfigError(f"Cannot start or join the Ray cluster at {where}: {str(exc).splitlines()[0][:200]}") from exc
     return ray
 
 

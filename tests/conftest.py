@@ -57,9 +57,9 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One real local Ray instance with 2 CPUs for the whole session (starting Ray costs seconds)."""
-    import ray
+    from shiftkit import engine
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray = engine.connect(engine.Engine("ray"), cpus=2)  # shiftkit's own way of starting one
     yield ray
     ray.shutdown()
 
