@@ -113,6 +113,9 @@ def connect(engine: Engine | None = None, *, cpus: int | None = None):
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         options["num_cpus"] = resolve_workers(cpus or 0)
+        # a local raylet waits for its agent processes (Python, heavy imports) for 15 s by default;
+        # on a loaded machine they take longer and the start fails: give them two minutes
+        os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
     for attempt in range(1, _START_ATTEMPTS + 1):
         try:
             ray.init(address=address, **options)

@@ -66,6 +66,25 @@ def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
     assert on_s3.drop("root").equals(on_disk.drop("root"))
 
 
+def test_split_and_synth_read_their_images_from_an_s3_manifest(bucket, tmp_path):
+    from shiftkit.ingest import ingest
+    from shiftkit.splits import run_split
+    from shiftkit.synth import run_synth
+
+    params = load_params(REPO / "params.yaml")
+    url = bucket["url"]
+    ingest({"web": f"{url}/web", "target": f"{url}/target"}, tmp_path / "m", params=params.ingest, workers=2,
+           show=False)
+    run_split(tmp_path / "m" / "manifest.parquet", tmp_path / "s", params.split)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"steps": [{"name": "gaussian_blur", "p": 1.0, "params": {"sigma": [0.5, 1.0]}}]}))
+    res = run_synth(tmp_path / "m" / "manifest.parquet", tmp_path / "s" / "splits.parquet", tmp_path / "y",
+                    params.replace("synth", workers=2, weighting="none").synth, recipe_path=recipe, preview=0)
+    table = pl.read_parquet(tmp_path / "y" / "synth.parquet")
+    assert res["images"] == table.height > 50  # every web train/bridge parent, read from s3://
+    assert all((tmp_path / "y" / p).is_file() for p in table["path"])
+
+
 def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
     from shiftkit.ingest import ingest
 
