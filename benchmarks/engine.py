@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 rpath.write_text(json.dumps(synth_bench.recipe().to_dict()))
                 with engine.use("ray"):  # warm-up: albumentations imported in Ray's workers
                     synth_rate(tables, rpath, root / "warm", args.workers)
-                results[name] = side_by_side(name, lambda: synth_rate(tables, rpath, root / "out", args.workers),
-                                             args.rounds)
+                results[name] = side_by_side(
+                    name, lambda t=tables, r=rpath, o=root / "out": synth_rate(t, r, o, args.workers), args.rounds)
         print("summary (ray / local images/s per round; goal >= 0.8):")
         for name, ratios in results.items():
             print(f"  {name:28s} " + " ".join(f"{x:.2f}" for x in ratios) + f"   min {min(ratios):.2f}")

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="shiftkit-manifest-scale-") as tmp:
         factor = args.estimate / args.rows
-        print(f"{'step':8s} {'rows':>12s} {'seconds':>9s} {'peak RSS MB':>12s}   linear estimate at {args.estimate:,} rows")
+        print(f"{'step':8s} {'rows':>12s} {'seconds':>9s} {'peak RSS MB':>12s}   "
+              f"linear estimate at {args.estimate:,} rows")
         for name in args.steps.split(","):
             res = subprocess.run([sys.executable, __file__, "--step", name, "--rows", str(args.rows), "--dir", tmp],
                                  capture_output=True, text=True, check=True)

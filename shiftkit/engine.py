@@ -125,7 +125,8 @@ def connect(engine: Engine | None = None, *, cpus: int | None = None):
             ray.shutdown()
             if attempt == _START_ATTEMPTS or address is not None:
                 where = address or "a local instance"
-                raise ConfigError(f"Cannot start or join the Ray cluster at {where}: {str(exc).splitlines()[0][:200]}") from exc
+                first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise ConfigError(f"Cannot start or join the Ray cluster at {where}: {first}") from exc
     return ray
 
 

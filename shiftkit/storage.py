@@ -107,7 +107,8 @@ def list_objects(url: str, what: str) -> list[Listed]:
         rel = key[len(prefix):]
         parts = rel.split("/")
         if any(p in ("", ".", "..") for p in parts) or posixpath.normpath(rel) != rel:
-            out.append(Listed(rel, "outside_root", f"the key resolves to {posixpath.normpath(key)}, not {prefix}LABEL/FILE"))
+            where = posixpath.normpath(key)
+            out.append(Listed(rel, "outside_root", f"the key resolves to {where}, not {prefix}LABEL/FILE"))
         elif len(parts) != 2:
             where = "directly under the prefix" if len(parts) == 1 else f"{len(parts) - 2} level(s) too deep"
             out.append(Listed(rel, "stray_file", f"expected DOMAIN/LABEL/FILE; this object is {where}"))
@@ -163,7 +164,7 @@ def read_objects(url: str, rels: Sequence[str], max_pixels: int) -> list[bytes |
     if rest_of:
         tails = fs.cat_ranges([keys[i] for i in rest_of], [HEAD_BYTES] * len(rest_of), [None] * len(rest_of),
                               on_error="return")
-        for i, tail in zip(rest_of, tails):
+        for i, tail in zip(rest_of, tails, strict=True):
             out[i] = out[i] + tail if isinstance(tail, bytes) else tail
     return out
 

@@ -56,7 +56,8 @@ def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
 
     params = load_params(REPO / "params.yaml").ingest
     url = bucket["url"]
-    res = ingest({"web": f"{url}/web", "target": f"{url}/target/"}, tmp_path / "s3", params=params, workers=2, show=False)
+    res = ingest({"web": f"{url}/web", "target": f"{url}/target/"}, tmp_path / "s3", params=params, workers=2,
+                 show=False)
     ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "disk",
            params=params, workers=2, show=False)
     on_s3 = pl.read_parquet(tmp_path / "s3" / "manifest.parquet")
@@ -92,7 +93,8 @@ def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
     res = ingest({"odd": f"{bucket['url']}/odd"}, tmp_path / "m", params=params, workers=1, show=False)
     manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
     quarantine = pl.read_parquet(tmp_path / "m" / "quarantine.parquet")
-    fates = {**dict.fromkeys(manifest["path"], "manifest"), **dict(zip(quarantine["path"], quarantine["reason"]))}
+    fates = dict.fromkeys(manifest["path"], "manifest")
+    fates.update(zip(quarantine["path"], quarantine["reason"], strict=True))
     assert fates == {
         "1/good.png": "manifest",
         "1/empty.png": "empty",
