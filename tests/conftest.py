@@ -58,8 +58,15 @@ def one_torch_thread():
 def ray_cluster():
     """One real local Ray instance with 2 CPUs for the whole session (starting Ray costs seconds)."""
     from shiftkit import engine
+    from shiftkit.errors import ConfigError
 
-    ray = engine.connect(engine.Engine("ray"), cpus=2)  # shiftkit's own way of starting one
+    for attempt in range(1, 4):  # each connect tries 3 times: Ray's start-up window is short on a loaded machine
+        try:
+            ray = engine.connect(engine.Engine("ray"), cpus=2)  # shiftkit's own way of starting one
+            break
+        except ConfigError:
+            if attempt == 3:
+                raise
     yield ray
     ray.shutdown()
 
