@@ -287,9 +287,9 @@ def _inconclusive_rule(
     if r is not None and r.split is not None:
         return [Recommendation(
             f"Label about {r.more_images:,} more {r.split} images before acting",
-            f"No gap's {int(d.level * 100)}% interval excludes zero. The largest gap, "
-            f"{GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), would be resolved with about "
-            f"{r.more_images:,} more {r.split} images at the same error rates.",
+            f"No gap is claimed above zero at a {round(100 * (1 - d.level))}% family-wise error. The largest "
+            f"gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), could be claimed with about "
+            f"{r.more_images:,} more {r.split} images at the same error rates and clustering.",
         )]
     if r is not None:
         return [Recommendation(
@@ -444,12 +444,12 @@ RULES: dict[str, Rule] = {
 def _follow_ups(d: Decomposition) -> list[Recommendation]:
     """After the diagnosis's own steps: the next gap also above zero, and how to measure missing gaps."""
     recs = []
-    others = [x for x in d.gaps.values() if x.significant and x.name != d.diagnosis]
+    others = [x for x in d.gaps.values() if x.claimed and x.name != d.diagnosis]
     if others and d.diagnosis != INCONCLUSIVE:
         nxt = max(others, key=lambda x: x.value)
         recs.append(Recommendation(
             f"Then: {GAP_TITLES[nxt.name]}",
-            f"{GAP_TITLES[nxt.name].capitalize()} is also clearly above zero ({_pts(nxt.value)}, "
+            f"{GAP_TITLES[nxt.name].capitalize()} is also claimed above zero ({_pts(nxt.value)}, "
             f"{_ci_pts(nxt.ci_low, nxt.ci_high)}).",
         ))
     for x in d.gaps.values():

@@ -25,6 +25,7 @@ def test_design_examples(rates, variance, mismatch, diagnosis):
     assert d.gaps["variance"].value == pytest.approx(variance)
     assert d.gaps["data_mismatch"].value == pytest.approx(mismatch)
     assert d.diagnosis == diagnosis
+    assert d.gaps[diagnosis].claimed and d.gaps[diagnosis].p_adjusted <= 0.05
     for g in d.gaps.values():
         assert g.ci_low <= g.value <= g.ci_high
 
@@ -59,7 +60,7 @@ def test_missing_split_names_the_gaps_it_blocks():
 
 
 def test_inconclusive_estimates_how_many_more_images_resolve_the_largest_gap():
-    spec = {"train": (100, 0.05), "bridge": (100, 0.06), "dev": (60, 0.12), "test": (60, 0.12)}
+    spec = {"train": (400, 0.05), "bridge": (400, 0.06), "dev": (60, 0.12), "test": (60, 0.12)}
     d = _decompose(spec, human=0.04)
     assert d.diagnosis == dc.INCONCLUSIVE
     r = d.resolve
@@ -118,20 +119,23 @@ def test_coverage_of_95_percent_intervals(truth, n):
         assert 0.93 <= c <= 0.97, (g, c)
 
 
-def test_compare_pairs_identical_dev_sets_and_detects_a_shrinking_mismatch():
+def test_compare_pairs_shared_images_and_detects_a_shrinking_mismatch():
     before = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.03), "dev": (800, 0.15)}, seed=1)
     after = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.04), "dev": (800, 0.06)}, seed=2)
-    db, da = (dc.decompose(dc.split_counts(x), 0.0) for x in (before, after))
-    paired = dc.paired_counts(before, after)
-    assert set(paired) == {"train", "bridge", "dev"}
-    ch = dc.compare(da, db, paired)
+    db, da = (dc.decompose(dc.run_table(x), 0.0) for x in (before, after))
+    joint = dc.joint_table(before, after)
+    # the same image ids in both runs: one stratum per split, each cluster drawn for both runs at once
+    assert {st.mask for st in joint.strata} == {0b1001, 0b10010, 0b100100}
+    ch = dc.compare(da, db, joint)
     assert ch["data_mismatch"].value == pytest.approx(0.02 - 0.12)
     assert ch["data_mismatch"].verdict == "shrank"
     assert ch["dev_overfit"].verdict == "not computable"
-    same = dc.compare(db, db, dc.paired_counts(before, before))
+    same = dc.compare(db, db, dc.joint_table(before, before))
     # the same run against itself: no change, and a tight interval because dev is paired
     assert same["dev"].value == 0 and same["dev"].verdict == "no clear change"
     assert same["dev"].ci_high - same["dev"].ci_low < 0.01
+    unpaired = dc.compare(db, db)
+    assert unpaired["dev"].ci_high - unpaired["dev"].ci_low > 0.03
 
 
 def test_synthesised_children_count_only_when_asked():
@@ -142,6 +146,24 @@ def test_synthesised_children_count_only_when_asked():
     both = pl.concat([df, synth])
     assert dc.split_counts(both)["bridge"] == dc.SplitCount(150, 10)
     assert dc.split_counts(both, include_synth=False)["bridge"] == dc.SplitCount(100, 0)
+
+
+def _paired_table(n_br: int, k_br: tuple[int, int], cells: np.ndarray) -> dc.ClusterTable:
+    """Runs a (before) and b (after): bridge on different images, dev on the same images (paired)."""
+    cols = ("a:bridge", "a:dev", "b:bridge", "b:dev")
+
+    def stratum(mask, rows, weight):
+        n = np.zeros((len(rows), 4), np.int64)
+        k = np.zeros_like(n)
+        for r, (nn, kk) in enumerate(rows):
+            n[r], k[r] = nn, kk
+        return dc.Stratum(mask, n, k, np.asarray(weight, np.int64))
+
+    br_a = stratum(0b0001, [((1, 0, 0, 0), (0, 0, 0, 0)), ((1, 0, 0, 0), (1, 0, 0, 0))], [n_br - k_br[0], k_br[0]])
+    br_b = stratum(0b0100, [((0, 0, 1, 0), (0, 0, 0, 0)), ((0, 0, 1, 0), (0, 0, 1, 0))], [n_br - k_br[1], k_br[1]])
+    one = (0, 1, 0, 1)
+    dev = stratum(0b1010, [(one, (0, 1, 0, 1)), (one, (0, 1, 0, 0)), (one, (0, 0, 0, 1)), (one, (0, 0, 0, 0))], cells)
+    return dc.ClusterTable(cols, (br_a, dev, br_b))
 
 
 @pytest.mark.slow
@@ -158,13 +180,10 @@ def test_coverage_of_compare_intervals_with_paired_dev():
     hits = dict.fromkeys(truth, 0)
     for i in range(sims):
         c = rng.multinomial(n_dev, cells)
-        before = {"bridge": dc.SplitCount(n_br, int(rng.binomial(n_br, br_before))), "dev": dc.SplitCount(n_dev, int(c[0] + c[1]))}
-        after = {"bridge": dc.SplitCount(n_br, int(rng.binomial(n_br, br_after))), "dev": dc.SplitCount(n_dev, int(c[0] + c[2]))}
-        ch = dc.compare(
-            dc.decompose(after, 0.0, seed=i),
-            dc.decompose(before, 0.0, seed=i),
-            {"dev": dc.PairedCount(int(c[0]), int(c[1]), int(c[2]), n_dev)},
-        )
+        kb = (int(rng.binomial(n_br, br_before)), int(rng.binomial(n_br, br_after)))
+        before = {"bridge": dc.SplitCount(n_br, kb[0]), "dev": dc.SplitCount(n_dev, int(c[0] + c[1]))}
+        after = {"bridge": dc.SplitCount(n_br, kb[1]), "dev": dc.SplitCount(n_dev, int(c[0] + c[2]))}
+        ch = dc.compare(dc.decompose(after, 0.0, seed=i), dc.decompose(before, 0.0, seed=i), _paired_table(n_br, kb, c))
         for k, t in truth.items():
             hits[k] += ch[k].ci_low <= t <= ch[k].ci_high
     coverage = {k: h / sims for k, h in hits.items()}

@@ -377,3 +377,50 @@ def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
     with pytest.raises(InputPathError, match=r"holds notes.txt, which this stage does not write"):
         write_report(data, out)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile predictions tables: exit 2, one line naming the file and column, the old report kept
+
+
+@pytest.fixture(scope="module")
+def good_report(tmp_path_factory):
+    """A report folder written from a valid table, copied by each test that tries to spoil it."""
+    from shiftkit.report import build_report, write_report
+
+    tmp = tmp_path_factory.mktemp("good")
+    good = write_predictions(make_predictions({"train": (60, 0.1), "dev": (60, 0.2)}), tmp / "good.parquet")
+    write_report(build_report(good), tmp / "out")
+    return tmp / "out"
+
+
+def _null_confidence(df):
+    return df.with_columns(confidence=pl.when(pl.col("image_id") == "dev-000003").then(None).otherwise("confidence"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_null_confidence, r"1 null value\(s\) in column 'confidence'"),
+        (lambda df: df.with_columns(confidence=pl.lit(float("nan"))), r"confidence value\(s\) that are NaN or outside"),
+        (lambda df: df.with_columns(confidence=pl.col("confidence") + 2.0),
+         r"confidence value\(s\) that are NaN or outside \[0, 1\] \(first: 2\.\d+"),
+        (lambda df: df.with_columns(confidence=-pl.col("confidence")), r"outside \[0, 1\] \(first: -0\."),
+        (lambda df: pl.concat([df, df.head(2)]), r"2 image_id value\(s\) on more than one row \(4 rows; first: 'train-"),
+        (lambda df: df.with_columns(correct=~pl.col("correct")), r"column 'correct' contradicts label and pred"),
+        (lambda df: df.with_columns(correct=pl.lit(True)), r"contradicts label and pred \(first: image 'train-"),
+    ],
+    ids=["null-confidence", "nan-confidence", "confidence-above-one", "negative-confidence", "duplicated-ids",
+         "correct-inverted", "correct-always-true"],
+)
+def test_hostile_predictions_keep_the_old_report(tmp_path, capsys, good_report, mutate, message):
+    out = tmp_path / "out"
+    shutil.copytree(good_report, out)
+    before = _tree(out)
+    bad = tmp_path / "bad.parquet"
+    mutate(make_predictions({"train": (60, 0.1), "dev": (60, 0.2)})).write_parquet(bad)
+    code, err = _run(capsys, bad, "--out", out)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(bad) in err and re.search(message, err), err
+    assert _tree(out) == before

@@ -19,13 +19,15 @@ from shiftkit.analysis import Analysis, Recommendation, analyse, recommend
 from shiftkit.config import ReportParams
 from shiftkit.decompose import (
     GAP_TITLES,
+    SYNTH_DOMAIN,
     Change,
     Decomposition,
     check_human_error,
+    cluster_ids,
     compare,
     decompose,
-    paired_counts,
-    split_counts,
+    joint_table,
+    run_table,
 )
 from shiftkit.errors import DataError, ImageDecodeError, InputPathError
 
@@ -69,23 +71,62 @@ def resolve_predictions(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
+    """Refuse a predictions table that would make the report count or show wrong numbers.
+
+    Every row needs a split, label, prediction, ``correct`` and a confidence in [0, 1]; an image
+    has one prediction; ``correct`` says whether ``label == pred``.
+
+    Raises:
+        DataError: naming ``source``, the column and the first offending value.
+    """
+    where = f"The predictions table {source}"
+    if df.height == 0:
+        raise DataError(f"{where} has no rows.")
+    for col in ("image_id", "split", "label", "pred", "correct", "confidence"):
+        nulls = df[col].null_count()
+        if nulls:
+            raise DataError(f"{where} has {nulls} null value(s) in column {col!r}; every row needs one.")
+    conf = df["confidence"]
+    bad = df.filter(conf.is_nan() | (conf < 0) | (conf > 1))
+    if bad.height:
+        raise DataError(
+            f"{where} has {bad.height} confidence value(s) that are NaN or outside [0, 1] "
+            f"(first: {_short(bad['confidence'][0])} for image {_short(bad['image_id'][0])}); "
+            "expected the probability of the predicted class."
+        )
+    dup = df.filter(pl.col("image_id").is_duplicated())
+    if dup.height:
+        raise DataError(
+            f"{where} has {dup['image_id'].n_unique()} image_id value(s) on more than one row ({dup.height} rows; "
+            f"first: {_short(dup['image_id'][0])}); expected one prediction per image."
+        )
+    wrong = df.filter(pl.col("correct") != (pl.col("label") == pl.col("pred")))
+    if wrong.height:
+        r = wrong.row(0, named=True)
+        raise DataError(
+            f"{where} has {wrong.height} row(s) whose column 'correct' contradicts label and pred (first: image "
+            f"{_short(r['image_id'])}, label {_short(r['label'])}, pred {_short(r['pred'])}, correct {r['correct']}); "
+            "expected correct == (label == pred)."
+        )
+    return df
+
+
 def read_predictions(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read and check a predictions table (or the one in a run folder).
+    """Read and check a predictions table (or the one in a run folder): see :func:`check_predictions`.
 
     Raises:
         InputPathError: when the file is missing.
-        DataError: when it is empty, unreadable, has no rows or nulls where values are needed.
+        DataError: when it is empty, unreadable or fails :func:`check_predictions`.
         SchemaError: when a column is missing or mistyped.
     """
     p = resolve_predictions(path)
-    df = io.read_table(p, schema.PREDICTIONS)
-    if df.height == 0:
-        raise DataError(f"The predictions table {p} has no rows.")
-    for col in ("split", "label", "pred", "correct"):
-        nulls = df[col].null_count()
-        if nulls:
-            raise DataError(f"The predictions table {p} has {nulls} null value(s) in column {col!r}; every row needs one.")
-    return df
+    return check_predictions(io.read_table(p, schema.PREDICTIONS), p)
 
 
 def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: Path | None,
@@ -117,6 +158,19 @@ def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: P
     return out
 
 
+def _cluster_notes(preds: pl.DataFrame, man_df: pl.DataFrame | None, syn_df: pl.DataFrame | None) -> list[str]:
+    """What the clusters could not take into account, for lack of the manifest or synth table."""
+    notes = []
+    if man_df is None:
+        notes.append("No manifest given: near copies (dup_group) are unknown, so each image and its "
+                     "synthesised children form a cluster on their own; intervals may be too narrow.")
+    has_kids = preds.filter(pl.col("domain") == SYNTH_DOMAIN).height > 0
+    if has_kids and syn_df is None:
+        notes.append("Synthesised images without the synth table (--synth): they cannot be tied to their "
+                     "parents and are resampled as independent images; intervals may be too narrow.")
+    return notes
+
+
 def build_report(
     predictions: str | os.PathLike[str],
     *,
@@ -142,35 +196,28 @@ def build_report(
     syn_df = io.read_table(synth, schema.SYNTH) if synth is not None else None
     if man_df is not None and man_df.height == 0:
         raise DataError(f"The manifest table {manifest} has no rows.")
+    other = read_predictions(resolve_predictions(compare_to)) if compare_to is not None else None
+    clusters = cluster_ids(man_df, syn_df)
+    synth_on = params.include_synth
+
     def decompose_run(p: pl.DataFrame) -> Decomposition:
-        return decompose(split_counts(p, include_synth=params.include_synth), human,
+        return decompose(run_table(p, clusters, include_synth=synth_on), human,
                          replicates=params.replicates, level=params.level, seed=params.seed)
 
     d = decompose_run(preds)
-    notes = []
-    for g in d.gaps.values():
-        if g.value is None:
-            notes.append(
-                f"{GAP_TITLES[g.name].capitalize()} cannot be computed: the predictions have no "
-                f"{' and no '.join(g.missing)} split."
-            )
-    a = analyse(
-        preds,
-        manifest=man_df,
-        synth=syn_df,
-        properties=params.properties,
-        buckets=params.buckets,
-        gallery=params.gallery,
-        level=params.level,
-    )
+    notes = [
+        f"{GAP_TITLES[g.name].capitalize()} cannot be computed: the predictions have no "
+        f"{' and no '.join(g.missing)} split."
+        for g in d.gaps.values() if g.value is None
+    ]
+    notes += _cluster_notes(preds, man_df, syn_df)
+    a = analyse(preds, manifest=man_df, synth=syn_df, properties=params.properties, buckets=params.buckets,
+                gallery=params.gallery, level=params.level)
     notes += a.notes
     changes, compare_source = None, None
-    if compare_to is not None:
-        other_path = resolve_predictions(compare_to)
-        other = read_predictions(other_path)
-        od = decompose_run(other)
-        changes = compare(d, od, paired_counts(other, preds, include_synth=params.include_synth))
-        compare_source = str(other_path)
+    if other is not None:
+        changes = compare(d, decompose_run(other), joint_table(other, preds, clusters, include_synth=synth_on))
+        compare_source = str(resolve_predictions(compare_to))
     recs = recommend(d, a, compare=changes, min_count=params.min_count)
     gallery = _gallery(a.confident_errors, man_df, Path(manifest) if manifest else None, pred_path, notes)
     return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes)

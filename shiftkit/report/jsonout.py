@@ -59,6 +59,14 @@ def analysis(data) -> dict[str, Any]:
         "error_ci": {s: (None if ci is None else [_r(ci[0]), _r(ci[1])]) for s, ci in d.error_ci.items()},
         "split_errors": {s: d.counts[s].errors for s in d.counts},
         "missing": {n: list(g.missing) for n, g in d.gaps.items() if g.missing},
+        "claims": {
+            "method": "Holm step-down over the computed gaps, one-sided bootstrap p-values",
+            "family_error": _r(d.family_error),
+            "gaps": {n: {"p_value": _r(g.p_value), "p_adjusted": _r(g.p_adjusted), "claimed": g.claimed}
+                     for n, g in d.gaps.items()},
+        },
+        "clusters": d.clusters,
+        "design_effect": {s: _r(v) for s, v in d.design_effect.items()},
         "resolve": None
         if r is None
         else {"gap": r.gap, "split": r.split, "more_images": r.more_images, "options": r.options},

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from shiftkit.analysis import Recommendation, shown_classes
-from shiftkit.decompose import GAP_NAMES, GAP_TITLES, GAPS, INCONCLUSIVE
+from shiftkit.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 from shiftkit.schema import SPLITS
 
 FORMULA = {
@@ -126,27 +126,46 @@ def level_text(level: float) -> str:
 # sentences
 
 
+def claim_rule(d) -> str:
+    """How the diagnosis decides, in words: method, tests and family-wise error."""
+    tests = sum(g.value is not None for g in d.gaps.values())
+    return (f"{CLAIM_METHOD}'s step-down over the {tests} computed gap(s), family-wise error "
+            f"{level_text(d.family_error)}")
+
+
 def diagnosis_sentence(d) -> str:
     """One sentence: what the run's main problem is, or why none can be named yet."""
-    lvl = level_text(d.level)
     if d.diagnosis == INCONCLUSIVE:
         r = d.resolve
         if r is None:
             return "**Inconclusive**: no gap could be computed."
         g = d.gaps[r.gap]
         more = (
-            f" About {r.more_images:,} more {r.split} images (at the same error rates) would resolve it."
+            f" About {r.more_images:,} more {r.split} images (at the same error rates) would let it be claimed."
             if r.split
             else " Growing one split alone would not resolve it: the gap may be negligible."
         )
         return (
-            f"**Inconclusive**: no gap's {lvl} interval excludes zero. The largest is "
-            f"{GAP_TITLES[r.gap]}, {pts(g.value)} points {ci(g.ci_low, g.ci_high)}.{more}"
+            f"**Inconclusive**: no gap is claimed above zero ({claim_rule(d)}). The largest is "
+            f"{GAP_TITLES[r.gap]}, {pts(g.value)} points, {level_text(d.level)} interval "
+            f"{ci(g.ci_low, g.ci_high)}.{more}"
         )
     g = d.gaps[d.diagnosis]
     return (
-        f"**{GAP_TITLES[d.diagnosis].capitalize()}**: the largest gap whose {lvl} interval excludes zero, "
-        f"{pts(g.value)} points {ci(g.ci_low, g.ci_high)}."
+        f"**{GAP_TITLES[d.diagnosis].capitalize()}**: the largest gap claimed above zero ({claim_rule(d)}), "
+        f"{pts(g.value)} points, {level_text(d.level)} interval {ci(g.ci_low, g.ci_high)}."
+    )
+
+
+def unit_sentence(d) -> str:
+    """What the intervals resample: how many clusters, how many replicates, which seed."""
+    clusters = sum(d.clusters.values()) if d.clusters else sum(c.n for c in d.counts.values())
+    images = sum(c.n for c in d.counts.values())
+    return (
+        f"Intervals over {clusters:,} clusters ({images:,} images): a cluster is an image with its near "
+        f"copies and its synthesised children, resampled as one within each split; {d.replicates:,} "
+        f"replicates, seed {d.seed}. Intervals are {level_text(d.level)} per gap; the diagnosis claims a gap "
+        f"only when it passes {claim_rule(d)}, so it may say less than the table."
     )
 
 
@@ -172,28 +191,35 @@ def mismatch_sentence(compare: dict, level: str) -> str:
 
 
 def error_rows(d) -> list[list[str]]:
-    """Rows of the errors table: human, then each split with images, wrong, error and interval."""
-    rows = [["human", "—", "—", pct(d.human_error), "fixed input"]]
+    """Rows of the errors table: human, then each split with images, clusters, wrong, error, interval."""
+    rows = [["human", "—", "—", "—", pct(d.human_error), "fixed input"]]
     for s in SPLITS:
         c = d.counts.get(s)
         if c is None:
-            rows.append([s, "0", "0", "n/a", "no predictions"])
+            rows.append([s, "0", "0", "0", "n/a", "no predictions"])
             continue
         lo, hi = d.error_ci[s]
-        rows.append([s, f"{c.n:,}", f"{c.errors:,}", pct(c.error), ci(lo, hi, "%")])
+        rows.append([s, f"{c.n:,}", f"{d.clusters.get(s, c.n):,}", f"{c.errors:,}", pct(c.error), ci(lo, hi, "%")])
     return rows
+
+
+def gap_mark(d, g) -> str:
+    if g.value is None:
+        return f"cannot be computed (no {', '.join(g.missing)})"
+    if g.name == d.diagnosis:
+        return DIAGNOSIS_MARK
+    if g.claimed:
+        return "claimed > 0"
+    return "interval > 0, not claimed" if g.significant else ""
 
 
 def gap_rows(d) -> list[list[str]]:
-    """Rows of the gaps table: gap, formula, points, interval, mark."""
-    rows = []
-    for name, _, _ in GAPS:
-        g = d.gaps[name]
-        mark = DIAGNOSIS_MARK if name == d.diagnosis else ("clearly > 0" if g.significant else "")
-        if g.value is None:
-            mark = f"cannot be computed (no {', '.join(g.missing)})"
-        rows.append([GAP_TITLES[name], FORMULA[name], pts(g.value), ci(g.ci_low, g.ci_high), mark])
-    return rows
+    """Rows of the gaps table: gap, formula, points, interval, Holm-adjusted p, mark."""
+    return [
+        [GAP_TITLES[name], FORMULA[name], pts(d.gaps[name].value), ci(d.gaps[name].ci_low, d.gaps[name].ci_high),
+         "n/a" if d.gaps[name].p_adjusted is None else f"{d.gaps[name].p_adjusted:.3f}", gap_mark(d, d.gaps[name])]
+        for name in GAP_NAMES
+    ]
 
 
 def compare_rows(compare: dict) -> list[list[str]]:
@@ -244,11 +270,12 @@ def errors_section(data) -> list[Section]:
     d = data.decomposition
     lvl = level_text(d.level)
     return [Section("errors", "Errors and gaps", 2, [
-        Table(["split", "images", "wrong", "error", f"{lvl} interval (%)"], error_rows(d), "lrrrr", "Errors"),
-        Table(["gap", "formula", "points", f"{lvl} interval", ""], gap_rows(d), "llrrl", "Gaps (points)"),
+        Table(["split", "images", "clusters", "wrong", "error", f"{lvl} interval (%)"], error_rows(d), "lrrrrr",
+              "Errors"),
+        Table(["gap", "formula", "points", f"{lvl} interval", f"p ({CLAIM_METHOD})", ""], gap_rows(d), "llrrrl",
+              "Gaps (points)"),
         Figure(lambda: figures.gaps_waterfall(d), "error decomposition waterfall"),
-        Text(f"Intervals: bootstrap over images resampled within each split, {d.replicates:,} replicates, "
-             f"seed {d.seed}.", "muted"),
+        Text(unit_sentence(d), "muted"),
     ])]
 
 
@@ -268,7 +295,7 @@ def compare_section(data) -> list[Section]:
         Table(["", "before", "after", "change", f"{lvl} interval", "verdict"], compare_rows(changes), "lrrrrl"),
         Figure(lambda: figures.compare_chart(changes, list(GAP_NAMES), [GAP_TITLES[n] for n in GAP_NAMES]),
                "change of each gap"),
-        Text("Change in points = this run minus the compared run. Splits evaluated on the same images are "
+        Text("Change in points = this run minus the compared run. Clusters present in both runs are "
              "resampled jointly (paired), the others independently.", "muted"),
     ])]
 
