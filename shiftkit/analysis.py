@@ -98,7 +98,7 @@ def property_buckets(
     return out.with_columns(
         low=pl.Series(lows, dtype=pl.Float64),
         high=pl.Series(highs, dtype=pl.Float64),
-        range=pl.Series([f"{a:.3g} to {b:.3g}" for a, b in zip(lows, highs)], dtype=pl.String),
+        range=pl.Series([f"{a:.3g} to {b:.3g}" for a, b in zip(lows, highs, strict=True)], dtype=pl.String),
     )
 
 

@@ -2,7 +2,7 @@
 
 Errors on train, bridge, dev and test, against a fixed human-level error, decompose into four
 gaps: avoidable bias = train - human, variance = bridge - train, data mismatch = dev - bridge,
-dev overfitting = test - dev (``docs/architecture.md`` has the data flow).
+dev overfitting = test - dev.
 
 **What is resampled: clusters.** An image, its near copies (the manifest's ``dup_group``) and
 its synthesised children (the synth table's ``parent_id``) are one cluster: they are not
@@ -153,23 +153,29 @@ def cluster_ids(manifest: pl.DataFrame | None = None, synth: pl.DataFrame | None
     """``image_id -> cluster``: an image's near-copy group, and for a synthesised child its parent's.
 
     Images in neither table are their own cluster (see :func:`outcomes`).
+
+    Raises:
+        DataError: when an image id is listed twice (in the manifest or in the synth table).
     """
     parts = []
     groups = None
     if manifest is not None and manifest.height:
         groups = manifest.select("image_id", cluster=pl.coalesce("dup_group", "image_id"))
-        parts.append(groups)
     if synth is not None and synth.height:
         kids = synth.select("image_id", "parent_id")
         if groups is not None:
             kids = kids.join(groups.rename({"image_id": "parent_id"}), on="parent_id", how="left")
             kids = kids.select("image_id", cluster=pl.coalesce("cluster", "parent_id"))
+            # a synthesised image listed in both tables follows its parent
+            groups = groups.join(kids, on="image_id", how="anti")
         else:
             kids = kids.select("image_id", cluster=pl.col("parent_id"))
         parts.append(kids)
+    if groups is not None:
+        parts.append(groups)
     if not parts:
         return pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String})
-    return pl.concat(parts).unique("image_id", keep="last", maintain_order=True)
+    return pl.concat(parts)
 
 
 def outcomes(
@@ -179,18 +185,24 @@ def outcomes(
     include_synth: bool = True,
     prefix: str = "",
 ) -> pl.DataFrame:
-    """One row per prediction: ``cluster``, ``column`` (``prefix`` + split) and ``wrong``."""
+    """One row per prediction: ``cluster``, ``column`` (``prefix`` + split) and ``wrong``.
+
+    Raises:
+        DataError: when ``clusters`` lists an image id twice.
+    """
     df = predictions
     if not include_synth and "domain" in df.columns:
         df = df.filter(pl.col("domain") != SYNTH_DOMAIN)
     df = df.select("image_id", "split", "correct")
     if clusters is not None and clusters.height:
-        df = df.join(clusters, on="image_id", how="left")
+        try:
+            df = df.join(clusters, on="image_id", how="left", validate="m:1")
+        except pl.exceptions.ComputeError as exc:
+            raise DataError("The manifest or synth table lists an image_id twice; expected one row per image.") from exc
     else:
         df = df.with_columns(cluster=pl.lit(None, pl.String))
-    return df.select(
-        cluster=pl.coalesce("cluster", "image_id"), column=pl.lit(prefix) + pl.col("split"), wrong=~pl.col("correct")
-    )
+    column = pl.col("split").replace({s: prefix + s for s in SPLITS}) if prefix else pl.col("split")
+    return df.select(cluster=pl.coalesce("cluster", "image_id"), column=column, wrong=~pl.col("correct"))
 
 
 @dataclass(frozen=True)
@@ -241,6 +253,9 @@ class ClusterTable:
 def cluster_table(frame: pl.DataFrame, columns: Sequence[str]) -> ClusterTable:
     """Compress :func:`outcomes` rows (cluster, column, wrong) to strata of outcome patterns.
 
+    Clusters become integer codes and each cluster's images and errors per column two bincounts,
+    so that a million rows cost about as much as one group-by over the few distinct patterns.
+
     Raises:
         DataError: when a row's column is not one of ``columns``.
     """
@@ -249,20 +264,36 @@ def cluster_table(frame: pl.DataFrame, columns: Sequence[str]) -> ClusterTable:
         raise DataError(
             f"Predictions in unknown split(s) {', '.join(map(repr, unknown))}; expected: {', '.join(columns)}."
         )
-    aggs = []
-    for i, c in enumerate(columns):
-        here = pl.col("column") == c
-        aggs += [here.sum().cast(pl.Int64).alias(f"n{i}"), (here & pl.col("wrong")).sum().cast(pl.Int64).alias(f"k{i}")]
-    per = frame.group_by("cluster").agg(aggs)
-    ncols, kcols = [f"n{i}" for i in range(len(columns))], [f"k{i}" for i in range(len(columns))]
-    mask = pl.sum_horizontal([(pl.col(c) > 0).cast(pl.Int64) * (1 << i) for i, c in enumerate(ncols)])
-    pats = per.with_columns(mask=mask).group_by(["mask", *ncols, *kcols]).agg(weight=pl.len().cast(pl.Int64))
-    pats = pats.sort(["mask", *ncols, *kcols])
-    strata = []
-    for m in pats["mask"].unique().sort().to_list():
-        g = pats.filter(pl.col("mask") == m)
-        strata.append(Stratum(int(m), g.select(ncols).to_numpy(), g.select(kcols).to_numpy(), g["weight"].to_numpy()))
+    width = len(columns)
+    code = frame["cluster"].rank("dense").to_numpy().astype(np.int64) - 1  # clusters as 0..M-1
+    col = frame["column"].replace_strict({c: i for i, c in enumerate(columns)}, return_dtype=pl.Int64).to_numpy()
+    flat = code * width + col
+    size = (int(code.max()) + 1) * width if code.size else 0
+    n = np.bincount(flat, minlength=size).reshape(-1, width)
+    k = np.bincount(flat, weights=frame["wrong"].to_numpy(), minlength=size).astype(np.int64).reshape(-1, width)
+    pats, weight = _patterns(np.column_stack([n, k]))
+    mask = ((pats[:, :width] > 0) * (1 << np.arange(width))).sum(axis=1)
+    strata = [
+        Stratum(int(m), pats[mask == m, :width], pats[mask == m, width:], weight[mask == m])
+        for m in np.unique(mask)
+    ]
     return ClusterTable(tuple(columns), tuple(strata))
+
+
+def _patterns(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a non-negative integer matrix (sorted) and how often each occurs."""
+    base = int(rows.max(initial=0)) + 1
+    if rows.shape[1] * math.log2(base) < 62:  # one int64 key per row: a 1-d unique is a fast sort
+        key = np.zeros(len(rows), np.int64)
+        for j in range(rows.shape[1]):
+            key = key * base + rows[:, j]
+        uniq, counts = np.unique(key, return_counts=True)
+        out = np.zeros((len(uniq), rows.shape[1]), np.int64)
+        for j in range(rows.shape[1] - 1, -1, -1):
+            uniq, out[:, j] = np.divmod(uniq, base)
+        return out, counts
+    uniq, counts = np.unique(rows, axis=0, return_counts=True)
+    return uniq.astype(np.int64), counts
 
 
 def run_table(

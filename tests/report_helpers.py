@@ -68,7 +68,7 @@ def example_run(tmp: Path, *, dev_error: float = 0.3, synth: bool = True, seed: 
     helpers.write_folder(tmp / "raw" / "target", tgt_x, tgt_y, prefix="digit")
     rows = []
     for dom, xs, ys, prefix in (("web", web_x, web_y, "mnist"), ("target", tgt_x, tgt_y, "digit")):
-        for i, (x, y) in enumerate(zip(xs, ys)):
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             rel = f"{int(y)}/{prefix}_{i:05d}.png"
             props = measure(decode(tmp / "raw" / dom / rel).pixels)
             rows.append(
@@ -96,7 +96,7 @@ def example_run(tmp: Path, *, dev_error: float = 0.3, synth: bool = True, seed: 
     blurry = blur < np.quantile(blur, 0.5)
     preds = []
     for dom, ys, splits in (("web", web_y, web_split), ("target", tgt_y, tgt_split)):
-        for i, (y, s) in enumerate(zip(ys, splits)):
+        for i, (y, s) in enumerate(zip(ys, splits, strict=True)):
             y = int(y)
             if dom == "web":
                 wrong = rng.random() < (0.02 if s == "train" else 0.06)

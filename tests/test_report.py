@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import cli, schema
+from shiftkit import cli
 from shiftkit.config import ConfigError, params_from_mapping
 from tests.report_helpers import example_run, make_predictions, write_predictions
 
@@ -45,7 +45,8 @@ def test_cli_acceptance_examples(tmp_path, capsys, rates, variance, mismatch, di
     assert m["gaps"]["variance"]["value"] == pytest.approx(variance)
     assert m["gaps"]["data_mismatch"]["value"] == pytest.approx(mismatch)
     assert m["diagnosis"] == diagnosis
-    assert m["errors"] == pytest.approx({"human": 0.01, "train": rates[0], "bridge": rates[1], "dev": rates[2], "test": rates[2]})
+    expected = {"human": 0.01, "train": rates[0], "bridge": rates[1], "dev": rates[2], "test": rates[2]}
+    assert m["errors"] == pytest.approx(expected)
     assert m["counts"] == {"train": 2000, "bridge": 2000, "dev": 2000, "test": 2000}
     for g in m["gaps"].values():
         assert set(g) == {"value", "ci_low", "ci_high"} and g["ci_low"] <= g["value"] <= g["ci_high"]
@@ -58,10 +59,12 @@ def test_cli_acceptance_examples(tmp_path, capsys, rates, variance, mismatch, di
 
 def test_full_report_on_real_images(run_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    code, err = _run(capsys, run_dir["predictions"], "--manifest", run_dir["manifest"], "--synth", run_dir["synth"], "--out", out)
+    code, err = _run(capsys, run_dir["predictions"], "--manifest", run_dir["manifest"], "--synth", run_dir["synth"],
+                     "--out", out)
     assert code == 0, err
     assert "data mismatch" in err and "◀ diagnosis" in err  # the rich tables on the terminal
-    for f in ("report.md", "report.html", "metrics.json", "analysis.json", "plots/gaps.json", "plots/per_class.json", "plots/confusion.csv"):
+    for f in ("report.md", "report.html", "metrics.json", "analysis.json", "plots/gaps.json", "plots/per_class.json",
+              "plots/confusion.csv"):
         assert (out / f).is_file(), f
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
@@ -109,7 +112,8 @@ def test_missing_split_names_the_gap_and_computes_the_rest(tmp_path, capsys):
 
 
 def test_compare_shows_whether_the_mismatch_shrank(tmp_path, capsys):
-    before = write_predictions(make_predictions(_spec(0.02, 0.03, 0.15, 800), seed=1), tmp_path / "before" / "predictions.parquet")
+    before = write_predictions(make_predictions(_spec(0.02, 0.03, 0.15, 800), seed=1),
+                               tmp_path / "before" / "predictions.parquet")
     after = write_predictions(make_predictions(_spec(0.02, 0.04, 0.06, 800), seed=2), tmp_path / "after.parquet")
     code, err = _run(capsys, after, "--compare", before.parent, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
@@ -129,7 +133,8 @@ def test_compare_shows_whether_the_mismatch_shrank(tmp_path, capsys):
     ("mutate", "message"),
     [
         (lambda df: df.drop("correct"), r"lacks column\(s\) correct"),
-        (lambda df: df.with_columns(pl.col("confidence").cast(pl.String)), r"mistyped column\(s\): confidence is String"),
+        (lambda df: df.with_columns(pl.col("confidence").cast(pl.String)),
+         r"mistyped column\(s\): confidence is String"),
         (lambda df: df.head(0), r"has no rows"),
         (lambda df: df.with_columns(split=pl.lit("valid")), r"unknown split name\(s\) 'valid'"),
         (lambda df: df.with_columns(label=pl.lit(None, pl.String)), r"null value\(s\) in column 'label'"),
@@ -286,7 +291,8 @@ def test_html_renders_in_chromium_without_console_errors(run_dir, tmp_path):
     assert len(lines) == 1 and "PROBE images=22 broken=0" in lines[0], lines
     # the check can fail: a page with a script error and a broken image is caught
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA"><script>nope()</script></body></html>')
+    bad.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA">'
+                   "<script>nope()</script></body></html>")
     lines = _chromium_console(bad, tmp_path)
     assert any("nope is not defined" in ln for ln in lines) and any("broken=1" in ln for ln in lines), lines
 
@@ -356,7 +362,8 @@ def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
     from shiftkit.report import build_report, html, write_report
 
     out = tmp_path / "out"
-    data = build_report(write_predictions(make_predictions({"train": (60, 0.1), "dev": (60, 0.2)}), tmp_path / "p.parquet"))
+    table = make_predictions({"train": (60, 0.1), "dev": (60, 0.2)})
+    data = build_report(write_predictions(table, tmp_path / "p.parquet"))
     write_report(data, out)
     (out / ".gitignore").write_text("/report.md\n")
     (out / "plots" / "stale.json").write_text("{}")
@@ -406,7 +413,8 @@ def _null_confidence(df):
         (lambda df: df.with_columns(confidence=pl.col("confidence") + 2.0),
          r"confidence value\(s\) that are NaN or outside \[0, 1\] \(first: 2\.\d+"),
         (lambda df: df.with_columns(confidence=-pl.col("confidence")), r"outside \[0, 1\] \(first: -0\."),
-        (lambda df: pl.concat([df, df.head(2)]), r"2 image_id value\(s\) on more than one row \(4 rows; first: 'train-"),
+        (lambda df: pl.concat([df, df.head(2)]),
+         r"2 image_id value\(s\) on more than one row \(4 rows; first: 'train-"),
         (lambda df: df.with_columns(correct=~pl.col("correct")), r"column 'correct' contradicts label and pred"),
         (lambda df: df.with_columns(correct=pl.lit(True)), r"contradicts label and pred \(first: image 'train-"),
     ],

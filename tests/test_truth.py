@@ -40,7 +40,7 @@ def simulated_run(rng: np.random.Generator, rates: tuple[float, ...], clusters: 
     """
     frames, groups, kids = [], [], []
     start = 0
-    for s, rate in zip(SPLITS, rates):
+    for s, rate in zip(SPLITS, rates, strict=True):
         size = np.minimum(1 + rng.poisson(0.8, clusters), 4)
         wrong = rng.random(clusters) < rate
         group = np.repeat(np.arange(start, start + clusters), size)  # a group is named by a number
@@ -173,13 +173,13 @@ def truth_run(tmp, web, target, *, synth=None, seed: int = 0, name: str = "run")
         idx, copies = near_copies(x, rng)
         for i in range(len(x)):
             items.append((f"{dom}{i}", f"{dom}{i}", split[i], dom, y[i], x[i]))
-        for i, c in zip(idx, copies):
+        for i, c in zip(idx, copies, strict=True):
             items.append((f"{dom}{i}c", f"{dom}{i}", split[i], dom, y[i], c))
     kids = []
     if synth is not None:
         web_items = [it for it in items if it[3] == "web"]
         made = synth(np.stack([it[5] for it in web_items]))
-        kids = [(f"{it[0]}s", it[0], it[2], "synth", it[4], m) for it, m in zip(web_items, made)]
+        kids = [(f"{it[0]}s", it[0], it[2], "synth", it[4], m) for it, m in zip(web_items, made, strict=True)]
     train = [it for it in items + kids if it[2] == "train"]
     model = LogisticRegression(max_iter=200, C=0.5)
     model.fit(_features(np.stack([it[5] for it in train])), np.array([it[4] for it in train]))

@@ -137,10 +137,10 @@ def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: P
     files: dict[str, Path] = {}
     if manifest is not None and manifest_path is not None and rows.height:
         sub = manifest.join(rows.select("image_id"), on="image_id", how="semi")
-        files = dict(zip(sub["image_id"].to_list(), io.image_paths(sub, manifest_path)))
+        files = dict(zip(sub["image_id"].to_list(), io.image_paths(sub, manifest_path), strict=True))
     if not files and "path" in rows.columns:
         base = predictions_path.resolve().parent
-        files = {i: base / p for i, p in zip(rows["image_id"].to_list(), rows["path"].to_list()) if p}
+        files = {i: base / p for i, p in zip(rows["image_id"].to_list(), rows["path"].to_list(), strict=True) if p}
     out, unreadable = [], 0
     for r in rows.to_dicts():
         f = files.get(r["image_id"])

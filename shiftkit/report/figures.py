@@ -42,7 +42,7 @@ def gaps_waterfall(d: Decomposition) -> bytes:
     ax.bar(0, d.human_error * 100, color="#999999", width=0.6)
     ax.text(0, d.human_error * 100, f"{d.human_error * 100:.1f}%", ha="center", va="bottom", fontsize=8)
     x = 1
-    for name, lower, upper in GAPS:
+    for name, lower, _upper in GAPS:
         g = d.gaps[name]
         names.append(GAP_TITLES[name].replace(" ", "\n"))
         if g.value is None:

@@ -2,8 +2,9 @@
 
 Each builder in :data:`BUILDERS` turns the computed :class:`~shiftkit.report.ReportData` into
 zero or more :class:`Section` objects; the markdown, HTML and terminal writers only lay those
-out. To add a section to the report, write one builder here and put it in ``BUILDERS`` at the
-place where the section should appear (``docs/architecture.md`` has the recipe).
+out. To add a section to the report, write one builder here (a function from the report's data
+to a list of sections) and put it in ``BUILDERS`` at the place where the section should appear;
+every writer then shows it.
 
 Inline text may carry ``**bold**`` and ```code``` markup: markdown keeps it, HTML turns it
 into ``<strong>`` and ``<code>``, the terminal drops it.
@@ -47,7 +48,8 @@ class Text:
 class Table:
     """A table of strings; ``align`` holds one "l" or "r" per column; ``title`` names it on the terminal.
 
-    ``media="text"`` keeps it out of the HTML (where a figure shows the same numbers).
+    ``media="text"`` keeps it out of the HTML (where a figure shows the same numbers); the
+    terminal leaves out the columns named in ``wide`` (explanations that a narrow screen can spare).
     """
 
     header: list[str]
@@ -55,6 +57,7 @@ class Table:
     align: str
     title: str = ""
     media: str = "all"
+    wide: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def errors_section(data) -> list[Section]:
         Table(["split", "images", "clusters", "wrong", "error", f"{lvl} interval (%)"], error_rows(d), "lrrrrr",
               "Errors"),
         Table(["gap", "formula", "points", f"{lvl} interval", f"p ({CLAIM_METHOD})", ""], gap_rows(d), "llrrrl",
-              "Gaps (points)"),
+              "Gaps (points)", wide=("formula",)),
         Figure(lambda: figures.gaps_waterfall(d), "error decomposition waterfall"),
         Text(unit_sentence(d), "muted"),
     ])]

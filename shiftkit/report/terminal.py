@@ -23,10 +23,12 @@ def _style(cell: str) -> str:
 
 def _table(t: Table) -> RichTable:
     out = RichTable(title=t.title or None, title_justify="left")
-    for col, a in zip(t.header, t.align):
-        out.add_column(col, justify="left" if a == "l" else "right")
+    keep = [i for i, col in enumerate(t.header) if col not in t.wide]
+    for i in keep:
+        # names stay on one line (a narrow terminal wraps the other cells)
+        out.add_column(t.header[i], justify="left" if t.align[i] == "l" else "right", no_wrap=i == 0)
     for row in t.rows:
-        out.add_row(*(_style(str(c)) for c in row))
+        out.add_row(*(_style(str(row[i])) for i in keep))
     return out
 
 
