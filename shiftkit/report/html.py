@@ -45,7 +45,9 @@ def _png(png: bytes) -> str:
 def _table(t: Table) -> str:
     cls = ['"l"' if a == "l" else '""' for a in t.align]
     th = "".join(f"<th class={c}>{_e(h)}</th>" for c, h in zip(cls, t.header, strict=True))
-    body = "".join("<tr>" + "".join(f"<td class={c}>{_e(v)}</td>" for c, v in zip(cls, r, strict=True)) + "</tr>" for r in t.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td class={c}>{_e(v)}</td>" for c, v in zip(cls, r, strict=True)) + "</tr>" for r in t.rows
+    )
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
