@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         res = run_synth(args.manifest, args.splits, args.out, params.synth)
         if not res["enabled"]:
             return f"synth: disabled; empty synth table in {args.out}"
+        if not res["images"]:
+            return f"synth: {res['note']}; empty synth table in {args.out}"
         return f"synth: {res['images']} images from {res['parents']} parents ({res['rate']} img/s); {res['recipe']}"
 
     return run_stage("synth", work)

@@ -322,13 +322,17 @@ def synth_command(
 
     p = load_params(params)
     use_engine(p, engine)
-    overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers}.items()
-                 if v is not None}
+    # every override is validated like the same value in params.yaml (--preview -3 included)
+    overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers,
+                                   "preview": preview}.items() if v is not None}
     if overrides:
         p = p.replace("synth", **overrides)
-    summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe, preview=preview)
+    summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe)
     if not summary["enabled"]:
         console.print(f"synth: disabled (synth.enabled: false); wrote an empty table to {out / 'synth.parquet'}")
+        return
+    if not summary["images"]:
+        console.print(f"synth: {summary['note']}; wrote an empty table to {out / 'synth.parquet'}")
         return
     console.print(
         f"synth: {summary['images']} images from {summary['parents']} parents in {summary['seconds']} s "

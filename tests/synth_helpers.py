@@ -72,3 +72,22 @@ def reduce(images_: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
     return np.stack([cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in images_])
+
+
+def small_tables(root: Path, web: tuple[np.ndarray, np.ndarray],
+                 target: tuple[np.ndarray, np.ndarray]) -> tuple[Path, Path]:
+    """Image folders of ``web`` and ``target`` (images, labels) under ``root``, their manifest and
+    splits tables; returns (manifest path, splits path)."""
+    from tests import helpers
+
+    helpers.write_folder(root / "web", *web, prefix="w")
+    helpers.write_folder(root / "target", *target, prefix="t")
+    manifest = write_manifest(root / "manifest" / "manifest.parquet", {"web": root / "web", "target": root / "target"})
+    write_splits(root / "splits" / "splits.parquet", manifest)
+    return root / "manifest" / "manifest.parquet", root / "splits" / "splits.parquet"
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by relative path (empty when it does not exist)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}

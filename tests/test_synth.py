@@ -1,19 +1,24 @@
 from __future__ import annotations
 
+import ast
 import json
+from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from shiftkit import io, schema, synth
 from shiftkit.cli import main
 from shiftkit.config import load_params, params_from_mapping
-from shiftkit.errors import ConfigError, DataError, RegistryError
+from shiftkit.console import output_to
+from shiftkit.errors import ConfigError, DataError, RegistryError, ShiftkitError
 from shiftkit.images import decode
 from tests import helpers
-from tests.synth_helpers import reduce, write_manifest, write_splits
+from tests.synth_helpers import folder_digest, reduce, small_tables, write_manifest, write_splits
 
 # ---------------------------------------------------------------------------------------------
 # registry and recipe validation
@@ -33,7 +38,8 @@ def test_duplicate_registration_is_refused():
 @pytest.mark.parametrize(
     ("name", "ranges", "message"),
     [
-        ("gaussian_blur", {"sigma": (0.5, 50.0)}, r"'sigma' range of step 'gaussian_blur' must lie within \[0.05, 20\]"),
+        ("gaussian_blur", {"sigma": (0.5, 50.0)},
+         r"'sigma' range of step 'gaussian_blur' must lie within \[0.05, 20\]"),
         ("jpeg", {"quality": (90, 10)}, r"low <= high. Got \[90, 10\]"),
         ("downscale", {"scale": 1.5}, r"within \[0.01, 1\]"),
         ("quantize", {"levels": 1}, r"within \[2, 256\]"),
@@ -90,9 +96,9 @@ def test_same_seed_gives_byte_identical_images_and_other_seeds_differ():
 
 
 def test_probability_decides_which_steps_fire_without_shifting_values():
-    px = _digit()
-    always = synth.Recipe((synth.make_step("gauss_noise", p=1.0, std=(0.01, 0.2)), synth.make_step("jpeg", quality=(20, 90))))
-    sometimes = synth.Recipe((synth.make_step("gauss_noise", p=0.0, std=(0.01, 0.2)), synth.make_step("jpeg", quality=(20, 90))))
+    jpeg = synth.make_step("jpeg", quality=(20, 90))
+    always = synth.Recipe((synth.make_step("gauss_noise", p=1.0, std=(0.01, 0.2)), jpeg))
+    sometimes = synth.Recipe((synth.make_step("gauss_noise", p=0.0, std=(0.01, 0.2)), jpeg))
     ra, rs = always.sample(3), sometimes.sample(3)
     assert [s["name"] for s in rs["steps"]] == ["jpeg"]
     assert ra["steps"][1] == rs["steps"][0]  # jpeg drew the same quality and seed
@@ -254,7 +260,8 @@ def tables(example_folders, tmp_path_factory):
 
 
 def _params(**synth_values):
-    return params_from_mapping({"synth": {"fit_web": 80, "fit_target": 80, "max_rounds": 2, "workers": 2, "weighting": "none",
+    return params_from_mapping({"synth": {"fit_web": 80, "fit_target": 80, "max_rounds": 2, "workers": 2,
+                                          "weighting": "none",
                                           **synth_values}}).synth
 
 
@@ -392,3 +399,149 @@ def test_params_synth_section_validates():
     assert load_params(None).synth.enabled is True
     with pytest.raises(ConfigError, match=r"'synth.fraction' parameter must be a fraction in \(0, 1\]. Got 0.0"):
         params_from_mapping({"synth": {"fraction": 0.0}})
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry: one decorated function declares a degradation
+
+
+@pytest.fixture
+def invert_registered():
+    """A degradation the package does not have, declared here as a user would: one decorated function."""
+
+    @synth.degradation("invert", kind="polarity", order=175, params={"amount": synth.ParamSpec(0.0, 1.0, (1.0, 1.0))},
+                       grid=[{"amount": 1.0}], doc="light ink on dark paper <-> dark ink on light paper")
+    def _invert(_t, img, v, _seed):
+        a = v["amount"]
+        return np.clip(np.rint(img * (1.0 - a) + (255.0 - img) * a), 0, 255).astype(np.uint8)
+
+    yield _invert
+    if "invert" in synth.names():
+        synth.unregister("invert")
+
+
+def test_a_degradation_declared_in_a_test_module_is_tried_by_the_fit_and_used_by_a_recipe(invert_registered):
+    assert synth.CANONICAL_ORDER[-1] == "invert"  # order 175: after jpeg (170)
+    web = list(helpers.mnist(48)[0])
+    target = [255 - x for x in helpers.mnist(48, 48)[0]]  # other digits, dark ink on light paper
+    fit = synth.fit_recipe(web, target, seed=0, workers=1, max_steps=1, patience=0, refine=0)
+    tried = {name for entry in fit.log if "top" in entry for top in entry["top"] for name in top["recipe"]}
+    assert "invert" in tried
+    assert "invert" in fit.recipe.names
+    assert fit.after["auc"] < 0.8 <= fit.before["auc"]
+    recipe = synth.Recipe.from_json(synth.Recipe((synth.make_step("invert"),)).to_json())
+    out, record = recipe.apply(web[0], 3)
+    assert np.array_equal(out, 255 - web[0])
+    assert synth.encode_png(synth.reproduce(json.dumps(record), web[0])) == synth.encode_png(out)
+    synth.unregister("invert")
+    assert "invert" not in synth.CANONICAL_ORDER
+    with pytest.raises(RegistryError, match="Unknown degradation 'invert'"):
+        synth.make_step("invert")
+
+
+def test_the_registry_is_strict_about_names():
+    with pytest.raises(RegistryError, match="'jpeg' is registered twice"):
+        synth.degradation("jpeg", kind="compression", order=1, params={})(lambda t, img, v, s: img)
+    with pytest.raises(RegistryError, match="Unknown degradation 'nope'; valid names: .*zoom"):
+        synth.unregister("nope")
+    assert synth.get("jpeg").order == 170  # the failed declaration left the registered one alone
+
+
+def test_the_fit_grid_and_canonical_order_come_from_the_declarations():
+    web, target = list(helpers.mnist(12)[0]), list(helpers.digits(12)[0])
+    moves = synth.candidates(synth.grid_context(web, target, [None] * 12))
+    names = {m.name if isinstance(m, synth.Step) else tuple(s.name for s in m) for m in moves}
+    declared_grids = {n for n in synth.names() if synth.get(n).grid is not None} - {"jpeg"}  # jpeg: JPEG targets only
+    assert declared_grids <= names and "iso_noise" not in names
+    assert ("threshold", "downscale") in names  # the pair that only pays together
+    assert list(synth.CANONICAL_ORDER) == sorted(synth.names(), key=lambda n: (synth.get(n).order, n))
+    assert set(synth.GEOMETRY) == {"shear", "rotate", "elastic", "crop_to_content", "zoom", "translate"}
+
+
+def test_synth_functions_are_short_with_few_positional_parameters():
+    root = Path(synth.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                where = f"{path.name}:{node.lineno} {node.name}"
+                assert node.end_lineno - node.lineno + 1 <= 80, where
+                positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                assert len(positional) <= 8, where
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage: empty recipes, whole-folder replacement, previews
+
+
+def test_an_empty_fitted_recipe_writes_no_copies_and_says_why(tmp_path):
+    x, y = helpers.mnist(320, 2000)
+    manifest, splits = small_tables(tmp_path, (x[:160], y[:160]), (x[160:], y[160:]))  # two halves of one folder
+    buf = StringIO()
+    with output_to(Console(file=buf, width=400)):
+        summary = synth.run_synth(manifest, splits, tmp_path / "out",
+                                  _params(weighting="density_ratio", max_rounds=1, refine=0))
+    assert summary["images"] == 0 and summary["parents"] == 0
+    assert io.read_json(tmp_path / "out" / "recipe.json")["steps"] == []
+    said = buf.getvalue()
+    assert "no degradation brought the web images closer to the target (domain AUC 0." in said
+    assert "no copies written" in summary["note"]
+    assert not (tmp_path / "out" / "images").exists()
+    synth.run_synth(manifest, splits, tmp_path / "off", _params(enabled=False))
+    # the same empty table as synthesis switched off: the later stages run as without synthesis
+    assert (tmp_path / "out" / "synth.parquet").read_bytes() == (tmp_path / "off" / "synth.parquet").read_bytes()
+
+
+@pytest.fixture
+def reuse_tables(tmp_path):
+    """Small tables and a saved recipe: a stage run without a fit."""
+    manifest, splits = small_tables(tmp_path, helpers.mnist(40), helpers.digits(30))
+    recipe = tmp_path / "recipe.json"
+    io.write_json(recipe, synth.Recipe((synth.make_step("gauss_noise", std=0.05),)).to_dict())
+    return manifest, splits, recipe
+
+
+def _break_a_parent_midway(manifest: Path) -> None:
+    m = io.read_table(manifest, schema.MANIFEST).filter(pl.col("domain") == "web").sort("image_id")
+    io.image_paths(m, manifest)[m.height // 2].unlink()
+
+
+def test_a_failed_run_leaves_the_previous_output_folder_untouched(reuse_tables, tmp_path):
+    manifest, splits, recipe = reuse_tables
+    out = tmp_path / "out"
+    synth.run_synth(manifest, splits, out, _params(workers=1), recipe_path=recipe, preview=4)
+    before = folder_digest(out)
+    assert {"synth.parquet", "recipe.json", "fit.json", "preview.png"} <= set(before)
+    other = tmp_path / "other.json"
+    io.write_json(other, synth.Recipe((synth.make_step("jpeg", quality=30),)).to_dict())
+    _break_a_parent_midway(manifest)
+    with pytest.raises(ShiftkitError):
+        synth.run_synth(manifest, splits, out, _params(workers=1), recipe_path=other, preview=4)
+    assert folder_digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def test_a_failed_first_run_leaves_nothing(reuse_tables, tmp_path):
+    manifest, splits, recipe = reuse_tables
+    _break_a_parent_midway(manifest)
+    with pytest.raises(ShiftkitError):
+        synth.run_synth(manifest, splits, tmp_path / "new", _params(workers=1), recipe_path=recipe)
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".new")) == []
+
+
+def test_cli_synth_rejects_a_negative_preview_like_params_yaml(reuse_tables, tmp_path, capsys):
+    manifest, splits, recipe = reuse_tables
+    params = tmp_path / "params.yaml"
+    params.write_text("synth:\n  workers: 1\n")
+    code = main(["synth", "--manifest", str(manifest), "--splits", str(splits), "--out", str(tmp_path / "o"),
+                 "--recipe", str(recipe), "--params", str(params), "--preview", "-3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "'synth.preview' parameter" in err and "-3" in err
+    assert not (tmp_path / "o").exists()
+    params.write_text("synth:\n  workers: 1\n  preview: -3\n")
+    assert main(["synth", "--manifest", str(manifest), "--splits", str(splits), "--out", str(tmp_path / "o"),
+                 "--recipe", str(recipe), "--params", str(params)]) == 2
+    assert capsys.readouterr().err.strip() == err
+    with pytest.raises(ConfigError, match="'synth.preview' parameter"):
+        synth.run_synth(manifest, splits, tmp_path / "o", _params(), recipe_path=recipe, preview=-3)

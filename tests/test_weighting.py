@@ -1,4 +1,4 @@
-"""Density-ratio weighting of synthesis parents (shiftkit.weighting and its use in the synth stage)."""
+"""Density-ratio weighting of synthesis parents (shiftkit.synth.weighting and its use in the synth stage)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from shiftkit import io, schema, shift, synth
-from shiftkit import weighting as wt
 from shiftkit.config import params_from_mapping
 from shiftkit.errors import ConfigError, DataError
+from shiftkit.synth import weighting as wt
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits
 
@@ -156,7 +156,7 @@ def weighted_run(tmp_path_factory):
 
 
 def test_stage_shares_the_copies_by_weight_and_records_them(weighted_run):
-    tmp, mpath, _, out, summary = weighted_run
+    _tmp, mpath, _, out, summary = weighted_run
 
     table = io.read_table(out / "synth.parquet", schema.SYNTH)
     m = io.read_table(mpath, schema.MANIFEST)
