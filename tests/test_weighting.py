@@ -165,7 +165,7 @@ def test_stage_shares_the_copies_by_weight_and_records_them(weighted_run):
     assert table.height == summary["images"] == round(0.5 * 2 * len(web_ids))
     assert summary["weighting"]["copies"] == table.height
     # copies went mostly to the low-resolution parents (file prefix w, the second half by index)
-    paths = dict(zip(m["image_id"], m["path"]))
+    paths = dict(zip(m["image_id"], m["path"], strict=True))
     low = [int(paths[p].split("_")[-1].split(".")[0]) >= 300 for p in table["parent_id"]]
     assert sum(low) / len(low) >= 0.85
     # copy numbers run 0..k-1 per parent, and each child is rebuilt from its record

@@ -424,7 +424,7 @@ def _score_all(obj: _Objective, trials: list[Recipe], workers: int) -> list[Scor
                         initializer=_worker_init))
     finally:
         _FIT_STATE = None
-    return list(zip(trials, res))
+    return list(zip(trials, res, strict=True))
 
 
 def _halving(obj: _Objective, trials: list[Recipe], small: int, keep: float, workers: int) -> list[Scored]:
@@ -442,7 +442,7 @@ def _halving(obj: _Objective, trials: list[Recipe], small: int, keep: float, wor
                           initializer=_worker_init))
     finally:
         _FIT_STATE = None
-    return [(trials[i], m) for i, m in zip(top, rung2)]
+    return [(trials[i], m) for i, m in zip(top, rung2, strict=True)]
 
 
 def _widen(obj: _Objective, recipe: Recipe, current: Measures, widen: float, slack: float) -> Scored:

@@ -90,7 +90,7 @@ def moved_features(recipe: Recipe, paths: Sequence[PathLike], seeds: Sequence[in
     from shiftkit.console import make_progress, rate_text
     from shiftkit.parallel import imap, resolve_workers
 
-    items = [(str(p), int(s), size) for p, s in zip(paths, seeds)]
+    items = [(str(p), int(s), size) for p, s in zip(paths, seeds, strict=True)]
     if not items:
         return np.zeros((0, size * size))
     n = resolve_workers(workers)
