@@ -100,7 +100,7 @@ def run_synth(
         rows, seconds = _write_children(items, chosen.recipe, params.workers)
         io.write_table(_synth_table(rows, meta), tmp / "synth.parquet", schema.SYNTH)
         if params.preview:
-            pairs = [(s, tmp / r[0], r[2]) for s, r in zip(src_paths, rows)][: params.preview]
+            pairs = [(it[0], tmp / r[0], r[2]) for it, r in zip(items, rows, strict=True)][: params.preview]
             write_contact_sheet(tmp / "preview.png", pairs)
     return _summary(chosen, rows, parents.height, seconds, weighted)
 
@@ -193,7 +193,7 @@ def _plan_children(parents: pl.DataFrame, src_paths: Sequence[Path], counts: Seq
     Creates the destination folders under ``root``.
     """
     items, meta = [], []
-    for row, src, n_copies in zip(parents.iter_rows(named=True), src_paths, counts):
+    for row, src, n_copies in zip(parents.iter_rows(named=True), src_paths, counts, strict=True):
         for c in range(n_copies):
             rel = f"images/{row['split']}/{row['label']}/{row['image_id'][:16]}_c{c}.png"
             items.append((str(src), str(root / rel), rel, child_seed(seed, row["image_id"], c)))
