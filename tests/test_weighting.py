@@ -150,8 +150,16 @@ def weighted_run(tmp_path_factory):
     x, y = helpers.mnist(900)
     web = np.concatenate([x[:300], _blurred(x[300:600])])
     _, _, mpath, spath = _tables(tmp, web, y[:600], _blurred(x[600:900]), y[600:900])
+    params = _params(max_rounds=0, copies=2, fraction=0.5)
+    fit = synth.fit_from_tables(io.read_table(mpath, schema.MANIFEST), io.read_table(spath, schema.SPLITS_TABLE),
+                                mpath, params)
+    assert fit.weighting is not None
+    # an empty recipe writes no copies: one step that leaves the pixels as they are (a pen width
+    # change of 0) keeps the copies' shares to the weighting alone
+    recipe = io.write_json(tmp / "recipe.json",
+                           synth.recipe_file_dict(synth.Recipe((synth.make_step("stroke", size=0),)), fit.weighting))
     out = tmp / "synth"
-    summary = synth.run_synth(mpath, spath, out, _params(max_rounds=0, copies=2, fraction=0.5), preview=0)
+    summary = synth.run_synth(mpath, spath, out, params, recipe_path=recipe, preview=0)
     return tmp, mpath, spath, out, summary
 
 
@@ -172,7 +180,7 @@ def test_stage_shares_the_copies_by_weight_and_records_them(weighted_run):
     per = table.group_by("parent_id").agg(n=pl.len(), top=pl.col("copy").max())
     assert (per["top"] == per["n"] - 1).all()
     assert "weighting" in io.read_json(out / "recipe.json")
-    assert io.read_json(out / "fit.json")["weighting"]["used"] is True
+    assert io.read_json(out / "fit.json")["recipe"]["weighting"] == io.read_json(out / "recipe.json")["weighting"]
 
 
 def test_reusing_a_weighted_recipe_gives_byte_identical_outputs(weighted_run, tmp_path):

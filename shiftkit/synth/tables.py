@@ -36,8 +36,9 @@ def fit_from_tables(manifest_df: pl.DataFrame, splits_df: pl.DataFrame, manifest
                     params: SynthParams, *, workers: int = 0, say: Say | None = None) -> FitResult:
     """Fit a recipe on target TRAIN images (never dev or test) and web images of the training pool.
 
-    The parent weighting is fitted too (``params.weighting``), unless the recipe is empty: an
-    empty recipe writes no copies, so there is nothing to weigh.
+    The parent weighting is fitted and checked too (``params.weighting``), also for an empty
+    recipe (fit.json then records whether re-weighting alone would bring the web images closer;
+    the stage writes no copies of an empty recipe either way).
 
     Raises:
         DataError: when either domain has too few images in the training pool.
@@ -63,7 +64,7 @@ def fit_from_tables(manifest_df: pl.DataFrame, splits_df: pl.DataFrame, manifest
     wdec = decode_many(io.image_paths(web_fit, manifest_path), workers)
     result = fit_recipe([d.pixels for d in wdec], [d.pixels for d in tdec], FitSettings.from_params(params, workers),
                         target_jpeg=[d.jpeg_quality for d in tdec], on_round=say)
-    if params.weighting != "none" and result.recipe.steps:
+    if params.weighting != "none":
         seen = (set(tgt_fit["image_id"]), set(web_fit["image_id"]))
         result.weighting, result.weighting_check = check_weighting(
             result.recipe, tgt, web, seen, manifest_path, params, workers=workers, say=say or (lambda _m: None),
