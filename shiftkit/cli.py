@@ -298,7 +298,9 @@ def check_command(
 def synth_command(
     manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="The manifest table."),
     splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="The splits table."),
-    out: Path = typer.Option(Path("data/synth"), "--out", help="Output folder (synth.parquet, images/, recipe.json, fit.json)."),
+    out: Path = typer.Option(
+        Path("data/synth"), "--out", help="Output folder (synth.parquet, images/, recipe.json, fit.json)."
+    ),
     recipe: Path | None = typer.Option(
         None, "--recipe", help="Reuse a saved recipe.json (or fit.json) and skip the fit."
     ),
