@@ -136,13 +136,7 @@ def _assert_absent_or_complete(work: Path, command: str, out: str, expected_rows
     return True
 
 
-# synth still writes recipe.json, fit.json and a staging folder into its output folder as it goes; its
-# stage is being moved onto io.replace_dir (build aside, swap in whole): remove these marks with it.
-SYNTH_IN_PLACE = pytest.mark.xfail(raises=AssertionError, strict=False,
-                                   reason="synth output folder not yet replaced as a set (shiftkit/synth stage)")
-
-
-@pytest.mark.parametrize("command", ["ingest", pytest.param("synth", marks=SYNTH_IN_PLACE)])
+@pytest.mark.parametrize("command", ["ingest", "synth"])
 def test_sigint_at_random_moments_stops_cleanly(work, command):
     rng = random.Random(f"{SEED}-{command}")
     reference = run_cli([*_args(command, f"{command}-ref"), "--params", "params.yaml"], cwd=work)
@@ -178,7 +172,7 @@ def test_sigint_at_random_moments_stops_cleanly(work, command):
         assert tree_hash(work / "ingest-0" / "manifest.parquet") == tree_hash(work / "ingest-ref" / "manifest.parquet")
 
 
-@pytest.mark.parametrize(("command", "group"), [("ingest", True), pytest.param("synth", False, marks=SYNTH_IN_PLACE)])
+@pytest.mark.parametrize(("command", "group"), [("ingest", True), ("synth", False)])
 def test_sigterm_exits_143_with_one_line(work, command, group):
     code, seconds, err = _trial(work, command, f"term-{command}", 0.2, signal.SIGTERM, group, after_workers=True)
     assert code == 143, err
