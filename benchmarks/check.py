@@ -31,7 +31,7 @@ RADII = (2, 4, 6, 8, 10)
 
 
 def _hashes(folder: Path, out: Path) -> pl.DataFrame:
-    ingest({"d": folder}, out, show=False)
+    ingest({"d": folder}, out)
     m = read_table(out / "manifest.parquet", MANIFEST)
     return m.select(pl.col("path").str.extract(r"_(\d+)\.").cast(pl.Int64).alias("i"), "phash").sort("i")
 
@@ -79,7 +79,7 @@ def main() -> int:
         ref_x, ref_y = helpers.mnist_many(3000)
         helpers.write_folder(tmp / "ref" / "web", ref_x, ref_y, prefix="w")
         helpers.write_folder(tmp / "ref" / "target", dx, dy, prefix="t")
-        ingest({"web": tmp / "ref" / "web", "target": tmp / "ref" / "target"}, tmp / "refm", show=False)
+        ingest({"web": tmp / "ref" / "web", "target": tmp / "ref" / "target"}, tmp / "refm")
         run_split(tmp / "refm" / "manifest.parquet", tmp / "refs")
         nx, ny = helpers.mnist_many(1000, 50000)
         helpers.write_folder(tmp / "drop" / "web", nx, ny, prefix="n")

@@ -104,7 +104,7 @@ def ingest_rate(root: Path, out: Path, workers: int) -> tuple[float, float]:
 
     shutil.rmtree(out, ignore_errors=True)
     c, t = _cpu(), time.perf_counter()
-    result = ingest({"bench": root}, out, workers=workers, show=False)
+    result = ingest({"bench": root}, out, workers=workers)
     seconds = time.perf_counter() - t
     return result.files / seconds, _cpu() - c
 

@@ -49,7 +49,7 @@ def run(n: int, tmp: Path) -> dict[str, float]:
     domains = build(tmp / "raw", n)
     out: dict[str, float] = {}
     t = time.perf_counter()
-    ingest(domains, tmp / "manifest", params=params.ingest, show=False)
+    ingest(domains, tmp / "manifest", params=params.ingest)
     out["ingest"] = time.perf_counter() - t
     t = time.perf_counter()
     run_split(tmp / "manifest" / "manifest.parquet", tmp / "splits", params.split)

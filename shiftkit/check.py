@@ -29,16 +29,18 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from rich.console import Console
 
 from shiftkit.config import CheckParams, Params
+from shiftkit.console import output_to
 from shiftkit.errors import CheckFailed, DataError, InputPathError, RegistryError
 from shiftkit.io import image_paths, read_table, write_json, write_text
-from shiftkit.schema import MANIFEST, QUARANTINE, SPLITS_TABLE
+from shiftkit.schema import MANIFEST, QUARANTINE, SPLITS_TABLE, QuarantineReason
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES = ("error", "warning", "info")
 # quarantine reasons that mean a file of the drop is broken (not a policy decision like too_small)
-CORRUPT_REASONS = ("empty", "truncated", "not_an_image", "unsupported", "decompression_bomb", "unreadable")
+CORRUPT_REASONS = tuple(r.value for r in QuarantineReason if r.corrupt)
 DRIFT_PROPERTIES = ("blur", "brightness", "contrast", "size")
 MAX_FILES = 20  # files named per finding in the markdown (the json has them all)
 
@@ -69,7 +71,7 @@ class CheckContext:
     reference_path: Path | None = None  # where it was read from (to name its files)
     splits: pl.DataFrame | None = None  # reference splits (image_id, split), if given
     params: CheckParams = field(default_factory=CheckParams)
-    radius: int = 4  # near-duplicate Hamming radius (ingest.near_dup_radius)
+    radius: int = 2  # near-duplicate Hamming radius; the run_* functions pass ingest.near_dup_radius
     allow_new_labels: bool = False
     _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -262,7 +264,7 @@ def unknown_labels(ctx: CheckContext) -> list[Finding]:
 def conflicting_labels(ctx: CheckContext) -> list[Finding]:
     """The same bytes under two labels, within the drop or against the reference."""
     out = []
-    q = ctx.quarantine.filter(pl.col("reason") == "conflicting_label")
+    q = ctx.quarantine.filter(pl.col("reason") == QuarantineReason.CONFLICTING_LABEL.value)
     if q.height:
         out.append(
             Finding(
@@ -409,7 +411,7 @@ def tiny_images(ctx: CheckContext) -> list[Finding]:
     """Images whose smaller side is below ``check.tiny_size`` (kept, but nearly unusable)."""
     t = ctx.params.tiny_size
     small = ctx.drop.filter(pl.min_horizontal("width", "height") < t)
-    too_small = ctx.quarantine.filter(pl.col("reason") == "too_small")
+    too_small = ctx.quarantine.filter(pl.col("reason") == QuarantineReason.TOO_SMALL.value)
     out = []
     if small.height:
         out.append(
@@ -511,7 +513,7 @@ class CheckReport:
         return "\n".join(lines).rstrip() + "\n"
 
 
-def evaluate(ctx: CheckContext, rules: Sequence[str] | None = None) -> CheckReport:
+def apply_rules(ctx: CheckContext, rules: Sequence[str] | None = None) -> CheckReport:
     """Run the rules (all registered ones by default) on a prepared context.
 
     Raises:
@@ -657,7 +659,7 @@ def run_latest_drop_check(
         allow_new_labels=allow,
     )
     names = rule_names() if reference.height else [n for n in rule_names() if n not in _REFERENCE_RULES]
-    report = evaluate(ctx, names)
+    report = apply_rules(ctx, names)
     report.summary["drop"] = latest
     return _conclude(report, out, raise_on_fail, f" in drop {latest}")
 
@@ -717,7 +719,8 @@ def run_check(
         raise DataError(f"The reference manifest {ref_path} is empty.")
     split_table = read_table(splits, SPLITS_TABLE) if splits is not None else None
     with tempfile.TemporaryDirectory(prefix="shiftkit-check-") as tmp:
-        ingest_mod.ingest(domains, tmp, params=params.ingest, show=False)
+        with output_to(Console(quiet=True)):  # the drop's ingest is a step of check, not news
+            ingest_mod.ingest(domains, tmp, params=params.ingest)
         manifest_path = Path(tmp) / "manifest.parquet"
         drop = read_table(manifest_path, MANIFEST)
         quarantine = read_table(Path(tmp) / "quarantine.parquet", QUARANTINE)
@@ -733,4 +736,4 @@ def run_check(
         radius=params.ingest.near_dup_radius,
         allow_new_labels=allow,
     )
-    return _conclude(evaluate(ctx), out, raise_on_fail)
+    return _conclude(apply_rules(ctx), out, raise_on_fail)

@@ -8,6 +8,11 @@ code 2; anything else escaping is a bug. The subclasses also derive from the mat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shiftkit.schema import QuarantineReason
+
 
 class ShiftkitError(Exception):
     """Base class of every error caused by the user's input."""
@@ -34,12 +39,16 @@ class RegistryError(ShiftkitError, ValueError):
 
 
 class ImageDecodeError(ShiftkitError, ValueError):
-    """One image cannot be used. ``reason`` is a word of the quarantine vocabulary."""
+    """One image cannot be used. ``reason`` is a ``schema.QuarantineReason`` member."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: QuarantineReason, detail: str = "") -> None:
+        from shiftkit.schema import QuarantineReason  # schema imports this module
+
+        if not isinstance(reason, QuarantineReason):
+            raise TypeError(f"ImageDecodeError needs a QuarantineReason member. Got {reason!r} instead.")
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
 
 
 class ModelError(ShiftkitError, ValueError):

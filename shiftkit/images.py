@@ -3,7 +3,7 @@
 ``decode`` never trusts a file: it reads the header first (so a decompression bomb is refused
 before its pixels are allocated), applies EXIF orientation, keeps the first frame of an
 animation, and normalises every mode to 8-bit grey ("L") or RGB. Whatever cannot be used raises
-``ImageDecodeError`` with a reason from ``schema.QUARANTINE_REASONS``.
+``ImageDecodeError`` with a ``schema.QuarantineReason``.
 
 ``measure`` computes the properties of the manifest (blur, brightness, contrast, effective
 resolution, noise, extent) on a fixed working size, so that they compare across image sizes,
@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shiftkit.errors import ImageDecodeError
+from shiftkit.schema import QuarantineReason as Reason
 
 WORK_SIZE = 64  # side of the square grey image the properties are measured on
 PHASH_SIZE = 32  # side of the thumbnail the perceptual hash's DCT is taken of
@@ -179,31 +180,31 @@ def _read(source: str | Path | bytes) -> bytes:
             return Path(source).read_bytes()
         except OSError as exc:
             # name the file: a stage reading a manifest's images shows this line as it is
-            raise ImageDecodeError("unreadable", f"cannot read {source}: {exc.strerror or exc}") from exc
+            raise ImageDecodeError(Reason.UNREADABLE, f"cannot read {source}: {exc.strerror or exc}") from exc
     return source
 
 
 def _open(data: bytes, max_pixels: int, min_size: int) -> tuple[Image.Image, int]:
     """Open ``data`` and check its header: (the lazily loaded image, its EXIF orientation)."""
     if not data:
-        raise ImageDecodeError("empty", "the file has zero bytes")
+        raise ImageDecodeError(Reason.EMPTY, "the file has zero bytes")
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError("not_an_image", "Pillow does not recognise the bytes") from exc
+        raise ImageDecodeError(Reason.NOT_AN_IMAGE, "Pillow does not recognise the bytes") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
-        raise ImageDecodeError("not_an_image", str(exc)[:200]) from exc
+        raise ImageDecodeError(Reason.NOT_AN_IMAGE, str(exc)[:200]) from exc
     _check_size(*im.size, max_pixels, min_size)
     return im, _orientation(im)
 
 
 def _check_size(w: int, h: int, max_pixels: int, min_size: int) -> None:
     if w <= 0 or h <= 0:
-        raise ImageDecodeError("not_an_image", f"header claims {w}x{h} pixels")
+        raise ImageDecodeError(Reason.NOT_AN_IMAGE, f"header claims {w}x{h} pixels")
     if w * h > max_pixels:
-        raise ImageDecodeError("decompression_bomb", f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels}")
+        raise ImageDecodeError(Reason.DECOMPRESSION_BOMB, f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels}")
     if min(w, h) < min_size:
-        raise ImageDecodeError("too_small", f"{w}x{h} pixels, minimum side {min_size}")
+        raise ImageDecodeError(Reason.TOO_SMALL, f"{w}x{h} pixels, minimum side {min_size}")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -243,13 +244,13 @@ def _load(im: Image.Image) -> None:
     try:
         im.load()
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError("decompression_bomb", str(exc)[:200]) from exc
+        raise ImageDecodeError(Reason.DECOMPRESSION_BOMB, str(exc)[:200]) from exc
     except (OSError, EOFError) as exc:
         msg = str(exc)
         truncated = "truncated" in msg or "broken" in msg or isinstance(exc, EOFError)
-        raise ImageDecodeError("truncated" if truncated else "unsupported", msg[:200]) from exc
+        raise ImageDecodeError(Reason.TRUNCATED if truncated else Reason.UNSUPPORTED, msg[:200]) from exc
     except (SyntaxError, ValueError, TypeError, MemoryError, struct.error) as exc:
-        raise ImageDecodeError("unsupported", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        raise ImageDecodeError(Reason.UNSUPPORTED, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
 def _header(im: Image.Image, stored_mode: str, orientation: int) -> Header:
@@ -299,7 +300,7 @@ def decode(
         try:
             pixels = _to_uint8(im, background)
         except (OSError, ValueError, TypeError) as exc:
-            raise ImageDecodeError("unsupported", f"mode {stored_mode}: {str(exc)[:200]}") from exc
+            raise ImageDecodeError(Reason.UNSUPPORTED, f"mode {stored_mode}: {str(exc)[:200]}") from exc
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
     if orientation != 1:
@@ -356,7 +357,7 @@ def _grey_from_pillow(im: Image.Image, stored_mode: str, plain: bool, background
         else:
             grey = to_grey(_to_uint8(im, background))
     except (OSError, ValueError, TypeError) as exc:
-        raise ImageDecodeError("unsupported", f"mode {stored_mode}: {str(exc)[:200]}") from exc
+        raise ImageDecodeError(Reason.UNSUPPORTED, f"mode {stored_mode}: {str(exc)[:200]}") from exc
     return grey[..., 0] if grey.ndim == 3 else grey
 
 
@@ -427,23 +428,6 @@ _PHASH_LOW = (
     np.ascontiguousarray((_dct_matrix(PHASH_SIZE)[:8] @ _HALVE).astype(np.float32)) if _HALVE is not None else None
 )
 _PHASH_LOW_T = np.ascontiguousarray(_PHASH_LOW.T) if _PHASH_LOW is not None else None
-
-
-def effective_resolution(work: np.ndarray, coeffs: np.ndarray | None = None) -> float:
-    """Smallest k such that the DCT coefficients with max(u, v) < k hold 98% of the AC energy.
-
-    An image that was reduced to k x k pixels and enlarged again scores about k; a sharp image
-    that uses its whole working size scores near ``WORK_SIZE``.
-    """
-    if coeffs is None:
-        coeffs = cv2.dct(work)
-    energy = cv2.multiply(coeffs, coeffs)
-    # the energy with max(u, v) < k is the integral image at (k, k): one pass, no per-level sums
-    cum = np.diagonal(cv2.integral(energy, sdepth=cv2.CV_64F))[1:] - float(energy[0, 0])
-    total = float(cum[-1])
-    if total <= 1e-12:
-        return 1.0
-    return float(np.searchsorted(cum, EFFECTIVE_RES_ENERGY * total) + 1)
 
 
 def noise_sigma(work: np.ndarray) -> float:
@@ -536,7 +520,8 @@ def measure_work(work: np.ndarray, _phash: int | None = None) -> dict[str, float
     properties: the DC term is n times the mean; by Parseval the AC energy is n^2 times the
     variance; the energy per frequency level gives the effective resolution; and since the
     DCT diagonalises the 3x3 Laplacian under a mirrored border, the Laplacian's variance is
-    the energy weighted by its squared eigenvalues (``laplacian_variance``). The phash's low
+    the energy weighted by its squared eigenvalues (equal to
+    ``cv2.Laplacian(work, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).var()``). The phash's low
     band comes from one small matrix product (``_PHASH_LOW``). Batched numpy over many images
     was measured slower: its megabyte temporaries are mapped and unmapped on every call.
     """
@@ -566,14 +551,6 @@ def _laplacian_eigen2(n: int) -> np.ndarray:
 
 
 _LAPLACIAN_EIGEN2 = _laplacian_eigen2(WORK_SIZE)
-
-
-def laplacian_variance(work: np.ndarray) -> float:
-    """Variance of the 3x3 Laplacian of a working image, mirrored at the border (the blur).
-
-    Equal to ``cv2.Laplacian(work, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).var()``.
-    """
-    return measure_work(work)["blur"]
 
 
 PROPERTY_COLUMNS = ("blur", "brightness", "contrast", "effective_res", "noise", "extent")

@@ -2,7 +2,7 @@
 
 Every regular file or link under a domain's root ends up exactly once in one of two tables:
 ``manifest.parquet`` (usable images, with header facts, properties and a perceptual hash) or
-``quarantine.parquet`` (everything else, with a reason from ``schema.QUARANTINE_REASONS``).
+``quarantine.parquet`` (everything else, with a ``schema.QuarantineReason``).
 
 How a run goes:
 
@@ -50,14 +50,14 @@ from shiftkit.dedup import group_ids
 from shiftkit.errors import ConfigError, DataError, ImageDecodeError, InputPathError
 from shiftkit.io import ensure_dir, read_json, read_table, relative_root, write_json, write_table
 from shiftkit.parallel import imap, resolve_workers
-from shiftkit.schema import MANIFEST, QUARANTINE, QUARANTINE_REASONS
+from shiftkit.schema import MANIFEST, QUARANTINE, QuarantineReason
+
+Reason = QuarantineReason
 
 MANIFEST_FILE = "manifest.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 SUMMARY_FILE = "summary.json"
 LISTING_COLUMNS = ("path", "label", "domain")
-# Reasons that come from the bytes alone (so a previous run's verdict can be reused).
-DECODE_REASONS = ("empty", "truncated", "not_an_image", "unsupported", "decompression_bomb", "too_small")
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Files per task sent to a worker: big batches amortise the pool's per-task cost (~0.1 ms),
 # small ones keep every worker busy on small inputs and the progress bar moving.
@@ -77,7 +77,7 @@ class _Entry:
     path: str  # POSIX path relative to root (as given, for listing rows outside the root)
     label: str
     order: int  # the domain's position on the command line (listing rows after the folders)
-    reason: str | None = None
+    reason: QuarantineReason | None = None
     detail: str = ""
     image_id: str | None = None
     values: tuple | None = None  # header fields + properties, in _HEADER_FIELDS + _PROP_FIELDS order
@@ -124,7 +124,7 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
                 names = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             rel = "/".join(parts) or "."
-            out.append(_Entry(domain, root, rel, parts[0] if parts else "", order, "unreadable", f"cannot list the folder: {exc.strerror or exc}"))
+            out.append(_Entry(domain, root, rel, parts[0] if parts else "", order, Reason.UNREADABLE, f"cannot list the folder: {exc.strerror or exc}"))
             return
         for e in names:
             rel_parts = (*parts, e.name)
@@ -134,28 +134,28 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
             if e.is_symlink():
                 target = os.path.realpath(e.path)
                 if not _inside(target, real_root):
-                    entry.reason, entry.detail = "outside_root", f"a link to {target}, outside the data root {real_root}"
+                    entry.reason, entry.detail = Reason.OUTSIDE_ROOT, f"a link to {target}, outside the data root {real_root}"
                 elif not os.path.exists(target):
-                    entry.reason, entry.detail = "unreadable", f"a broken link to {target}"
+                    entry.reason, entry.detail = Reason.UNREADABLE, f"a broken link to {target}"
                 elif os.path.isdir(target):
-                    entry.reason, entry.detail = "stray_file", "a link to a folder (links to folders are not followed)"
+                    entry.reason, entry.detail = Reason.STRAY_FILE, "a link to a folder (links to folders are not followed)"
             elif e.is_dir(follow_symlinks=False):
                 if skip is None or os.path.realpath(e.path) != skip:
                     visit(e.path, rel_parts)
                 continue
             elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
-                entry.reason, entry.detail = "unreadable", "not a regular file"
+                entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
             if entry.reason is None and e.is_symlink():
                 try:
                     st = os.stat(e.path)
                 except OSError as exc:
-                    entry.reason, entry.detail = "unreadable", exc.strerror or str(exc)
+                    entry.reason, entry.detail = Reason.UNREADABLE, exc.strerror or str(exc)
                 else:
                     if not stat.S_ISREG(st.st_mode):
-                        entry.reason, entry.detail = "unreadable", "not a regular file"
+                        entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
             if entry.reason is None and len(rel_parts) != 2:
                 where = "directly in the domain folder" if len(rel_parts) == 1 else f"{len(rel_parts) - 2} folder(s) too deep"
-                entry.reason, entry.detail = "stray_file", f"expected DOMAIN/LABEL/FILE; this file is {where}"
+                entry.reason, entry.detail = Reason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this file is {where}"
             out.append(entry)
 
     visit(str(root), ())
@@ -218,17 +218,17 @@ def _listing_entries(path: Path, known_domains: Sequence[str]) -> list[_Entry]:
         norm = os.path.normpath(absolute)
         target = os.path.realpath(norm)
         if not _inside(norm, str(root)) or not _inside(target, real_root):
-            out.append(_Entry(domain, root, Path(given).as_posix(), label, order, "outside_root",
+            out.append(_Entry(domain, root, Path(given).as_posix(), label, order, Reason.OUTSIDE_ROOT,
                               f"resolves to {target}, outside the listing's folder {real_root}"))
             continue
         rel = Path(os.path.relpath(norm, root)).as_posix()
         entry = _Entry(domain, root, rel, label, order)
         if not os.path.lexists(norm):
-            entry.reason, entry.detail = "unreadable", "the listed file does not exist"
+            entry.reason, entry.detail = Reason.UNREADABLE, "the listed file does not exist"
         elif not os.path.exists(norm):
-            entry.reason, entry.detail = "unreadable", f"a broken link to {target}"
+            entry.reason, entry.detail = Reason.UNREADABLE, f"a broken link to {target}"
         elif not os.path.isfile(norm):
-            entry.reason, entry.detail = "unreadable", "not a regular file"
+            entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
         out.append(entry)
     return out
 
@@ -284,7 +284,7 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
                 out.append((sha, "bad", (exc.reason, exc.detail)))
                 continue
             except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop the run
-                out.append((sha, "bad", ("unsupported", f"{type(exc).__name__}: {str(exc)[:200]}")))
+                out.append((sha, "bad", (Reason.UNSUPPORTED, f"{type(exc).__name__}: {str(exc)[:200]}")))
                 continue
             pending.append(len(out))
             works.append(work)
@@ -330,7 +330,7 @@ def _batches(todo: Sequence[_Entry], size: int) -> Iterable[tuple[str, list[str]
 @dataclass
 class _Previous:
     values: dict[str, tuple] = field(default_factory=dict)  # image_id -> header + properties
-    verdicts: dict[str, tuple[str, str]] = field(default_factory=dict)  # image_id -> decode failure
+    verdicts: dict[str, tuple[QuarantineReason, str]] = field(default_factory=dict)  # image_id -> decode failure
     drops: dict[tuple, int] = field(default_factory=dict)  # (domain, root, path, image_id) -> drop
     first_drop: dict[str, int] = field(default_factory=dict)  # image_id -> earliest drop
     keys: set[tuple] = field(default_factory=set)  # (domain, root, path)
@@ -369,8 +369,8 @@ def _load_previous(out: Path, params: IngestParams) -> _Previous:
             prev.max_drop = max(prev.max_drop, drop or 0)
             if image_id:
                 prev.first_drop[image_id] = min(drop, prev.first_drop.get(image_id, drop))
-                if reuse and reason in DECODE_REASONS:
-                    prev.verdicts[image_id] = (reason, detail)
+                if reuse and Reason(reason).from_bytes:
+                    prev.verdicts[image_id] = (Reason(reason), detail)
     return prev
 
 
@@ -405,14 +405,13 @@ def ingest(
     listing: str | os.PathLike[str] | None = None,
     params: IngestParams | None = None,
     workers: int | None = None,
-    show: bool = True,
 ) -> IngestResult:
     """Ingest domain folders (``{name: root}``, ImageFolder layout) and/or a listing into ``out``.
 
     Writes ``out/manifest.parquet``, ``out/quarantine.parquet`` and ``out/summary.json``; a
     previous run's outputs in ``out`` make this run incremental (see the module docstring).
-    ``workers`` overrides ``params.workers`` (0 = every core). ``show`` prints the progress bar
-    and the summary table to stderr.
+    ``workers`` overrides ``params.workers`` (0 = every core). The progress bar and the summary
+    table go to ``shiftkit.console`` (quiet unless the caller turned output on).
 
     Raises:
         ConfigError: on a bad domain name or no input at all.
@@ -424,27 +423,14 @@ def ingest(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _ingest(domains, out, listing=listing, params=params, workers=workers, show=show)
+        return _ingest(domains, out, listing=listing, params=params or IngestParams(), workers=workers)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _ingest(
-    domains: Mapping[str, str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    *,
-    listing: str | os.PathLike[str] | None,
-    params: IngestParams | None,
-    workers: int | None,
-    show: bool,
-) -> IngestResult:
-    t0 = time.perf_counter()
-    params = params or IngestParams()
-    roots = _check_inputs(domains, listing)
-    out_dir = ensure_dir(out).resolve()
-    n_workers = resolve_workers(params.workers if workers is None else workers)
-
+def _enumerate(roots: dict[str, Path], listing: str | os.PathLike[str] | None, out_dir: Path) -> list[_Entry]:
+    """Every file of the domain folders and of the listing, in command-line order."""
     entries: list[_Entry] = []
     for order, (name, root) in enumerate(roots.items()):
         if storage.is_url(root):
@@ -453,18 +439,16 @@ def _ingest(
             entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
     if listing is not None:
         entries.extend(_listing_entries(Path(listing), list(roots)))
-    rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
-    prev = _load_previous(out_dir, params)
+    return entries
 
-    todo = [e for e in entries if e.reason is None]
+
+def _decode_all(todo: list[_Entry], prev: _Previous, params: IngestParams, n_workers: int) -> int:
+    """Read, hash and decode ``todo`` in worker processes, filling each entry; the count decoded."""
     known = frozenset(prev.values) | frozenset(prev.verdicts)
     decoded = 0
-    progress = make_progress()
-    if not show:
-        progress.disable = True
     started = time.perf_counter()
     # BLAS threads for 64x64 products only fight the worker processes (which inherit this)
-    with progress, threadpool_limits(limits=1, user_api="blas"):
+    with make_progress() as progress, threadpool_limits(limits=1, user_api="blas"):
         task = progress.add_task("ingest", total=len(todo), rate="")
         records = imap(
             _process,
@@ -480,11 +464,11 @@ def _ingest(
                 e = todo[pos]
                 pos += 1
                 e.image_id = sha
-                if kind == "ok":
+                if kind in ("ok", "bad"):
                     decoded += 1
+                if kind == "ok":
                     e.values = payload
                 elif kind == "bad":
-                    decoded += 1
                     e.reason, e.detail = payload
                 elif kind == "known":
                     if sha in prev.values:
@@ -492,8 +476,27 @@ def _ingest(
                     else:
                         e.reason, e.detail = prev.verdicts[sha]
                 else:
-                    e.reason, e.detail = "unreadable", payload
+                    e.reason, e.detail = Reason.UNREADABLE, payload
             progress.update(task, advance=len(batch), rate=rate_text(pos, time.perf_counter() - started))
+    return decoded
+
+
+def _ingest(
+    domains: Mapping[str, str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    listing: str | os.PathLike[str] | None,
+    params: IngestParams,
+    workers: int | None,
+) -> IngestResult:
+    t0 = time.perf_counter()
+    roots = _check_inputs(domains, listing)
+    out_dir = ensure_dir(out).resolve()
+    n_workers = resolve_workers(params.workers if workers is None else workers)
+    entries = _enumerate(roots, listing, out_dir)
+    rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
+    prev = _load_previous(out_dir, params)
+    decoded = _decode_all([e for e in entries if e.reason is None], prev, params, n_workers)
 
     cross = _resolve_copies(entries, prev, rel_roots)
     manifest, quarantine, drop, new_files = _tables(entries, prev, rel_roots, params)
@@ -519,8 +522,7 @@ def _ingest(
         seconds=time.perf_counter() - t0,
         by_reason=summary["by_reason"],
     )
-    if show:
-        print_summary(result)
+    print_summary(result)
     return result
 
 
@@ -540,14 +542,14 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
         if len(labels) > 1:
             for e in group:
                 others = [f"{o.domain}:{o.path} ({o.label})" for o in group if o is not e]
-                e.reason = "conflicting_label"
+                e.reason = Reason.CONFLICTING_LABEL
                 e.detail = f"the same bytes under labels {', '.join(labels)}: also {'; '.join(others[:5])}" + (
                     f" and {len(others) - 5} more" if len(others) > 5 else ""
                 )
         else:
             kept = group[0]
             for e in group[1:]:
-                e.reason = "duplicate"
+                e.reason = Reason.DUPLICATE
                 e.detail = f"the same bytes as {kept.path} in domain {kept.domain}"
         if len({e.domain for e in group}) > 1:
             cross.append({"image_id": sha, "files": [{"domain": e.domain, "path": e.path, "label": e.label} for e in group]})
@@ -593,7 +595,7 @@ def _tables(
         "path": [e.path for e in rejected],
         "domain": [e.domain for e in rejected],
         "label": [e.label for e in rejected],
-        "reason": [e.reason for e in rejected],
+        "reason": [e.reason.value for e in rejected],
         "detail": [e.detail for e in rejected],
         "image_id": [e.image_id for e in rejected],
         "drop": [prev.drops.get(key(e), drop) for e in rejected],
@@ -620,7 +622,7 @@ def _summary(entries: list[_Entry], manifest: pl.DataFrame, cross: list[dict], p
         "files": len(entries),
         "manifest": manifest.height,
         "quarantine": int(sum(by_reason.values())),
-        "by_reason": {r: int(by_reason.get(r, 0)) for r in QUARANTINE_REASONS},
+        "by_reason": {r.value: int(by_reason.get(r, 0)) for r in QuarantineReason},
         "domains": {
             k: {**{f: v[f] for f in ("files", "manifest", "quarantine")}, "labels": dict(sorted(v["labels"].items()))}
             for k, v in sorted(domains.items())

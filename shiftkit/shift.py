@@ -96,15 +96,6 @@ def domain_scores(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0
     }
 
 
-def domain_auc(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0, c: float = 0.1) -> float:
-    """Cross-validated ROC AUC of a domain classifier (see ``domain_scores``).
-
-    Raises:
-        DataError: when a set has fewer rows than ``folds``.
-    """
-    return domain_scores(x, y, folds=folds, seed=seed, c=c)["auc"]
-
-
 def mmd_test(
     x: np.ndarray, y: np.ndarray, *, permutations: int = 500, seed: int = 0
 ) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Split assignment (train / bridge / dev / test), composition summary and leakage check.
 
-Strategies (design section 1):
+Strategies (the ``STRATEGIES`` table; docs/architecture.md says how to add one):
 
 - ``target`` (the default, the recipe): dev and test come only from the target domain; the rest of
   the target and every other domain form the training pool; the bridge is carved from that pool,
@@ -43,6 +43,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -358,6 +359,182 @@ def _quota(names: list[str], sizes: np.ndarray, total: int, caps: np.ndarray | N
     return np.array([got[k] for k in names], np.int64)
 
 
+CODE = {s: i for i, s in enumerate(SPLITS)}
+
+
+@dataclass
+class _Coded:
+    """The manifest's rows as integer codes, grouped by dup_group, and each group's split so far."""
+
+    rows: pl.DataFrame  # image_id, domain, label, group (strings)
+    label: np.ndarray  # per row, an index into label_names
+    domain: np.ndarray  # per row, an index into domain_names
+    label_names: list[str]
+    domain_names: list[str]
+    g: _Groups
+    n: np.ndarray  # images per group
+    glabel: np.ndarray  # each group's most common label
+    gdomain: np.ndarray  # each group's lowest domain code
+    target_only: np.ndarray  # groups whose every image is of the target domain
+    old_code: np.ndarray  # per row, the previous split's code or -1
+    assigned: np.ndarray  # per group, the split code decided so far or -1
+
+    def have(self, row_mask: np.ndarray, code: int, row_strat: np.ndarray, size: int) -> np.ndarray:
+        """Images per stratum of the rows in ``row_mask`` whose group already holds split ``code``."""
+        m = row_mask & (self.assigned[self.g.inverse] == code)
+        return np.bincount(row_strat[m], minlength=size).astype(np.int64)
+
+
+def _old_codes(rows: pl.DataFrame, old: pl.DataFrame | None, notes: list[str]) -> np.ndarray:
+    """Each row's split in the previous table (its code), -1 where it had none."""
+    if old is None:
+        return np.full(rows.height, -1, np.int64)
+    gone = old.join(rows.select("image_id"), on="image_id", how="anti").height
+    if gone:
+        notes.append(f"{gone:,} image(s) of the previous splits are no longer in the manifest and were dropped.")
+    joined = rows.select("image_id").join(old, on="image_id", how="left", maintain_order="left")
+    old_code = _codes(joined["old"], list(SPLITS))
+    return np.where(joined["old"].is_null().to_numpy(), -1, old_code)
+
+
+def _encode(rows: pl.DataFrame, params: SplitParams, old_code: np.ndarray) -> _Coded:
+    label_names = sorted(rows["label"].unique().to_list())
+    domain_names = sorted(rows["domain"].unique().to_list())
+    label = _codes(rows["label"], label_names)
+    domain = _codes(rows["domain"], domain_names)
+    g = _Groups.of(group_keys(rows["group"]))
+    is_target = (domain == domain_names.index(params.target_domain)).astype(np.int8)
+    return _Coded(
+        rows=rows, label=label, domain=domain, label_names=label_names, domain_names=domain_names, g=g,
+        n=g.sizes.astype(np.int64), glabel=_group_labels(g, label), gdomain=g.reduce(np.minimum, domain),
+        target_only=g.reduce(np.minimum, is_target).astype(bool), old_code=old_code,
+        assigned=g.reduce(np.maximum, old_code),  # a group with a previous split keeps it
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies: which groups dev and test may be drawn from
+
+
+def _target_pool(c: _Coded, params: SplitParams) -> tuple[np.ndarray, str]:
+    """The recipe: dev and test only from groups that hold nothing but target images."""
+    return c.target_only, f"the target domain {params.target_domain!r}"
+
+
+def _shuffle_pool(c: _Coded, params: SplitParams) -> tuple[np.ndarray, str]:
+    """The naive mix, kept to show why it is wrong: dev and test from every group."""
+    return np.ones_like(c.target_only), "the manifest"
+
+
+# A strategy is one function (groups eligible for dev/test, how to name them) and one entry here.
+STRATEGIES: dict[str, Callable[[_Coded, SplitParams], tuple[np.ndarray, str]]] = {
+    "target": _target_pool,
+    "shuffle": _shuffle_pool,
+}
+
+
+def _holdout_sizes(params: SplitParams, available: int, source: str) -> tuple[int, int]:
+    """The dev and test sizes asked for, checked against what ``source`` holds."""
+    if available == 0:
+        raise DataError(
+            f"The target domain {params.target_domain!r} has no image that can go to dev or test: every one is a "
+            f"near copy of an image of another domain."
+        )
+    dev_n = requested_size(params.dev, available)
+    test_n = requested_size(params.test, available)
+    for name, k in (("dev", dev_n), ("test", test_n)):
+        if k < 1:
+            raise DataError(
+                f"The 'split.{name}' size {getattr(params, name)!r} of {available} images in {source} "
+                f"gives an empty {name} set; ask for a larger fraction or a count >= 1."
+            )
+    if dev_n + test_n > available:
+        raise DataError(
+            f"dev ({dev_n}) + test ({test_n}) = {dev_n + test_n} images were asked for, but {source} "
+            f"holds only {available} usable images; lower split.dev / split.test."
+        )
+    return dev_n, test_n
+
+
+def _draw_holdout(c: _Coded, params: SplitParams, notes: list[str]) -> tuple[int, int]:
+    """Fill dev and test from the strategy's groups, stratified by label; the sizes asked for."""
+    eligible, source = STRATEGIES[params.strategy](c, params)
+    dev_n, test_n = _holdout_sizes(params, int(c.n[eligible].sum()), source)
+    # Quotas follow the images' own labels (a group of near copies may mix labels); groups are
+    # then drawn into the stratum of their most common label.
+    row_elig = eligible[c.g.inverse]
+    per_label = np.bincount(c.label[row_elig], minlength=len(c.label_names)).astype(np.int64)
+    rare = [lab for lab, k in zip(c.label_names, per_label.tolist()) if 0 < k < params.min_per_label]
+    if rare:
+        notes.append(
+            f"Label(s) {', '.join(map(repr, rare))} have fewer than {params.min_per_label} images in {source} "
+            f"(split.min_per_label): too few to stratify, so they are pooled into one stratum "
+            f"'{RARE}' and sampled without regard to label."
+        )
+    strata_names = c.label_names + [RARE]
+    rare_codes = [c.label_names.index(r) for r in rare]
+    stratum = np.where(np.isin(c.glabel, rare_codes), len(c.label_names), c.glabel)
+    row_stratum = np.where(np.isin(c.label, rare_codes), len(c.label_names), c.label)
+    sizes = np.bincount(row_stratum[row_elig], minlength=len(strata_names)).astype(np.int64)
+    dev_q = _quota(strata_names, sizes, dev_n)
+    test_q = _quota(strata_names, sizes, test_n, sizes - dev_q)
+    k = len(strata_names)
+    wants = [
+        (CODE["dev"], np.maximum(0, dev_q - c.have(row_elig, CODE["dev"], row_stratum, k))),
+        (CODE["test"], np.maximum(0, test_q - c.have(row_elig, CODE["test"], row_stratum, k))),
+    ]
+    salt = np.uint64(_blake64(f"shiftkit-split:{params.seed}:holdout"))
+    _fill(c.assigned, eligible & (c.assigned < 0), stratum, _mix(c.g.keys ^ salt), c.n, wants)
+    return dev_n, test_n
+
+
+def _draw_bridge(c: _Coded, params: SplitParams) -> int:
+    """Carve the bridge from the training pool, stratified by (domain, label); the size asked for."""
+    in_pool = c.assigned <= CODE["bridge"]  # unassigned (-1), train or bridge
+    pool_n = int(c.n[in_pool].sum())
+    bridge_n = requested_size(params.bridge, pool_n)
+    if bridge_n >= pool_n:
+        raise DataError(
+            f"The bridge ({bridge_n} images, split.bridge = {params.bridge!r}) would take the whole "
+            f"training pool of {pool_n} images; lower split.bridge."
+        )
+    if bridge_n < 1:
+        raise DataError(
+            f"The 'split.bridge' size {params.bridge!r} of a training pool of {pool_n} images gives an "
+            f"empty bridge; ask for a larger fraction or a count >= 1."
+        )
+    nl = len(c.label_names)
+    bstratum = c.gdomain * nl + c.glabel
+    row_bstratum = c.domain * nl + c.label
+    row_pool = in_pool[c.g.inverse]
+    bnames = [f"{d}\x00{lab}" for d in c.domain_names for lab in c.label_names]
+    bsizes = np.bincount(row_bstratum[row_pool], minlength=len(bnames)).astype(np.int64)
+    bridge_q = _quota(bnames, bsizes, bridge_n)
+    have = c.have(row_pool, CODE["bridge"], row_bstratum, len(bnames))
+    salt = np.uint64(_blake64(f"shiftkit-split:{params.seed}:bridge"))
+    _fill(c.assigned, in_pool & (c.assigned < 0), bstratum, _mix(c.g.keys ^ salt), c.n,
+          [(CODE["bridge"], np.maximum(0, bridge_q - have))])
+    return bridge_n
+
+
+def _check_filled(c: _Coded, asked: dict[str, int], notes: list[str]) -> None:
+    """Note a split that holds fewer images than asked for; fail on an empty one."""
+    filled = np.bincount(c.assigned, weights=c.n, minlength=len(SPLITS)).astype(np.int64)
+    for name in ("dev", "test", "bridge"):
+        got = int(filled[CODE[name]])
+        if 0 < got < asked[name]:
+            notes.append(
+                f"{name} holds {got:,} of the {asked[name]:,} images asked for: the rest of "
+                f"some labels is in groups of near copies too large to fit (the largest has {int(c.n.max()):,} "
+                f"images), which stay in train. A smaller ingest.near_dup_radius makes smaller groups."
+            )
+        if got == 0:
+            raise DataError(
+                f"The {name} set is empty: every group of near copies it could take is larger than the "
+                f"{asked[name]} image(s) asked for; ask for more."
+            )
+
+
 def assign(
     manifest: pl.DataFrame,
     params: SplitParams | None = None,
@@ -382,134 +559,30 @@ def assign(
     notes: list[str] = []
     rows = _prepare(manifest, params)
     old, reshuffled = _previous(previous, previous_settings, params, notes)
-    code_of = {s: i for i, s in enumerate(SPLITS)}
-    if old is not None:
-        gone = old.join(rows.select("image_id"), on="image_id", how="anti").height
-        if gone:
-            notes.append(f"{gone:,} image(s) of the previous splits are no longer in the manifest and were dropped.")
-        joined = rows.select("image_id").join(old, on="image_id", how="left", maintain_order="left")
-        old_code = _codes(joined["old"], list(SPLITS))
-        old_code = np.where(joined["old"].is_null().to_numpy(), -1, old_code)
-    else:
-        old_code = np.full(rows.height, -1, np.int64)
-    target = params.target_domain
-    label_names = sorted(rows["label"].unique().to_list())
-    domain_names = sorted(rows["domain"].unique().to_list())
-    label = _codes(rows["label"], label_names)
-    domain = _codes(rows["domain"], domain_names)
+    c = _encode(rows, params, _old_codes(rows, old, notes))
+    dev_n, test_n = _draw_holdout(c, params, notes)
+    bridge_n = _draw_bridge(c, params)
+    c.assigned[c.assigned < 0] = CODE["train"]
+    _check_filled(c, {"dev": dev_n, "test": test_n, "bridge": bridge_n}, notes)
+    return _result(c, params, notes, reshuffled)
 
-    g = _Groups.of(group_keys(rows["group"]))
-    n = g.sizes.astype(np.int64)
-    glabel = _group_labels(g, label)
-    gdomain = g.reduce(np.minimum, domain)
-    target_only = g.reduce(np.minimum, (domain == domain_names.index(target)).astype(np.int8)).astype(bool)
-    assigned = g.reduce(np.maximum, old_code)  # a group with a previous split keeps it
-    salt_hold = np.uint64(_blake64(f"shiftkit-split:{params.seed}:holdout"))
-    salt_bridge = np.uint64(_blake64(f"shiftkit-split:{params.seed}:bridge"))
 
-    # --- dev and test -------------------------------------------------------------------------
-    eligible = target_only if params.strategy == "target" else np.ones_like(target_only)
-    source = f"the target domain {target!r}" if params.strategy == "target" else "the manifest"
-    available = int(n[eligible].sum())
-    if available == 0:
-        raise DataError(
-            f"The target domain {target!r} has no image that can go to dev or test: every one is a "
-            f"near copy of an image of another domain."
-        )
-    dev_n = requested_size(params.dev, available)
-    test_n = requested_size(params.test, available)
-    for name, k in (("dev", dev_n), ("test", test_n)):
-        if k < 1:
-            raise DataError(
-                f"The 'split.{name}' size {getattr(params, name)!r} of {available} images in {source} "
-                f"gives an empty {name} set; ask for a larger fraction or a count >= 1."
-            )
-    if dev_n + test_n > available:
-        raise DataError(
-            f"dev ({dev_n}) + test ({test_n}) = {dev_n + test_n} images were asked for, but {source} "
-            f"holds only {available} usable images; lower split.dev / split.test."
-        )
-    # Quotas follow the images' own labels and domains (a group of near copies may mix labels);
-    # groups are then drawn into the stratum of their most common label.
-    row_elig = eligible[g.inverse]
-    per_label = np.bincount(label[row_elig], minlength=len(label_names)).astype(np.int64)
-    rare = [lab for lab, k in zip(label_names, per_label.tolist()) if 0 < k < params.min_per_label]
-    if rare:
-        notes.append(
-            f"Label(s) {', '.join(map(repr, rare))} have fewer than {params.min_per_label} images in {source} "
-            f"(split.min_per_label): too few to stratify, so they are pooled into one stratum "
-            f"'{RARE}' and sampled without regard to label."
-        )
-    strata_names = label_names + [RARE]
-    rare_codes = [label_names.index(r) for r in rare]
-    stratum = np.where(np.isin(glabel, rare_codes), len(label_names), glabel)
-    row_stratum = np.where(np.isin(label, rare_codes), len(label_names), label)
-    sizes = np.bincount(row_stratum[row_elig], minlength=len(strata_names)).astype(np.int64)
-    dev_q = _quota(strata_names, sizes, dev_n)
-    test_q = _quota(strata_names, sizes, test_n, sizes - dev_q)
-
-    def have(row_mask: np.ndarray, code: int, row_strat: np.ndarray, size: int) -> np.ndarray:
-        m = row_mask & (assigned[g.inverse] == code)
-        return np.bincount(row_strat[m], minlength=size).astype(np.int64)
-
-    wants = [
-        (code_of["dev"], np.maximum(0, dev_q - have(row_elig, code_of["dev"], row_stratum, len(strata_names)))),
-        (code_of["test"], np.maximum(0, test_q - have(row_elig, code_of["test"], row_stratum, len(strata_names)))),
-    ]
-    _fill(assigned, eligible & (assigned < 0), stratum, _mix(g.keys ^ salt_hold), n, wants)
-
-    # --- bridge from the training pool ----------------------------------------------------------
-    in_pool = assigned <= code_of["bridge"]  # unassigned (-1), train or bridge
-    pool_n = int(n[in_pool].sum())
-    bridge_n = requested_size(params.bridge, pool_n)
-    if bridge_n >= pool_n:
-        raise DataError(
-            f"The bridge ({bridge_n} images, split.bridge = {params.bridge!r}) would take the whole "
-            f"training pool of {pool_n} images; lower split.bridge."
-        )
-    if bridge_n < 1:
-        raise DataError(
-            f"The 'split.bridge' size {params.bridge!r} of a training pool of {pool_n} images gives an "
-            f"empty bridge; ask for a larger fraction or a count >= 1."
-        )
-    bstratum = gdomain * len(label_names) + glabel
-    row_bstratum = domain * len(label_names) + label
-    row_pool = in_pool[g.inverse]
-    bnames = [f"{d}\x00{lab}" for d in domain_names for lab in label_names]
-    bsizes = np.bincount(row_bstratum[row_pool], minlength=len(bnames)).astype(np.int64)
-    bridge_q = _quota(bnames, bsizes, bridge_n)
-    bwants = [(code_of["bridge"], np.maximum(0, bridge_q - have(row_pool, code_of["bridge"], row_bstratum, len(bnames))))]
-    _fill(assigned, in_pool & (assigned < 0), bstratum, _mix(g.keys ^ salt_bridge), n, bwants)
-    assigned[assigned < 0] = code_of["train"]
-    filled = np.bincount(assigned, weights=n, minlength=len(SPLITS)).astype(np.int64)
-    asked = {"dev": dev_n, "test": test_n, "bridge": bridge_n}
-    for name in ("dev", "test", "bridge"):
-        if 0 < filled[code_of[name]] < asked[name]:
-            notes.append(
-                f"{name} holds {filled[code_of[name]]:,} of the {asked[name]:,} images asked for: the rest of "
-                f"some labels is in groups of near copies too large to fit (the largest has {int(n.max()):,} "
-                f"images), which stay in train. A smaller ingest.near_dup_radius makes smaller groups."
-            )
-        if filled[code_of[name]] == 0:
-            raise DataError(
-                f"The {name} set is empty: every group of near copies it could take is larger than the "
-                f"{ {'dev': dev_n, 'test': test_n, 'bridge': bridge_n}[name] } image(s) asked for; ask for more."
-            )
-
-    split_code = np.where(old_code >= 0, old_code, assigned[g.inverse])
-    _check_codes(rows, split_code, g)
-    table = rows.select(
+def _result(c: _Coded, params: SplitParams, notes: list[str], reshuffled: bool) -> SplitResult:
+    """The splits table (checked for leakage), its composition and the notes, as warnings too."""
+    split_code = np.where(c.old_code >= 0, c.old_code, c.assigned[c.g.inverse])
+    _check_codes(c.rows, split_code, c.g)
+    table = c.rows.select(
         "image_id",
         pl.Series("split", split_code).replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String),
         "group",
         "domain",
         "label",
     )
-    kept = int((old_code >= 0).sum())
+    kept = int((c.old_code >= 0).sum())
     for note in notes:
-        warnings.warn(note, SplitWarning, stacklevel=2)
+        warnings.warn(note, SplitWarning, stacklevel=3)
     composition = summarize_codes(
-        split_code, domain, label, domain_names, label_names, params, notes, kept=kept, reshuffled=reshuffled
+        split_code, c.domain, c.label, c.domain_names, c.label_names, params, notes, kept=kept, reshuffled=reshuffled
     )
     return SplitResult(
         table=table,
@@ -577,16 +650,6 @@ def check_leakage(table: pl.DataFrame, *, limit: int = 10) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # composition
-
-
-def summarize(table: pl.DataFrame, params: SplitParams, notes=(), *, kept: int = 0, reshuffled: bool = False) -> dict[str, Any]:
-    """The composition of a splits table (image_id, split, domain, label); see summarize_codes."""
-    labels = sorted(table["label"].unique().to_list())
-    domains = sorted(table["domain"].unique().to_list())
-    return summarize_codes(
-        _codes(table["split"], list(SPLITS)), _codes(table["domain"], domains), _codes(table["label"], labels),
-        domains, labels, params, notes, kept=kept, reshuffled=reshuffled,
-    )
 
 
 def summarize_codes(
@@ -718,11 +781,11 @@ def read_manifest_columns(path: str | Path, columns: list[str]) -> pl.DataFrame:
 
 
 def write_splits(table: pl.DataFrame, path: str | Path) -> Path:
-    """Write a splits table atomically, schema-checked and byte-stable.
+    """Write a splits table atomically, schema-checked and byte-stable (``io.write_table``).
 
-    Unlike ``io.write_table`` this uses zstd level 1 without column statistics: two columns of
-    random sha256 hex do not compress and their min/max statistics are useless, and on a million
-    rows this takes the write from about 0.6 s to 0.2 s (benchmarks/split.py).
+    With zstd level 1 and no column statistics: two columns of random sha256 hex do not
+    compress and their min/max statistics are useless, and on a million rows this takes the
+    write from about 0.6 s to 0.2 s (benchmarks/split.py).
 
     Raises:
         SchemaError: when a required column is missing.

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def reference(example_folders, tmp_path_factory):
     """The example ingested and split: (manifest path, splits path, dev rows with their files)."""
     out = tmp_path_factory.mktemp("reference")
-    ingest({"web": example_folders / "web", "target": example_folders / "target"}, out / "manifest", show=False)
+    ingest({"web": example_folders / "web", "target": example_folders / "target"}, out / "manifest")
     manifest_path = out / "manifest" / "manifest.parquet"
     run_split(manifest_path, out / "splits")
     manifest = read_table(manifest_path, MANIFEST)
@@ -281,10 +281,10 @@ def _ingested_drops(root: Path, second: Path | None) -> Path:
     tx, ty = helpers.digits(150)
     helpers.write_folder(root / "raw" / "target", tx, ty, prefix="digit")
     domains = {"web": root / "raw" / "web", "target": root / "raw" / "target"}
-    ingest(domains, root / "manifest", show=False)
+    ingest(domains, root / "manifest")
     run_split(root / "manifest" / "manifest.parquet", root / "splits")
     if second is not None:
-        ingest(domains, root / "manifest", show=False)
+        ingest(domains, root / "manifest")
     return root / "manifest" / "manifest.parquet"
 
 
@@ -307,7 +307,7 @@ def test_latest_drop_with_a_copy_of_a_dev_image_fails_the_pipeline_gate(tmp_path
     src = image_paths(dev_row, manifest)[0]
     dest = tmp_path / "raw" / "web" / str(dev_row["label"][0]) / "copy.jpg"
     Image.open(src).resize((16, 16), Image.BILINEAR).save(dest, quality=90)
-    ingest({"web": tmp_path / "raw" / "web", "target": tmp_path / "raw" / "target"}, tmp_path / "manifest", show=False)
+    ingest({"web": tmp_path / "raw" / "web", "target": tmp_path / "raw" / "target"}, tmp_path / "manifest")
     code = main(
         ["check", "--latest", "--reference", str(manifest), "--splits", str(tmp_path / "splits" / "splits.parquet"),
          "--out", str(tmp_path / "c")]

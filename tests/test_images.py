@@ -7,6 +7,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from shiftkit import images
 from shiftkit.errors import ImageDecodeError
+from shiftkit.schema import QUARANTINE_REASONS, QuarantineReason
 from tests import helpers
 
 
@@ -183,3 +184,20 @@ def test_blur_is_the_variance_of_the_mirrored_laplacian():
         w = images.working_image(a)
         ref = cv2.Laplacian(w, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).astype(np.float64).var()
         assert images.measure(a)["blur"] == pytest.approx(ref, rel=1e-5, abs=1e-12)
+
+
+def test_decode_errors_carry_a_member_of_the_one_quarantine_vocabulary():
+    with pytest.raises(ImageDecodeError) as info:
+        images.decode(b"")
+    assert info.value.reason is QuarantineReason.EMPTY
+    with pytest.raises(TypeError, match="QuarantineReason"):
+        ImageDecodeError("emtpy", "a typo is not a reason")
+
+
+def test_the_reason_enum_knows_corrupt_and_byte_decided_reasons():
+    corrupt = {r.value for r in QuarantineReason if r.corrupt}
+    from_bytes = {r.value for r in QuarantineReason if r.from_bytes}
+    assert {"empty", "truncated", "unreadable"} <= corrupt
+    assert "too_small" in from_bytes and "too_small" not in corrupt  # a policy, decided by decoding
+    assert not {"duplicate", "conflicting_label", "outside_root"} & (corrupt | from_bytes)
+    assert QUARANTINE_REASONS == tuple(r.value for r in QuarantineReason)

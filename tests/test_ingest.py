@@ -1,3 +1,4 @@
+import contextvars
 import shutil
 import time
 import tracemalloc
@@ -8,6 +9,7 @@ import pytest
 
 from shiftkit import cli, ingest as ingest_mod
 from shiftkit.config import IngestParams
+from shiftkit.console import output_to, stderr_console
 from shiftkit.errors import ConfigError, DataError, InputPathError
 from shiftkit.schema import QUARANTINE_REASONS
 from tests import helpers
@@ -19,7 +21,7 @@ def messy(tmp_path_factory):
     root = tmp_path_factory.mktemp("messy")
     expected = messy_folder(root)
     out = root / "out"
-    result = ingest_mod.ingest({"web": root / "web", "target": root / "target"}, out, workers=1, show=False)
+    result = ingest_mod.ingest({"web": root / "web", "target": root / "target"}, out, workers=1)
     return root, expected, out, result
 
 
@@ -107,7 +109,7 @@ def test_two_runs_give_byte_identical_tables_whatever_the_workers(messy, tmp_pat
     root, _, out, _ = messy
     other = root / "out_again"
     shutil.rmtree(other, ignore_errors=True)
-    ingest_mod.ingest({"web": root / "web", "target": root / "target"}, other, workers=2, show=False)
+    ingest_mod.ingest({"web": root / "web", "target": root / "target"}, other, workers=2)
     for name in ("manifest.parquet", "quarantine.parquet", "summary.json"):
         assert (out / name).read_bytes() == (other / name).read_bytes(), name
 
@@ -116,9 +118,9 @@ def test_rerun_with_nothing_new_is_byte_identical_and_decodes_nothing(tmp_path):
     x, y = helpers.mnist(30, offset=500)
     helpers.write_folder(tmp_path / "web", x, y)
     out = tmp_path / "out"
-    first = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    first = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    second = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    second = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     assert first.decoded == 30 and second.decoded == 0 and second.new_files == 0
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -127,11 +129,11 @@ def test_new_files_get_a_new_drop_and_only_they_are_decoded(tmp_path):
     x, y = helpers.mnist(40, offset=700)
     helpers.write_folder(tmp_path / "web", x[:30], y[:30])
     out = tmp_path / "out"
-    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     old = pl.read_parquet(out / "manifest.parquet")
     helpers.write_folder(tmp_path / "web", x[30:], y[30:], prefix="new")
     (tmp_path / "web" / "0" / "bad.jpg").write_bytes(b"<html></html>")
-    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     man, qua = _tables(out)
     assert res.drop == 2 and res.decoded == 11 and res.new_files == 11
     assert set(man.filter(pl.col("drop") == 2)["path"].str.split("/").list.get(1).str.head(3)) == {"new"}
@@ -147,9 +149,9 @@ def test_vanished_files_leave_the_tables(tmp_path):
     x, y = helpers.mnist(20, offset=900)
     paths = helpers.write_folder(tmp_path / "web", x, y)
     out = tmp_path / "out"
-    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     paths[0].unlink()
-    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     man, _ = _tables(out)
     assert res.vanished == 1 and res.new_files == 0 and res.drop == 1
     assert man.height == 19 and paths[0].relative_to(tmp_path / "web").as_posix() not in man["path"].to_list()
@@ -169,7 +171,7 @@ def test_listing_rows_resolve_against_the_listing_folder(tmp_path, suffix):
     listing = data / f"list.{suffix}"
     df = pl.DataFrame(rows)
     df.write_csv(listing) if suffix == "csv" else df.write_parquet(listing)
-    ingest_mod.ingest({}, tmp_path / "out", listing=listing, workers=1, show=False)
+    ingest_mod.ingest({}, tmp_path / "out", listing=listing, workers=1)
     man, qua = _tables(tmp_path / "out")
     assert sorted(man.select("domain", "label").iter_rows()) == [("target", "b"), ("web", "a")]
     assert set(man["root"]) == {"../data"}
@@ -180,9 +182,9 @@ def test_params_decide_too_small_and_reused_verdicts_follow_them(tmp_path):
     x, y = helpers.mnist(2, offset=1300)
     helpers.write_folder(tmp_path / "web", x, y)
     out = tmp_path / "out"
-    ingest_mod.ingest({"web": tmp_path / "web"}, out, params=IngestParams(min_size=30), workers=1, show=False)
+    ingest_mod.ingest({"web": tmp_path / "web"}, out, params=IngestParams(min_size=30), workers=1)
     assert set(pl.read_parquet(out / "quarantine.parquet")["reason"]) == {"too_small"}
-    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, params=IngestParams(min_size=8), workers=1, show=False)
+    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, params=IngestParams(min_size=8), workers=1)
     assert res.accepted == 2 and res.decoded == 2
 
 
@@ -198,7 +200,7 @@ def test_params_decide_too_small_and_reused_verdicts_follow_them(tmp_path):
 )
 def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        ingest_mod.ingest(out=tmp_path / "out", show=False, **kwargs)
+        ingest_mod.ingest(out=tmp_path / "out", **kwargs)
 
 
 def test_listing_without_a_column_is_refused(tmp_path):
@@ -278,8 +280,8 @@ def test_output_folder_inside_a_root_is_not_ingested(tmp_path):
     x, y = helpers.mnist(6, offset=1700)
     helpers.write_folder(tmp_path / "web", x, y)
     out = tmp_path / "web" / "manifest"
-    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
-    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1, show=False)
+    ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
+    res = ingest_mod.ingest({"web": tmp_path / "web"}, out, workers=1)
     assert res.files == 6 and res.quarantined == 0 and res.new_files == 0
 
 
@@ -288,10 +290,11 @@ def test_progress_bar_and_summary_reach_stderr(tmp_path, capsys, monkeypatch):
     x, y = helpers.mnist(12, offset=1800)
     helpers.write_folder(tmp_path / "web", x, y)
     (tmp_path / "web" / "stray.txt").write_text("x")
-    from shiftkit.console import output_to, stderr_console
-
-    with output_to(stderr_console()):  # what the command line turns on (the library is quiet)
-        ingest_mod.ingest({"web": tmp_path / "web"}, tmp_path / "out", workers=1, show=True)
+    # a library caller (a fresh context: no CLI turned output on) sees nothing unless it asks
+    contextvars.Context().run(ingest_mod.ingest, {"web": tmp_path / "web"}, tmp_path / "quiet", workers=1)
+    assert capsys.readouterr().err == ""
+    with output_to(stderr_console()):
+        ingest_mod.ingest({"web": tmp_path / "web"}, tmp_path / "out", workers=1)
     err = capsys.readouterr().err
     assert "ingest" in err and "12/12" in err  # the bar's final count
     assert "quarantine: stray_file" in err and "13" in err

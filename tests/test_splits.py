@@ -291,11 +291,11 @@ def test_second_drop_through_real_ingest_keeps_every_split(example_folders, tmp_
     data = tmp_path / "raw"
     shutil.copytree(example_folders, data)
     domains = {"web": data / "web", "target": data / "target"}
-    ingest(domains, tmp_path / "manifest", show=False)
+    ingest(domains, tmp_path / "manifest")
     first = splits.run_split(tmp_path / "manifest" / "manifest.parquet", tmp_path / "splits")
     x, y = helpers.mnist(1000, offset=10000)
     helpers.write_folder(data / "web", x, y, prefix="drop2")
-    ingest(domains, tmp_path / "manifest", show=False)
+    ingest(domains, tmp_path / "manifest")
     manifest = read_table(tmp_path / "manifest" / "manifest.parquet", MANIFEST)
     assert sorted(manifest["drop"].unique().to_list()) == [1, 2]
     second = splits.run_split(tmp_path / "manifest" / "manifest.parquet", tmp_path / "splits")
@@ -306,14 +306,14 @@ def test_second_drop_through_real_ingest_keeps_every_split(example_folders, tmp_
     assert held["domain"].unique().to_list() == ["target"]
 
 
-def test_fresh_ignores_previous_splits_and_summarize_matches(example, tmp_path):
+def test_fresh_ignores_previous_splits(example, tmp_path):
     write_table(full_manifest(example), tmp_path / "m.parquet", MANIFEST)
     first = splits.run_split(tmp_path / "m.parquet", tmp_path / "s")
     again = splits.run_split(tmp_path / "m.parquet", tmp_path / "s")
     fresh = splits.run_split(tmp_path / "m.parquet", tmp_path / "s", fresh=True)
     assert again.kept == example.height and fresh.kept == 0
     assert _split_of(fresh) == _split_of(first)  # same seed and sizes: the same draw
-    assert splits.summarize(first.table, SplitParams())["counts"] == first.composition["counts"]
+    assert fresh.composition["counts"] == first.composition["counts"]
 
 
 @pytest.mark.parametrize(
