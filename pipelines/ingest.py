@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
-        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=params.ingest)
+        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=params.ingest,
+                     keep_domain=params.split.target_domain)
         return (f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined "
                 f"(drop {res.drop})")
 

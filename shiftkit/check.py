@@ -7,7 +7,8 @@ registered rule looks at the drop against the reference and returns findings wit
   of a dev or test image (leakage), a label the reference lacks (unless allowed), conflicting
   labels;
 - ``warning`` informs the reviewer: copies of training images, a class whose share moves by more
-  than ``check.class_share``, property drift against the same domain of the reference (two-sample
+  than ``check.class_share``, files quarantined for another reason than corruption (each named
+  with its reason: a link outside the root, a name that is not UTF-8, ...), property drift against the same domain of the reference (two-sample
   KS statistic *and* an effect size, Cohen's d, both above thresholds; Wasserstein distance and
   the p-value are reported too), tiny images;
 - ``info`` records what was measured.
@@ -34,7 +35,7 @@ from rich.console import Console
 from shiftkit.config import CheckParams, Params
 from shiftkit.console import output_to
 from shiftkit.errors import CheckFailed, DataError, InputPathError, RegistryError
-from shiftkit.io import image_paths, read_table, write_json, write_text
+from shiftkit.io import image_paths, read_table, replace_dir, write_json, write_text
 from shiftkit.schema import MANIFEST, QUARANTINE, SPLITS_TABLE, QuarantineReason
 
 Severity = Literal["error", "warning", "info"]
@@ -181,6 +182,31 @@ def corrupt_files(ctx: CheckContext) -> list[Finding]:
             f"(check.max_corrupt) is {limit:.1%}.",
             _files(f"{f} ({r})" for f, r in q.select("file", "reason").iter_rows()),
             {"corrupt": q.height, "files": total, "share": round(share, 6), "limit": limit, "reasons": reasons},
+        )
+    ]
+
+
+# quarantine reasons that other rules report (corrupt files, conflicting labels, too small)
+_REPORTED_ELSEWHERE = (*CORRUPT_REASONS, QuarantineReason.CONFLICTING_LABEL.value, QuarantineReason.TOO_SMALL.value)
+
+
+@rule("quarantined")
+def quarantined_files(ctx: CheckContext) -> list[Finding]:
+    """Files left out for a reason that is not corruption (links outside the root, stray files,
+    names that are not UTF-8, duplicates): each named with its reason, for the reviewer."""
+    q = ctx.quarantine.filter(~pl.col("reason").is_in(_REPORTED_ELSEWHERE))
+    if q.height == 0:
+        return []
+    reasons = dict(q.group_by("reason").len().sort("reason").iter_rows())
+    return [
+        Finding(
+            "quarantined",
+            "warning",
+            f"{q.height} file(s) of the drop were quarantined ("
+            + ", ".join(f"{k} {v}" for k, v in reasons.items())
+            + "); they are not in the manifest.",
+            _files(f"{f} ({r}: {d})" for f, r, d in q.select("file", "reason", "detail").iter_rows()),
+            {"files": q.height, "reasons": reasons},
         )
     ]
 
@@ -671,8 +697,9 @@ def _conclude(report: CheckReport, out: str | Path | None, raise_on_fail: bool, 
         CheckFailed: when a finding is an error and ``raise_on_fail``.
     """
     if out is not None:
-        write_json(Path(out) / "check.json", report.to_dict())
-        write_text(Path(out) / "check.md", report.markdown())
+        with replace_dir(out, owned=("check.json", "check.md")) as tmp:  # the two files as one set
+            write_json(tmp / "check.json", report.to_dict())
+            write_text(tmp / "check.md", report.markdown())
     if raise_on_fail and report.errors:
         first = report.errors[0]
         raise CheckFailed(

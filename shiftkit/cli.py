@@ -131,7 +131,7 @@ def ingest_command(
     p = load_params(params)
     use_engine(p, engine)
     roots = parse_assignments(domain, "--domain")
-    ingest(roots, out, listing=listing, params=p.ingest, workers=workers)
+    ingest(roots, out, listing=listing, params=p.ingest, workers=workers, keep_domain=p.split.target_domain)
 
 
 @app.command("example")

@@ -496,6 +496,14 @@ def _phash_batch(works: np.ndarray) -> np.ndarray:
     return np.packbits(low > median[:, None], axis=1).view(">u8").ravel().astype(np.uint64)
 
 
+def thumbnail(work: np.ndarray, size: int = 8) -> bytes:
+    """The ``size`` x ``size`` uint8 grey thumbnail (block means) of a uint8 working image, as bytes.
+
+    The second measure that confirms a near copy found by the phash (``dedup.group_ids``).
+    """
+    return cv2.resize(np.ascontiguousarray(work), (size, size), interpolation=cv2.INTER_AREA).tobytes()
+
+
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two 64-bit hashes."""
     return (a ^ b).bit_count()

@@ -7,15 +7,18 @@ Every regular file or link under a domain's root ends up exactly once in one of 
 How a run goes:
 
 1. Enumerate (main process, cheap): ``ROOT/<label>/<file>`` is the ImageFolder layout; files at
-   another depth are ``stray_file``; links that resolve outside the root ``outside_root``;
+   another depth are ``stray_file``; names that are not UTF-8 ``name_not_utf8`` (shown escaped);
+   links that resolve outside the root ``outside_root``;
    broken links and non-regular files ``unreadable``. Listing rows resolve against the
    listing's own folder, which is their root.
 2. Read, hash and decode (worker processes, ``shiftkit.parallel``): workers get paths and send
    back small records. A file whose sha256 the previous run already decoded (good or bad) is
    only read and hashed, not decoded again: re-runs cost a read per known file.
 3. Decide (main process): exact copies of the same bytes (``duplicate``, the kept file named in
-   ``detail``), the same bytes under two labels (``conflicting_label``, every copy), copies
-   across domains (in the summary), near duplicates (``dup_group``), and data drops.
+   ``detail``; across domains the target domain's copy is kept), the same bytes under two labels
+   (``conflicting_label``, every copy), copies across domains (in the summary), near duplicates
+   (``dup_group``: phash pairs within ``ingest.near_dup_radius`` confirmed by an 8x8 thumbnail,
+   see ``dedup.group_ids``), and data drops.
 
 Incremental runs: the output folder's previous tables are the memory. An entry that was not
 there before (a new path, or new bytes at an old path) belongs to a new ``drop``; a manifest
@@ -48,7 +51,7 @@ from shiftkit.config import IngestParams
 from shiftkit.console import console, make_progress, rate_text
 from shiftkit.dedup import group_ids
 from shiftkit.errors import ConfigError, DataError, ImageDecodeError, InputPathError
-from shiftkit.io import ensure_dir, read_json, read_table, relative_root, write_json, write_table
+from shiftkit.io import ensure_dir, read_json, read_table, relative_root, replace_dir, write_json, write_table
 from shiftkit.parallel import imap, resolve_workers
 from shiftkit.schema import MANIFEST, QUARANTINE, QuarantineReason
 
@@ -66,6 +69,7 @@ _EXAMPLES = 50  # cross-domain copies listed by name in the summary
 
 _HEADER_FIELDS = ("width", "height", "format", "mode", "jpeg_quality")
 _PROP_FIELDS = ("phash", "blur", "brightness", "contrast", "effective_res", "noise", "extent")
+_FIELDS = (*_HEADER_FIELDS, *_PROP_FIELDS, "thumb")  # what a decoded file's record holds, in order
 
 
 @dataclass(slots=True)
@@ -80,7 +84,7 @@ class _Entry:
     reason: QuarantineReason | None = None
     detail: str = ""
     image_id: str | None = None
-    values: tuple | None = None  # header fields + properties, in _HEADER_FIELDS + _PROP_FIELDS order
+    values: tuple | None = None  # header fields, properties and thumbnail, in _FIELDS order
 
 
 @dataclass
@@ -110,6 +114,20 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name that holds bytes which are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(name: str) -> str:
+    """A printable UTF-8 form of a file name: its undecodable bytes as ``\\xff`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -> list[_Entry]:
     """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
 
@@ -123,13 +141,17 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
             with os.scandir(folder) as it:
                 names = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            rel = "/".join(parts) or "."
-            out.append(_Entry(domain, root, rel, parts[0] if parts else "", order, Reason.UNREADABLE, f"cannot list the folder: {exc.strerror or exc}"))
+            rel = _escaped("/".join(parts) or ".")
+            out.append(_Entry(domain, root, rel, _escaped(parts[0]) if parts else "", order, Reason.UNREADABLE, f"cannot list the folder: {exc.strerror or exc}"))
             return
         for e in names:
             rel_parts = (*parts, e.name)
             rel = "/".join(rel_parts)
             label = rel_parts[0] if len(rel_parts) >= 2 else ""
+            if not _is_utf8(rel) and not e.is_dir(follow_symlinks=False):
+                out.append(_Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8,
+                                  "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"))
+                continue
             entry = _Entry(domain, root, rel, label, order)
             if e.is_symlink():
                 target = os.path.realpath(e.path)
@@ -290,9 +312,9 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
             works.append(work)
             out.append((sha, "ok", (head.width, head.height, head.format, head.mode, head.jpeg_quality)))
     if works:
-        for idx, props in zip(pending, images.measure_batch(np.stack(works))):
+        for idx, work, props in zip(pending, works, images.measure_batch(np.stack(works))):
             sha, kind, head = out[idx]
-            out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS)))
+            out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS), images.thumbnail(work)))
     return out
 
 
@@ -350,7 +372,9 @@ def _load_previous(out: Path, params: IngestParams) -> _Previous:
     qua = read_table(q_path, QUARANTINE)
     # decoded values are reused only under the same decoding limits (min_size decides too_small)
     reuse = s_path.is_file() and read_json(s_path).get("decode_params") == _decode_settings(params)
-    cols = [*_HEADER_FIELDS, *_PROP_FIELDS]
+    if "thumb" not in man.columns:  # a manifest from before thumbnails: decode its files again
+        man, reuse = man.with_columns(thumb=pl.lit(None, pl.Binary)), False
+    cols = list(_FIELDS)
     for row in man.select(["image_id", "domain", "root", "path", "drop", *cols]).iter_rows():
         image_id, domain, root, path, drop = row[:5]
         if reuse:
@@ -405,13 +429,16 @@ def ingest(
     listing: str | os.PathLike[str] | None = None,
     params: IngestParams | None = None,
     workers: int | None = None,
+    keep_domain: str = "target",
 ) -> IngestResult:
     """Ingest domain folders (``{name: root}``, ImageFolder layout) and/or a listing into ``out``.
 
     Writes ``out/manifest.parquet``, ``out/quarantine.parquet`` and ``out/summary.json``; a
     previous run's outputs in ``out`` make this run incremental (see the module docstring).
-    ``workers`` overrides ``params.workers`` (0 = every core). The progress bar and the summary
-    table go to ``shiftkit.console`` (quiet unless the caller turned output on).
+    ``workers`` overrides ``params.workers`` (0 = every core). When the same bytes are in several
+    domains, the copy in ``keep_domain`` (the target domain, whose images are the scarce ones)
+    is kept and the others are quarantined as duplicates. The progress bar and the summary table
+    go to ``shiftkit.console`` (quiet unless the caller turned output on).
 
     Raises:
         ConfigError: on a bad domain name or no input at all.
@@ -423,7 +450,7 @@ def ingest(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _ingest(domains, out, listing=listing, params=params or IngestParams(), workers=workers)
+        return _ingest(domains, out, listing=listing, params=params or IngestParams(), workers=workers, keep=keep_domain)
     finally:
         if was_enabled:
             gc.enable()
@@ -488,6 +515,7 @@ def _ingest(
     listing: str | os.PathLike[str] | None,
     params: IngestParams,
     workers: int | None,
+    keep: str,
 ) -> IngestResult:
     t0 = time.perf_counter()
     roots = _check_inputs(domains, listing)
@@ -498,15 +526,17 @@ def _ingest(
     prev = _load_previous(out_dir, params)
     decoded = _decode_all([e for e in entries if e.reason is None], prev, params, n_workers)
 
-    cross = _resolve_copies(entries, prev, rel_roots)
+    cross = _resolve_copies(entries, prev, rel_roots, keep)
     manifest, quarantine, drop, new_files = _tables(entries, prev, rel_roots, params)
     current_keys = {(e.domain, rel_roots[e.root], e.path) for e in entries}
     vanished = len(prev.keys - current_keys)
 
     summary = _summary(entries, manifest, cross, params)
-    write_table(manifest, out_dir / MANIFEST_FILE, MANIFEST)
-    write_table(quarantine, out_dir / QUARANTINE_FILE, QUARANTINE)
-    write_json(out_dir / SUMMARY_FILE, summary)
+    # the previous tables were read above (the memory of drops): now the three files are replaced as one set
+    with replace_dir(out_dir, owned=(MANIFEST_FILE, QUARANTINE_FILE, SUMMARY_FILE)) as tmp:
+        write_table(manifest, tmp / MANIFEST_FILE, MANIFEST)
+        write_table(quarantine, tmp / QUARANTINE_FILE, QUARANTINE)
+        write_json(tmp / SUMMARY_FILE, summary)
     result = IngestResult(
         manifest_path=out_dir / MANIFEST_FILE,
         quarantine_path=out_dir / QUARANTINE_FILE,
@@ -526,8 +556,12 @@ def _ingest(
     return result
 
 
-def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str]) -> list[dict]:
-    """Quarantine exact copies among the accepted files; return the cross-domain copy groups."""
+def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str], keep: str) -> list[dict]:
+    """Quarantine exact copies among the accepted files; return the cross-domain copy groups.
+
+    The copy kept is the one in the domain ``keep`` (the target's images are the scarce ones),
+    then the one the previous run kept, then the earlier domain on the command line, then the path.
+    """
     by_sha: dict[str, list[_Entry]] = defaultdict(list)
     for e in entries:
         if e.reason is None and e.values is not None:
@@ -536,8 +570,10 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
     for sha, group in by_sha.items():
         if len(group) < 2:
             continue
-        # keep what the previous run kept, then the earlier domain on the command line, then the path
-        group.sort(key=lambda e: ((e.domain, rel_roots[e.root], e.path, sha) not in prev.drops, e.order, e.domain, e.path, str(e.root)))
+        group.sort(key=lambda e: (
+            e.domain != keep, (e.domain, rel_roots[e.root], e.path, sha) not in prev.drops, e.order, e.domain, e.path,
+            str(e.root),
+        ))
         labels = sorted({e.label for e in group})
         if len(labels) > 1:
             for e in group:
@@ -550,7 +586,9 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
             kept = group[0]
             for e in group[1:]:
                 e.reason = Reason.DUPLICATE
-                e.detail = f"the same bytes as {kept.path} in domain {kept.domain}"
+                e.detail = f"the same bytes as {kept.path} in domain {kept.domain}" + (
+                    f" (the {keep} domain's copy is kept)" if kept.domain == keep and e.domain != keep else ""
+                )
         if len({e.domain for e in group}) > 1:
             cross.append({"image_id": sha, "files": [{"domain": e.domain, "path": e.path, "label": e.label} for e in group]})
     cross.sort(key=lambda g: g["image_id"])
@@ -568,7 +606,7 @@ def _tables(
 
     accepted = [e for e in entries if e.reason is None]
     rejected = [e for e in entries if e.reason is not None]
-    fields = (*_HEADER_FIELDS, *_PROP_FIELDS)
+    fields = _FIELDS
     # transpose the records in C (zip) rather than appending field by field
     values = list(zip(*(e.values for e in accepted))) if accepted else [()] * len(fields)
     cols: dict[str, list] = {
@@ -580,11 +618,12 @@ def _tables(
         **{name: list(column) for name, column in zip(fields, values)},
         "drop": [prev.first_drop.get(e.image_id, drop) for e in accepted],
     }
-    schema = {**MANIFEST.columns}
+    schema = MANIFEST.all_columns()
     manifest = pl.DataFrame({c: v for c, v in cols.items()}, schema={c: schema[c] for c in cols})
     # near copies share the id of their earliest member, so old groups keep their names
     order = manifest.with_row_index("_row").sort(["drop", "image_id"])
-    groups = group_ids(order["image_id"].to_list(), order["phash"].to_numpy(), params.near_dup_radius)
+    thumbs = np.frombuffer(b"".join(order["thumb"].to_list()), np.uint8).reshape(order.height, -1)
+    groups = group_ids(order["image_id"].to_list(), order["phash"].to_numpy(), params.near_dup_radius, thumbs=thumbs)
     manifest = (
         order.with_columns(pl.Series("dup_group", groups, dtype=pl.String))
         .sort(["domain", "root", "path"])

@@ -15,6 +15,9 @@ import polars as pl
 from shiftkit.errors import SchemaError
 
 SPLITS = ("train", "bridge", "dev", "test")
+# The status of an image of another domain that is a near copy of a dev or test image: it is in no
+# split (never trained on, never evaluated). Readers of the splits table select splits by name.
+HELD_OUT_COPY = "held_out_copy"
 
 class QuarantineReason(StrEnum):
     """Why a file is in the quarantine: the one vocabulary of ingest, check and the decoder.
@@ -37,6 +40,7 @@ class QuarantineReason(StrEnum):
     UNREADABLE = "unreadable"  # the file cannot be opened (permissions, vanished, a broken link)
     DUPLICATE = "duplicate"  # the same bytes as a kept file; detail names the kept file
     CONFLICTING_LABEL = "conflicting_label"  # the same bytes under two different labels: every copy
+    NAME_NOT_UTF8 = "name_not_utf8"  # a file or folder name that is not valid UTF-8 (path shown escaped)
 
     @property
     def corrupt(self) -> bool:
@@ -108,7 +112,7 @@ MANIFEST = Table(
         "drop": pl.Int32(),  # which ingest run (data drop) brought the image, from 1
         "dup_group": pl.String(),  # exact or near copies share it (image_id of the first)
     },
-
+    optional={"thumb": pl.Binary()},  # 8x8 grey thumbnail (64 bytes) that confirms near copies
 )
 
 QUARANTINE = Table(
@@ -127,7 +131,7 @@ SPLITS_TABLE = Table(
     "splits",
     {
         "image_id": pl.String(),
-        "split": pl.String(),  # one of SPLITS
+        "split": pl.String(),  # one of SPLITS, or HELD_OUT_COPY
         "group": pl.String(),  # the dup_group that decided the split
     },
     optional={"domain": pl.String(), "label": pl.String()},

@@ -51,10 +51,9 @@ import polars as pl
 
 from shiftkit.config import SplitParams
 from shiftkit.errors import DataError
-from shiftkit.io import read_json, read_table, write_json, write_table, write_text
-from shiftkit.schema import MANIFEST, SPLITS, SPLITS_TABLE, validate
+from shiftkit.io import read_json, read_table, replace_dir, write_json, write_table, write_text
+from shiftkit.schema import HELD_OUT_COPY, MANIFEST, SPLITS, SPLITS_TABLE, validate
 
-TRAINING = ("train", "bridge")
 HELD_OUT = ("dev", "test")
 RARE = "(rare labels)"
 SPLITS_FILE = "splits.parquet"
@@ -170,7 +169,9 @@ class SplitResult:
         t = self.composition["totals"]
         sizes = ", ".join(f"{s} {t.get(s, {}).get('images', 0):,}" for s in SPLITS)
         how = "reshuffled" if self.reshuffled else f"kept {self.kept:,}, assigned {self.assigned:,}"
-        return f"split ({self.composition['settings']['strategy']}): {sizes} ({how})"
+        held = len(self.composition.get("held_out_copies", []))
+        copies = f"; {held:,} image(s) of other domains held out as near copies of dev/test images" if held else ""
+        return f"split ({self.composition['settings']['strategy']}): {sizes} ({how}){copies}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,6 +196,13 @@ def _prepare(manifest: pl.DataFrame, params: SplitParams) -> pl.DataFrame:
     for col in ("image_id", "domain", "label"):
         if rows[col].null_count():
             raise DataError(f"The manifest has {rows[col].null_count()} row(s) without a {col}; every image needs one.")
+    twice = rows.filter(pl.col("image_id").is_duplicated())
+    if twice.height:
+        ids = twice["image_id"].unique(maintain_order=True)
+        raise DataError(
+            f"The manifest lists {ids.len()} image_id(s) more than once (e.g. {ids[0][:16]}, {twice.height} rows): "
+            f"every image must appear once; re-run shiftkit ingest to rebuild it."
+        )
     domains = sorted(rows["domain"].unique().to_list())
     if params.target_domain not in domains:
         raise DataError(
@@ -219,13 +227,15 @@ def _previous(
             f"is assigned afresh."
         )
         return None, True
-    bad = previous.filter(~pl.col("split").is_in(SPLITS))
+    bad = previous.filter(~pl.col("split").is_in([*SPLITS, HELD_OUT_COPY]))
     if bad.height:
         raise DataError(
             f"The previous splits table gives image {bad['image_id'][0]} the split {bad['split'][0]!r}; "
-            f"expected one of {', '.join(SPLITS)}."
+            f"expected one of {', '.join(SPLITS)} or {HELD_OUT_COPY}."
         )
-    return previous.select("image_id", pl.col("split").alias("old")).unique("image_id", keep="first"), False
+    # a held-out copy had no split: it is judged afresh (its group may have left dev/test)
+    kept = previous.filter(pl.col("split").is_in(SPLITS))
+    return kept.select("image_id", pl.col("split").alias("old")).unique("image_id", keep="first"), False
 
 
 def _codes(values: pl.Series, names: list[str]) -> np.ndarray:
@@ -426,10 +436,19 @@ def _shuffle_pool(c: _Coded, params: SplitParams) -> tuple[np.ndarray, str]:
     return np.ones_like(c.target_only), "the manifest"
 
 
-# A strategy is one function (groups eligible for dev/test, how to name them) and one entry here.
-STRATEGIES: dict[str, Callable[[_Coded, SplitParams], tuple[np.ndarray, str]]] = {
-    "target": _target_pool,
-    "shuffle": _shuffle_pool,
+@dataclass(frozen=True)
+class Strategy:
+    """Which groups dev and test are drawn from, and whether dev and test must be target-only
+    (then an image of another domain in a dev/test group becomes a ``held_out_copy``)."""
+
+    pool: Callable[[_Coded, SplitParams], tuple[np.ndarray, str]]
+    target_only: bool
+
+
+# A new strategy is one function (the groups eligible for dev/test) and one entry here.
+STRATEGIES: dict[str, Strategy] = {
+    "target": Strategy(_target_pool, target_only=True),
+    "shuffle": Strategy(_shuffle_pool, target_only=False),
 }
 
 
@@ -458,7 +477,7 @@ def _holdout_sizes(params: SplitParams, available: int, source: str) -> tuple[in
 
 def _draw_holdout(c: _Coded, params: SplitParams, notes: list[str]) -> tuple[int, int]:
     """Fill dev and test from the strategy's groups, stratified by label; the sizes asked for."""
-    eligible, source = STRATEGIES[params.strategy](c, params)
+    eligible, source = STRATEGIES[params.strategy].pool(c, params)
     dev_n, test_n = _holdout_sizes(params, int(c.n[eligible].sum()), source)
     # Quotas follow the images' own labels (a group of near copies may mix labels); groups are
     # then drawn into the stratum of their most common label.
@@ -567,23 +586,56 @@ def assign(
     return _result(c, params, notes, reshuffled)
 
 
+def _held_out_copies(c: _Coded, params: SplitParams, split_code: np.ndarray) -> np.ndarray:
+    """Rows of another domain whose group is in dev or test: the recipe's first rule excludes them."""
+    if not STRATEGIES[params.strategy].target_only:
+        return np.zeros(split_code.size, bool)
+    other = c.domain != c.domain_names.index(params.target_domain)
+    return other & ((split_code == CODE["dev"]) | (split_code == CODE["test"]))
+
+
+def _copied(table: pl.DataFrame, params: SplitParams) -> list[dict[str, Any]]:
+    """Each held-out copy with the dev/test image of its group that it copies (the first by id)."""
+    held = table.filter(pl.col("split") == HELD_OUT_COPY)
+    if held.height == 0:
+        return []
+    originals = (
+        table.filter(pl.col("split").is_in(HELD_OUT) & (pl.col("domain") == params.target_domain))
+        .sort("image_id")
+        .group_by("group", maintain_order=True)
+        .agg(pl.col("image_id").first().alias("copies"), pl.col("split").first().alias("copies_split"))
+    )
+    out = held.join(originals, on="group", how="left").sort("image_id")
+    return out.select("image_id", "domain", "label", "group", "copies", "copies_split").to_dicts()
+
+
 def _result(c: _Coded, params: SplitParams, notes: list[str], reshuffled: bool) -> SplitResult:
     """The splits table (checked for leakage), its composition and the notes, as warnings too."""
     split_code = np.where(c.old_code >= 0, c.old_code, c.assigned[c.g.inverse])
-    _check_codes(c.rows, split_code, c.g)
+    held = _held_out_copies(c, params, split_code)
+    _check_codes(c.rows, split_code, c.g)  # a held-out copy counts on its group's side here
+    names = pl.Series("split", split_code).replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String)
     table = c.rows.select(
-        "image_id",
-        pl.Series("split", split_code).replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String),
-        "group",
-        "domain",
-        "label",
+        "image_id", pl.when(pl.Series(held)).then(pl.lit(HELD_OUT_COPY)).otherwise(names).alias("split"),
+        "group", "domain", "label",
     )
+    copies = _copied(table, params)
+    if copies:
+        notes.append(
+            f"{len(copies):,} image(s) of other domains are near copies of dev/test images and are held out of "
+            f"every split ({HELD_OUT_COPY}): they are listed in composition.json."
+        )
+    inside = ~held
+    shares = class_shares(split_code[inside], c.domain[inside], c.label[inside], c.domain_names, c.label_names, params)
+    notes.extend(share_warnings(shares))
     kept = int((c.old_code >= 0).sum())
     for note in notes:
         warnings.warn(note, SplitWarning, stacklevel=3)
     composition = summarize_codes(
-        split_code, c.domain, c.label, c.domain_names, c.label_names, params, notes, kept=kept, reshuffled=reshuffled
+        split_code[inside], c.domain[inside], c.label[inside], c.domain_names, c.label_names, params, notes,
+        kept=kept, reshuffled=reshuffled,
     )
+    composition.update(held_out_copies=copies, class_shares=shares)
     return SplitResult(
         table=table,
         composition=composition,
@@ -593,6 +645,62 @@ def _result(c: _Coded, params: SplitParams, notes: list[str], reshuffled: bool) 
         assigned=table.height - kept,
         reshuffled=reshuffled,
     )
+
+
+SHARE_LEVEL = 0.99  # the band a class's dev/test count is expected in, were they drawn at random
+
+
+def class_shares(
+    split: np.ndarray, domain: np.ndarray, label: np.ndarray, domain_names: list[str], label_names: list[str],
+    params: SplitParams,
+) -> list[dict[str, Any]]:
+    """Each class's share of the target images in dev and in test against its share of the target.
+
+    The band is the central ``SHARE_LEVEL`` interval of the hypergeometric count: what a simple
+    random draw of that many images from the target would give. A stratified draw lands far
+    inside it; a count outside says that groups of near copies kept a class out.
+    """
+    from scipy.stats import hypergeom
+
+    if params.target_domain not in domain_names:
+        return []
+    is_t = domain == domain_names.index(params.target_domain)
+    pool = np.bincount(label[is_t], minlength=len(label_names))
+    big_n = int(pool.sum())
+    rows = []
+    for name in HELD_OUT:
+        counts = np.bincount(label[is_t & (split == CODE[name])], minlength=len(label_names))
+        n = int(counts.sum())
+        if n == 0 or big_n == 0:
+            continue
+        lo = hypergeom.ppf((1 - SHARE_LEVEL) / 2, big_n, pool, n)
+        hi = hypergeom.ppf((1 + SHARE_LEVEL) / 2, big_n, pool, n)
+        for k, lab in enumerate(label_names):
+            if pool[k] == 0:
+                continue
+            rows.append({
+                "split": name, "label": lab, "images": int(counts[k]), "share": round(counts[k] / n, 4),
+                "target_share": round(pool[k] / big_n, 4), "low": int(lo[k]), "high": int(hi[k]),
+                "within": bool(lo[k] <= counts[k] <= hi[k]),
+            })
+    return rows
+
+
+def share_warnings(shares: list[dict[str, Any]]) -> list[str]:
+    """One warning per split whose class shares leave their band (see ``class_shares``)."""
+    out = []
+    for name in HELD_OUT:
+        off = [r for r in shares if r["split"] == name and not r["within"]]
+        if off:
+            parts = "; ".join(
+                f"{r['label']!r} {r['images']} ({r['share']:.1%} vs {r['target_share']:.1%}, expected "
+                f"{r['low']}-{r['high']})" for r in off[:10]
+            )
+            out.append(
+                f"{name} does not represent the target: {len(off)} class(es) outside the {SHARE_LEVEL:.0%} band "
+                f"of a random draw ({parts}). Large groups of near copies keep images out of {name}."
+            )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -737,10 +845,39 @@ def composition_markdown(composition: dict[str, Any]) -> str:
         lines.append(f"| {split} | {domain} | " + " | ".join(vals) + f" | {sum(row.values())} |")
     lines.append("")
     lines += [f"- {t}" for t in composition["statements"]]
+    lines += _shares_markdown(composition.get("class_shares", []))
+    held = composition.get("held_out_copies", [])
+    if held:
+        lines += ["", f"## Held out: {len(held)} near copies of dev/test images", ""]
+        lines += [
+            f"- `{h['image_id'][:16]}` ({h['domain']}, label {h['label']}) copies `{(h['copies'] or '?')[:16]}` "
+            f"({h['copies_split']})" for h in held[:50]
+        ]
+        if len(held) > 50:
+            lines.append(f"- ... and {len(held) - 50} more (composition.json lists them all)")
     if composition["warnings"]:
         lines.append("")
         lines += [f"- **warning**: {w}" for w in composition["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _shares_markdown(shares: list[dict[str, Any]]) -> list[str]:
+    if not shares:
+        return []
+    lines = [
+        "",
+        f"## Class shares of dev and test against the target ({SHARE_LEVEL:.0%} band of a random draw)",
+        "",
+        "| split | label | images | share | target share | band (images) | |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in shares:
+        mark = "ok" if r["within"] else "**outside**"
+        lines.append(
+            f"| {r['split']} | {r['label']} | {r['images']} | {r['share']:.1%} | {r['target_share']:.1%} | "
+            f"{r['low']}-{r['high']} | {mark} |"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,7 +937,7 @@ def run_split(
     """Read a manifest, split it (honouring the splits already in ``out_dir``), write the outputs.
 
     Writes ``splits.parquet``, ``composition.json`` (with the settings, used to detect a
-    reshuffle next time) and ``composition.md`` to ``out_dir``, each atomically.
+    reshuffle next time) and ``composition.md`` to ``out_dir``, replaced as one set.
 
     Raises:
         InputPathError: the manifest is missing or the folder cannot be written.
@@ -811,8 +948,9 @@ def run_split(
     manifest = read_manifest_columns(manifest_path, ["image_id", "domain", "label", "dup_group"])
     previous, settings = (None, None) if fresh else read_previous(out_dir)
     result = assign(manifest, params, previous, settings)
-    out = Path(out_dir)
-    write_splits(result.table, out / SPLITS_FILE)
-    write_json(out / COMPOSITION_JSON, result.composition)
-    write_text(out / COMPOSITION_MD, result.markdown)
+    # the previous splits were read above: now the folder is replaced as one set
+    with replace_dir(out_dir, owned=(SPLITS_FILE, COMPOSITION_JSON, COMPOSITION_MD)) as tmp:
+        write_splits(result.table, tmp / SPLITS_FILE)
+        write_json(tmp / COMPOSITION_JSON, result.composition)
+        write_text(tmp / COMPOSITION_MD, result.markdown)
     return result

@@ -325,3 +325,18 @@ def test_latest_and_drop_folders_are_exclusive(tmp_path, capsys):
     assert "either DROP folders or --latest" in capsys.readouterr().err
     assert main(["check", "--reference", str(tmp_path / "m.parquet")]) == 2
     assert "No drop given" in capsys.readouterr().err
+
+
+def test_a_link_to_etc_passwd_and_a_name_that_is_not_utf8_are_named_with_their_reason(reference, tmp_path, capsys):
+    drop = _clean_drop(tmp_path / "drop")
+    (drop / "web" / "3" / "passwd.png").symlink_to("/etc/passwd")
+    raw = os.fsencode(drop / "web" / "4") + b"/bad\xff\xfe.png"
+    with open(raw, "wb") as fh:
+        fh.write(next((drop / "web" / "4").iterdir()).read_bytes())
+    code, data, md = _check(drop, reference, tmp_path)
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err  # quarantined, not a crash; nothing corrupt: passes
+    found = [f for f in data["findings"] if f["rule"] == "quarantined"]
+    assert len(found) == 1 and found[0]["data"]["reasons"] == {"name_not_utf8": 1, "outside_root": 1}
+    assert "passwd.png (outside_root: a link to /etc/passwd" in md
+    assert "bad\\xff\\xfe.png (name_not_utf8" in md

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from shiftkit import dedup, images
 from shiftkit.errors import ConfigError
@@ -105,3 +106,32 @@ def test_empty_inputs():
     i, j = dedup.hamming_pairs(np.zeros(0, np.uint64), None, 4)
     assert i.size == 0 and j.size == 0
     assert dedup.group_ids([], np.zeros(0, np.uint64), 4) == []
+
+
+def test_thumbnails_confirm_pairs_so_distinct_look_alikes_do_not_chain():
+    rng = np.random.default_rng(3)
+    # a chain of hashes one bit apart (all linked by the phash alone) ...
+    chain = np.array([(1 << k) - 1 for k in range(12)], dtype=np.uint64)
+    distinct = rng.integers(0, 256, (12, 64), dtype=np.uint8)  # ... of twelve different pictures
+    keys = [f"k{i:02d}" for i in range(12)]
+    assert len(set(dedup.group_ids(keys, chain, 2))) == 1
+    assert dedup.group_ids(keys, chain, 2, thumbs=distinct) == keys
+    # a re-encoded copy (a little noise on the same thumbnail) is still confirmed, equal hash or not
+    noisy = np.clip(distinct[:3].astype(int) + rng.integers(-2, 3, (3, 64)), 0, 255).astype(np.uint8)
+    h = np.r_[chain[:3], chain[0], chain[1] ^ np.uint64(1 << 40), chain[2]]
+    got = dedup.group_ids([*keys[:3], "c0", "c1", "c2"], h, 2, thumbs=np.r_[distinct[:3], noisy])
+    assert got == ["k00", "k01", "k02", "k00", "k01", "k02"]
+
+
+def test_thumbnails_on_real_copies_group_copies_and_split_look_alike_ones():
+    x, _ = helpers.mnist(400)
+    works = [images.working_grey(a) for a in x]
+    copies = [images.working_grey(np.asarray(Image.fromarray(a).resize((56, 56), Image.BICUBIC))) for a in x]
+    h = np.array([images.phash(images.working_image(w)) for w in works + copies], dtype=np.uint64)
+    thumbs = np.stack([np.frombuffer(images.thumbnail(w), np.uint8) for w in works + copies])
+    keys = [f"o{i:03d}" for i in range(400)] + [f"c{i:03d}" for i in range(400)]
+    plain = dedup.group_ids(keys, h, 2)
+    confirmed = dedup.group_ids(keys, h, 2, thumbs=thumbs)
+    caught = np.mean([confirmed[i] == confirmed[400 + i] for i in range(400)])
+    assert caught >= np.mean([plain[i] == plain[400 + i] for i in range(400)]) - 0.01 and caught > 0.95
+    assert max(map(confirmed.count, set(confirmed))) <= max(map(plain.count, set(plain)))

@@ -1,4 +1,5 @@
 import contextvars
+import os
 import shutil
 import time
 import tracemalloc
@@ -298,3 +299,28 @@ def test_progress_bar_and_summary_reach_stderr(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "ingest" in err and "12/12" in err  # the bar's final count
     assert "quarantine: stray_file" in err and "13" in err
+
+
+def test_a_file_name_that_is_not_utf8_is_quarantined_not_a_crash(tmp_path, capsys):
+    x, y = helpers.mnist(6, offset=300)
+    helpers.write_folder(tmp_path / "web", x, y)
+    label = sorted((tmp_path / "web").iterdir())[0]
+    with open(os.fsencode(label) + b"/caf\xff\xfe.png", "wb") as fh:
+        fh.write(png_bytes(x[0][::-1]))
+    code = cli.main(["ingest", "--domain", f"web={tmp_path / 'web'}", "--out", str(tmp_path / "out")])
+    assert code == 0 and "Traceback" not in capsys.readouterr().err
+    _, qua = _tables(tmp_path / "out")
+    row = qua.filter(pl.col("reason") == "name_not_utf8").row(0, named=True)
+    assert row["path"] == f"{label.name}/caf\\xff\\xfe.png" and "not valid UTF-8" in row["detail"]
+
+
+def test_the_same_bytes_in_web_and_target_keep_the_target_copy(tmp_path):
+    x, y = helpers.mnist(5, offset=400)
+    helpers.write_folder(tmp_path / "web", x, y, prefix="w")
+    helpers.write_folder(tmp_path / "target", x[:2], y[:2], prefix="t")  # the same bytes as two web files
+    res = ingest_mod.ingest({"web": tmp_path / "web", "target": tmp_path / "target"}, tmp_path / "out", workers=1)
+    man, qua = _tables(tmp_path / "out")
+    assert res.accepted == 5 and man.filter(pl.col("domain") == "target").height == 2
+    dup = qua.filter(pl.col("reason") == "duplicate").sort("path")
+    assert dup["domain"].to_list() == ["web", "web"]
+    assert all("in domain target (the target domain's copy is kept)" in d for d in dup["detail"])

@@ -333,3 +333,90 @@ def test_a_bad_manifest_file_is_named(content, error, message, tmp_path):
     with pytest.raises(error, match=message):
         splits.run_split(path, tmp_path / "out")
     assert not (tmp_path / "out" / "splits.parquet").exists()
+
+
+def test_duplicated_image_ids_are_refused_with_one_line(example, tmp_path, capsys):
+    m = full_manifest(example)
+    write_table(pl.concat([m, m.head(3)]), tmp_path / "m.parquet", MANIFEST)
+    code = main(["split", "--manifest", str(tmp_path / "m.parquet"), "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "more than once" in err and m["image_id"][0][:16] in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_split_outputs_are_replaced_as_one_set(example, tmp_path, monkeypatch):
+    write_table(full_manifest(example), tmp_path / "m.parquet", MANIFEST)
+    splits.run_split(tmp_path / "m.parquet", tmp_path / "s")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(splits, "write_text", interrupted)  # after splits.parquet and composition.json
+    with pytest.raises(KeyboardInterrupt):
+        splits.run_split(tmp_path / "m.parquet", tmp_path / "s", SplitParams(seed=5))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.parquet", "s"]  # no temporary folder left
+
+
+def test_class_shares_of_dev_and_test_are_within_the_band_of_the_target(example):
+    result = splits.assign(full_manifest(example), SplitParams())
+    shares = result.composition["class_shares"]
+    assert {r["split"] for r in shares} == {"dev", "test"} and all(r["within"] for r in shares)
+    assert "Class shares of dev and test" in result.markdown
+    # a dev set that misses a class entirely is flagged by the band
+    bad = [dict(r, images=0, within=r["low"] <= 0) if r["label"] == "1" else r for r in shares]
+    warned = splits.share_warnings(bad)
+    assert len(warned) == 2 and "'1' 0" in warned[0] and "does not represent the target" in warned[0]
+
+
+def test_downstream_readers_never_see_a_held_out_copy(example, tmp_path):
+    from shiftkit import data
+
+    m = full_manifest(example)
+    table = splits.assign(m, SplitParams()).table
+    web = table.filter(pl.col("domain") == "web")["image_id"][0]
+    table = table.with_columns(split=pl.when(pl.col("image_id") == web).then(pl.lit("held_out_copy")).otherwise("split"))
+    for which in (["train"], ["bridge"], ["dev"], ["test"], ["train", "bridge", "dev", "test"]):
+        assert web not in data.items(m, tmp_path / "m.parquet", table, which)["image_id"].to_list()
+
+
+def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, capsys):
+    """The recipe's first rule through the real ingest: web near copies of dev/test images are named and idle."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from shiftkit.ingest import ingest
+
+    raw = tmp_path / "raw"
+    x, y = helpers.mnist(300)
+    helpers.write_folder(raw / "web", x, y, prefix="web")
+    tx, ty = helpers.digits(400)
+    helpers.write_folder(raw / "target", tx, ty, prefix="digit")
+    domains = {"web": raw / "web", "target": raw / "target"}
+    ingest(domains, tmp_path / "manifest")
+    manifest = tmp_path / "manifest" / "manifest.parquet"
+    assert main(["split", "--manifest", str(manifest), "--out", str(tmp_path / "splits")]) == 0
+    first = read_table(tmp_path / "splits" / "splits.parquet", SPLITS_TABLE)
+    m1 = read_table(manifest, MANIFEST).join(first.select("image_id", "split"), on="image_id")
+    held = m1.filter(pl.col("split").is_in(["dev", "test"])).sort("image_id").head(6)
+    for path, label in held.select("path", "label").iter_rows():  # the web scraped 6 dev/test digits, re-encoded
+        info = PngInfo()
+        info.add_text("source", "scraped")  # other bytes, the same picture
+        Image.open(raw / "target" / path).save(raw / "web" / label / f"scraped_{Path(path).stem}.png", pnginfo=info)
+    ingest(domains, tmp_path / "manifest")
+    capsys.readouterr()
+    assert main(["split", "--manifest", str(manifest), "--out", str(tmp_path / "splits")]) == 0
+    out = capsys.readouterr().out
+    second = read_table(tmp_path / "splits" / "splits.parquet", SPLITS_TABLE)
+    m2 = read_table(manifest, MANIFEST).join(second.select("image_id", "split"), on="image_id")
+    scraped = m2.filter(pl.col("path").str.contains("scraped_"))
+    assert scraped.height == 6 and set(scraped["split"]) == {"held_out_copy"}
+    assert set(m2.filter(pl.col("split").is_in(["dev", "test"]))["domain"]) == {"target"}
+    before = dict(first.select("image_id", "split").iter_rows())
+    assert all(s == before[i] for i, s in second.select("image_id", "split").iter_rows() if i in before)
+    composition = json.loads((tmp_path / "splits" / "composition.json").read_text())
+    named = {h["image_id"]: h["copies"] for h in composition["held_out_copies"]}
+    assert set(named) == set(scraped["image_id"]) and set(named.values()) <= set(held["image_id"])
+    assert "6 image(s) of other domains held out as near copies of dev/test images" in out

@@ -123,8 +123,56 @@ def test_old_assignments_survive_appending(old, new, p, join):
     after = dict(second.table.select("image_id", "split").iter_rows())
     assert all(after[k] == v for k, v in before.items())
     assert second.kept == old.height
-    # a new copy of an old image takes the old image's split
+    # a new copy of an old image takes the old image's split, unless it is an image of another
+    # domain copying a dev/test image: then it is held out of every split
     groups = dict(first.table.select("group", "split").unique().iter_rows())
-    for gid, split in second.table.select("group", "split").iter_rows():
+    for gid, split, domain in second.table.select("group", "split", "domain").iter_rows():
         if gid in groups:
-            assert split == groups[gid]
+            copies_held_out = p.strategy == "target" and groups[gid] in ("dev", "test") and domain != "target"
+            assert split == ("held_out_copy" if copies_held_out else groups[gid])
+    _assert_recipe_rules(second.table, p)
+    held = second.table.filter(pl.col("split") == "held_out_copy")
+    assert sorted(h["image_id"] for h in second.composition["held_out_copies"]) == sorted(held["image_id"])
+
+
+def _assert_recipe_rules(t: pl.DataFrame, p: SplitParams) -> None:
+    """Dev and test target-only (strategy target); no group on both sides; held-out copies idle."""
+    inside = t.filter(pl.col("split") != "held_out_copy")
+    side = pl.when(pl.col("split").is_in(["train", "bridge"])).then(0).otherwise(pl.col("split"))
+    assert inside.group_by("group").agg(side.n_unique().alias("k"))["k"].max() == 1
+    held = t.filter(pl.col("split") == "held_out_copy")
+    if p.strategy == "target":
+        assert set(inside.filter(pl.col("split").is_in(["dev", "test"]))["domain"].to_list()) <= {"target"}
+        assert set(held["domain"].to_list()) <= {"web"}
+        held_groups = held["group"].unique().implode()
+        # the image each held-out copy copies is in dev or test, never in a training split
+        assert set(inside.filter(pl.col("group").is_in(held_groups))["split"].to_list()) <= {"dev", "test"}
+    else:
+        assert held.height == 0
+
+
+@settings(SETTINGS, max_examples=40)
+@given(
+    old=manifests(tag="old"),
+    drops=st.lists(st.tuples(manifests(min_groups=0, max_groups=30, tag="d"), st.integers(0, 5)), min_size=1, max_size=3),
+    p=params_strategy,
+)
+def test_drops_of_copies_never_reach_dev_or_test(old, drops, p):
+    """Drops whose web images copy random old images (dev/test ones included), applied in turn."""
+    try:
+        result = _assign(old, p)
+    except DataError:
+        return
+    manifest = old
+    for k, (new, every) in enumerate(drops):
+        new = new.with_columns(pl.col("image_id") + f"-{k}", domain=pl.lit("web"))
+        olds = manifest["dup_group"].unique().sort().to_list()
+        if every and new.height:  # every `every`-th web image of the drop is a near copy of an old image
+            copies = pl.Series([olds[(i * 7) % len(olds)] for i in range(new.height)])
+            new = new.with_columns(dup_group=pl.when(pl.int_range(pl.len()) % every == 0).then(copies).otherwise("dup_group"))
+        manifest = pl.concat([manifest, new])
+        before = dict(result.table.select("image_id", "split").iter_rows())
+        result = _assign(manifest, p, result.table, p.settings())
+        after = dict(result.table.select("image_id", "split").iter_rows())
+        assert all(after[i] == s for i, s in before.items())  # earlier images keep their split
+        _assert_recipe_rules(result.table, p)
