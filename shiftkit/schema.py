@@ -8,7 +8,7 @@ orders a frame before it is written, so that the same data always gives the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 import polars as pl
 
@@ -19,7 +19,7 @@ SPLITS = ("train", "bridge", "dev", "test")
 # split (never trained on, never evaluated). Readers of the splits table select splits by name.
 HELD_OUT_COPY = "held_out_copy"
 
-class QuarantineReason(StrEnum):
+class QuarantineReason(str, Enum):
     """Why a file is in the quarantine: the one vocabulary of ingest, check and the decoder.
 
     Each member knows whether it means a broken file (``corrupt``: check counts those against

@@ -1,6 +1,6 @@
 """Split assignment (train / bridge / dev / test), composition summary and leakage check.
 
-Strategies (the ``STRATEGIES`` table; docs/architecture.md says how to add one):
+Strategies (the ``STRATEGIES`` table: a new one is a function and an entry there):
 
 - ``target`` (the default, the recipe): dev and test come only from the target domain; the rest of
   the target and every other domain form the training pool; the bridge is carved from that pool,
@@ -34,6 +34,16 @@ warning names them (the documented fallback).
 After every split, :func:`check_leakage` fails loudly (``DataError`` naming the images) if an
 exact or near duplicate (same ``image_id`` or ``dup_group``) straddles train/bridge and dev/test,
 or dev and test.
+
+The recipe's first rule holds as an invariant under ``target``: an image of another domain whose
+group is in dev or test (a web near copy of a dev/test image, typically from a later drop) gets
+the status ``held_out_copy``: it is in no split, never trained on, and ``composition.json``
+names it with the dev/test image it copies. Readers of the splits select splits by name, so
+they never see it.
+
+Representativeness: dev and test are stratified by label; the composition then compares each
+class's count in dev and test with its share of the target (the central 99% band of a
+hypergeometric draw of that size) and warns about a class outside it.
 """
 
 from __future__ import annotations
@@ -679,8 +689,8 @@ def class_shares(
             if pool[k] == 0:
                 continue
             rows.append({
-                "split": name, "label": lab, "images": int(counts[k]), "share": round(counts[k] / n, 4),
-                "target_share": round(pool[k] / big_n, 4), "low": int(lo[k]), "high": int(hi[k]),
+                "split": name, "label": lab, "images": int(counts[k]), "share": round(float(counts[k]) / n, 4),
+                "target_share": round(float(pool[k]) / big_n, 4), "low": int(lo[k]), "high": int(hi[k]),
                 "within": bool(lo[k] <= counts[k] <= hi[k]),
             })
     return rows
