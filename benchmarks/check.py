@@ -40,7 +40,7 @@ def catch_rate(name: str, images: np.ndarray, labels: np.ndarray, tmp: Path, qua
     src, dst = tmp / f"{name}-src", tmp / f"{name}-{quality}-{resample}"
     if not src.exists():
         helpers.write_folder(src, images, labels, prefix="o")
-    for i, (img, lab) in enumerate(zip(images, labels)):
+    for i, (img, lab) in enumerate(zip(images, labels, strict=False)):
         d = dst / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         im = Image.fromarray(img)
@@ -51,7 +51,9 @@ def catch_rate(name: str, images: np.ndarray, labels: np.ndarray, tmp: Path, qua
     x = both["phash"].to_numpy().astype(np.uint64) ^ both["phash_copy"].to_numpy().astype(np.uint64)
     dist = np.bitwise_count(x)
     rates = ", ".join(f"<= {r}: {np.mean(dist <= r):.1%}" for r in RADII)
-    print(f"{name} 2x {'bilinear' if resample == Image.BILINEAR else 'bicubic'} JPEG q{quality}: copies within {rates}; max {dist.max()} bits")
+    print(
+        f"{name} 2x {'bilinear' if resample == Image.BILINEAR else 'bicubic'} JPEG q{quality}: copies within {rates}; max {dist.max()} bits"
+    )
     h = a["phash"].to_numpy().astype(np.uint64)
     uniq = np.unique(h)
     links = []
@@ -85,12 +87,18 @@ def main() -> int:
         helpers.write_folder(tmp / "drop" / "web", nx, ny, prefix="n")
         t0 = time.perf_counter()
         report = run_check(
-            [str(tmp / "drop")], tmp / "refm" / "manifest.parquet", splits=tmp / "refs" / "splits.parquet",
-            out=tmp / "out", params=load_params(None), raise_on_fail=False,
+            [str(tmp / "drop")],
+            tmp / "refm" / "manifest.parquet",
+            splits=tmp / "refs" / "splits.parquet",
+            out=tmp / "out",
+            params=load_params(None),
+            raise_on_fail=False,
         )
         s = time.perf_counter() - t0
-        print(f"check of a clean 1,000-image drop against 4,797 reference images: {s:.2f} s, verdict {report.verdict}, "
-              f"{len(report.warnings)} warning(s)")
+        print(
+            f"check of a clean 1,000-image drop against 4,797 reference images: {s:.2f} s, verdict {report.verdict}, "
+            f"{len(report.warnings)} warning(s)"
+        )
     return 0
 
 

@@ -51,22 +51,31 @@ def catch(radius: int) -> None:
             for q, rs in ((75, Image.BICUBIC), (90, Image.BILINEAR)):
                 root = tmp / f"{name}-{q}"
                 helpers.write_folder(root, xs, ys, prefix="o")
-                for i, (img, lab) in enumerate(zip(xs, ys)):
+                for i, (img, lab) in enumerate(zip(xs, ys, strict=False)):
                     im = Image.fromarray(img)
-                    im.resize((im.width * 2, im.height * 2), rs).save(root / str(int(lab)) / f"c_{i:05d}.jpg", quality=q)
+                    im.resize((im.width * 2, im.height * 2), rs).save(
+                        root / str(int(lab)) / f"c_{i:05d}.jpg", quality=q
+                    )
                 ingest({"d": root}, tmp / f"m-{name}-{q}", params=None)
                 m = pl.read_parquet(tmp / f"m-{name}-{q}" / "manifest.parquet").sort("drop", "image_id")
-                m = m.with_columns(kind=pl.col("path").str.extract(r"/(o|c)_"), i=pl.col("path").str.extract(r"_(\d+)\.").cast(pl.Int64))
+                m = m.with_columns(
+                    kind=pl.col("path").str.extract(r"/(o|c)_"),
+                    i=pl.col("path").str.extract(r"_(\d+)\.").cast(pl.Int64),
+                )
                 thumbs = np.frombuffer(b"".join(m["thumb"].to_list()), np.uint8).reshape(m.height, -1)
                 keys, h = m["image_id"].to_list(), m["phash"].to_numpy()
-                for how, groups in (("phash only", dedup.group_ids(keys, h, radius)),
-                                    ("phash + thumbnail", dedup.group_ids(keys, h, radius, thumbs=thumbs))):
+                for how, groups in (
+                    ("phash only", dedup.group_ids(keys, h, radius)),
+                    ("phash + thumbnail", dedup.group_ids(keys, h, radius, thumbs=thumbs)),
+                ):
                     g = m.with_columns(group=pl.Series(groups))
                     pairs = g.filter(pl.col("kind") == "o").join(g.filter(pl.col("kind") == "c"), on="i")
                     caught = (pairs["group"] == pairs["group_right"]).mean()
                     sizes = g.group_by("group").len()["len"]
-                    print(f"{name} 2x JPEG q{q}, radius {radius}, {how}: {caught:.1%} of {pairs.height:,} copies grouped "
-                          f"with their original; largest group {sizes.max()}, {int((sizes > 2).sum())} groups of > 2 images")
+                    print(
+                        f"{name} 2x JPEG q{q}, radius {radius}, {how}: {caught:.1%} of {pairs.height:,} copies grouped "
+                        f"with their original; largest group {sizes.max()}, {int((sizes > 2).sum())} groups of > 2 images"
+                    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ def _mnist(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def build_png_set(root: Path, n: int = 20_000) -> None:
     x, y = _mnist(n)
-    for i, (img, lab) in enumerate(zip(x, y)):
+    for i, (img, lab) in enumerate(zip(x, y, strict=False)):
         d = root / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).convert("RGB").resize((64, 64), Image.BILINEAR).save(d / f"d{i:05d}.png")
@@ -70,7 +70,7 @@ def _photo(rng: np.random.Generator, digit: np.ndarray, size: int = 512) -> Imag
 def build_jpeg_set(root: Path, n: int = 2_000) -> None:
     x, y = _mnist(n)
     rng = np.random.default_rng(0)
-    for i, (img, lab) in enumerate(zip(x, y)):
+    for i, (img, lab) in enumerate(zip(x, y, strict=False)):
         d = root / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         _photo(rng, img).save(d / f"p{i:05d}.jpg", quality=90)
@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sets", default="png,jpeg")
     args = ap.parse_args(argv)
-    builders = {"png": (build_png_set, "A: 20,000 64x64 PNG", 0.6), "jpeg": (build_jpeg_set, "B: 2,000 512x512 JPEG q90", 0.8)}
+    builders = {
+        "png": (build_png_set, "A: 20,000 64x64 PNG", 0.6),
+        "jpeg": (build_jpeg_set, "B: 2,000 512x512 JPEG q90", 0.8),
+    }
     rows = []
     for name in args.sets.split(","):
         build, title, goal = builders[name]

@@ -85,19 +85,27 @@ class CheckContext:
             b = self.reference["phash"].to_numpy().astype(np.uint64)
             i, j = hamming_pairs(a, b, self.radius) if a.size and b.size else (np.zeros(0, np.int64),) * 2
             dist = np.bitwise_count(a[i] ^ b[j]).astype(np.int64) if i.size else np.zeros(0, np.int64)
-            exact = self.drop.select("image_id").with_row_index("i").join(
-                self.reference.select("image_id").with_row_index("j"), on="image_id"
+            exact = (
+                self.drop.select("image_id")
+                .with_row_index("i")
+                .join(self.reference.select("image_id").with_row_index("j"), on="image_id")
             )
             ei, ej = exact["i"].to_numpy().astype(np.int64), exact["j"].to_numpy().astype(np.int64)
             self._pairs = (np.r_[i, ei], np.r_[j, ej], np.r_[dist, np.full(ei.size, -1)])
         i, j, d = self._pairs
         pairs = pl.DataFrame({"i": i, "j": j, "bits": d}).sort("i", "j", "bits").unique(["i", "j"], keep="first")
-        drop = self.drop.select("file", "image_id", "label").with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
-        ref = self.reference.select(
-            pl.col("image_id").alias("ref_id"),
-            pl.col("label").alias("ref_label"),
-            pl.col("domain").alias("ref_domain"),
-        ).with_row_index("j").with_columns(pl.col("j").cast(pl.Int64))
+        drop = (
+            self.drop.select("file", "image_id", "label").with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
+        )
+        ref = (
+            self.reference.select(
+                pl.col("image_id").alias("ref_id"),
+                pl.col("label").alias("ref_label"),
+                pl.col("domain").alias("ref_domain"),
+            )
+            .with_row_index("j")
+            .with_columns(pl.col("j").cast(pl.Int64))
+        )
         out = pairs.join(drop, on="i").join(ref, on="j")
         # only matched reference images are named: a million-row reference costs nothing here
         matched = self.reference[out["j"].to_list()]
@@ -108,7 +116,6 @@ class CheckContext:
         else:
             out = out.with_columns(split=pl.lit(None, pl.String))
         return out.sort("file", "ref_file")
-
 
     def _reference_files(self, rows: pl.DataFrame) -> list[str]:
         if rows.height == 0:
@@ -131,7 +138,9 @@ def rule(name: str) -> Callable[[Rule], Rule]:
 
     def deco(fn: Rule) -> Rule:
         if name in _RULES:
-            raise RegistryError(f"Check rule {name!r} is registered twice; registered rules: {', '.join(sorted(_RULES))}.")
+            raise RegistryError(
+                f"Check rule {name!r} is registered twice; registered rules: {', '.join(sorted(_RULES))}."
+            )
         _RULES[name] = fn
         return fn
 
@@ -428,7 +437,9 @@ def property_drift(ctx: CheckContext) -> list[Finding]:
                         {"domain": domain, **row},
                     )
                 )
-        out.append(Finding("drift", "info", f"Domain {domain!r}: property statistics.", (), {"domain": domain, "table": table}))
+        out.append(
+            Finding("drift", "info", f"Domain {domain!r}: property statistics.", (), {"domain": domain, "table": table})
+        )
     return out
 
 
@@ -609,10 +620,14 @@ def drop_domains(drops: Sequence[str]) -> dict[str, Path]:
         else:
             root = Path(arg)
             if not root.is_dir():
-                raise InputPathError(f"Drop folder {root} does not exist (expected DOMAIN=PATH or a folder of domains).")
+                raise InputPathError(
+                    f"Drop folder {root} does not exist (expected DOMAIN=PATH or a folder of domains)."
+                )
             subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
             if not subs:
-                raise InputPathError(f"Drop folder {root} holds no domain folder (expected {root}/<domain>/<label>/<file>).")
+                raise InputPathError(
+                    f"Drop folder {root} holds no domain folder (expected {root}/<domain>/<label>/<file>)."
+                )
             pairs = {p.name: str(p) for p in subs}
         for name, path in pairs.items():
             if name in out:
@@ -738,7 +753,9 @@ def run_check(
         raise InputPathError("No drop given: pass DOMAIN=PATH or a folder of domains.")
     ref_path = Path(reference)
     if not ref_path.is_file():
-        raise InputPathError(f"The reference manifest {ref_path} does not exist (--reference expects manifest.parquet from ingest).")
+        raise InputPathError(
+            f"The reference manifest {ref_path} does not exist (--reference expects manifest.parquet from ingest)."
+        )
     if splits is not None and not Path(splits).is_file():
         raise InputPathError(f"The splits table {splits} does not exist (--splits expects splits.parquet from split).")
     ref = read_table(ref_path, MANIFEST)

@@ -33,13 +33,17 @@ DIRECT_BITS = 22  # chunk keys up to this wide use a direct table of bucket star
 
 def _check_radius(radius: int) -> None:
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius <= 63:
-        raise ConfigError(f"The 'radius' parameter of hamming_pairs must be an integer in [0, 63]. Got {radius!r} instead.")
+        raise ConfigError(
+            f"The 'radius' parameter of hamming_pairs must be an integer in [0, 63]. Got {radius!r} instead."
+        )
 
 
 def _as_hashes(x: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != 1:
-        raise ConfigError(f"The {name!r} parameter of hamming_pairs must be a 1-d array of hashes. Got shape {arr.shape}.")
+        raise ConfigError(
+            f"The {name!r} parameter of hamming_pairs must be a 1-d array of hashes. Got shape {arr.shape}."
+        )
     if arr.dtype == np.uint64:
         return arr
     if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
@@ -72,7 +76,7 @@ def _plan(radius: int, n: int) -> tuple[int, int]:
 def _chunks(m: int) -> list[tuple[int, int]]:
     """(shift, width) of m contiguous bit ranges covering the 64 bits, as even as possible."""
     edges = [round(k * BITS / m) for k in range(m + 1)]
-    return [(lo, hi - lo) for lo, hi in zip(edges[:-1], edges[1:])]
+    return [(lo, hi - lo) for lo, hi in zip(edges[:-1], edges[1:], strict=False)]
 
 
 def _spread(h: np.ndarray, m: int) -> np.ndarray:

@@ -58,7 +58,7 @@ def _clear(folder: Path, domain: str) -> None:
 
 
 def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, prefix: str, width: int) -> int:
-    for img, lab, idx in zip(images, labels, indices):
+    for img, lab, idx in zip(images, labels, indices, strict=False):
         d = folder / str(int(lab))
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(d / f"{prefix}_{int(idx):0{width}d}.png", format="PNG")

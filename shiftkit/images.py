@@ -308,7 +308,9 @@ def decode(
     return Decoded(pixels=pixels, format=head.format, mode=stored_mode, jpeg_quality=head.jpeg_quality, frames=frames)
 
 
-def decode_working(data: bytes, *, max_pixels: int = 89_478_485, min_size: int = 1, background: int = 255) -> tuple[Header, np.ndarray]:
+def decode_working(
+    data: bytes, *, max_pixels: int = 89_478_485, min_size: int = 1, background: int = 255
+) -> tuple[Header, np.ndarray]:
     """The header facts and the uint8 grey working image (``WORK_SIZE`` square) of one image.
 
     What ingest needs, as cheaply as possible: width and height come from the header and the
@@ -518,7 +520,7 @@ def measure_batch(works: np.ndarray) -> list[dict[str, float | int]]:
     """``measure_work`` of N uint8 or float working images, (N, WORK_SIZE, WORK_SIZE)."""
     floats = works if works.dtype == np.float32 else np.multiply(works, _INV255, dtype=np.float32)
     hashes = _phash_batch(floats).tolist() if floats.shape[1:] == (WORK_SIZE, WORK_SIZE) else [None] * len(floats)
-    return [measure_work(w, h) for w, h in zip(floats, hashes)]
+    return [measure_work(w, h) for w, h in zip(floats, hashes, strict=False)]
 
 
 def measure_work(work: np.ndarray, _phash: int | None = None) -> dict[str, float | int]:

@@ -142,25 +142,50 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
                 names = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             rel = _escaped("/".join(parts) or ".")
-            out.append(_Entry(domain, root, rel, _escaped(parts[0]) if parts else "", order, Reason.UNREADABLE, f"cannot list the folder: {exc.strerror or exc}"))
+            out.append(
+                _Entry(
+                    domain,
+                    root,
+                    rel,
+                    _escaped(parts[0]) if parts else "",
+                    order,
+                    Reason.UNREADABLE,
+                    f"cannot list the folder: {exc.strerror or exc}",
+                )
+            )
             return
         for e in names:
             rel_parts = (*parts, e.name)
             rel = "/".join(rel_parts)
             label = rel_parts[0] if len(rel_parts) >= 2 else ""
             if not _is_utf8(rel) and not e.is_dir(follow_symlinks=False):
-                out.append(_Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8,
-                                  "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"))
+                out.append(
+                    _Entry(
+                        domain,
+                        root,
+                        _escaped(rel),
+                        _escaped(label),
+                        order,
+                        Reason.NAME_NOT_UTF8,
+                        "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)",
+                    )
+                )
                 continue
             entry = _Entry(domain, root, rel, label, order)
             if e.is_symlink():
                 target = os.path.realpath(e.path)
                 if not _inside(target, real_root):
-                    entry.reason, entry.detail = Reason.OUTSIDE_ROOT, f"a link to {target}, outside the data root {real_root}"
+                    entry.reason, entry.detail = (
+                        Reason.OUTSIDE_ROOT,
+                        f"a link to {target}, outside the data root {real_root}",
+                    )
                 elif not os.path.exists(target):
                     entry.reason, entry.detail = Reason.UNREADABLE, f"a broken link to {target}"
                 elif os.path.isdir(target):
-                    entry.reason, entry.detail = Reason.STRAY_FILE, "a link to a folder (links to folders are not followed)"
+                    entry.reason, entry.detail = (
+                        Reason.STRAY_FILE,
+                        "a link to a folder (links to folders are not followed)",
+                    )
             elif e.is_dir(follow_symlinks=False):
                 if skip is None or os.path.realpath(e.path) != skip:
                     visit(e.path, rel_parts)
@@ -176,7 +201,11 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
                     if not stat.S_ISREG(st.st_mode):
                         entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
             if entry.reason is None and len(rel_parts) != 2:
-                where = "directly in the domain folder" if len(rel_parts) == 1 else f"{len(rel_parts) - 2} folder(s) too deep"
+                where = (
+                    "directly in the domain folder"
+                    if len(rel_parts) == 1
+                    else f"{len(rel_parts) - 2} folder(s) too deep"
+                )
                 entry.reason, entry.detail = Reason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this file is {where}"
             out.append(entry)
 
@@ -240,8 +269,17 @@ def _listing_entries(path: Path, known_domains: Sequence[str]) -> list[_Entry]:
         norm = os.path.normpath(absolute)
         target = os.path.realpath(norm)
         if not _inside(norm, str(root)) or not _inside(target, real_root):
-            out.append(_Entry(domain, root, Path(given).as_posix(), label, order, Reason.OUTSIDE_ROOT,
-                              f"resolves to {target}, outside the listing's folder {real_root}"))
+            out.append(
+                _Entry(
+                    domain,
+                    root,
+                    Path(given).as_posix(),
+                    label,
+                    order,
+                    Reason.OUTSIDE_ROOT,
+                    f"resolves to {target}, outside the listing's folder {real_root}",
+                )
+            )
             continue
         rel = Path(os.path.relpath(norm, root)).as_posix()
         entry = _Entry(domain, root, rel, label, order)
@@ -301,7 +339,9 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
                 out.append((sha, "known", None))
                 continue
             try:
-                head, work = images.decode_working(data, max_pixels=max_pixels, min_size=min_size, background=background)
+                head, work = images.decode_working(
+                    data, max_pixels=max_pixels, min_size=min_size, background=background
+                )
             except ImageDecodeError as exc:
                 out.append((sha, "bad", (exc.reason, exc.detail)))
                 continue
@@ -312,7 +352,7 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
             works.append(work)
             out.append((sha, "ok", (head.width, head.height, head.format, head.mode, head.jpeg_quality)))
     if works:
-        for idx, work, props in zip(pending, works, images.measure_batch(np.stack(works))):
+        for idx, work, props in zip(pending, works, images.measure_batch(np.stack(works)), strict=False):
             sha, kind, head = out[idx]
             out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS), images.thumbnail(work)))
     return out
@@ -402,7 +442,9 @@ def _load_previous(out: Path, params: IngestParams) -> _Previous:
 # the run
 
 
-def _check_inputs(domains: Mapping[str, str | os.PathLike[str]], listing: str | os.PathLike[str] | None) -> dict[str, Path]:
+def _check_inputs(
+    domains: Mapping[str, str | os.PathLike[str]], listing: str | os.PathLike[str] | None
+) -> dict[str, Path]:
     if not domains and listing is None:
         raise ConfigError("ingest needs at least one --domain NAME=PATH or a --listing FILE.")
     roots: dict[str, Path] = {}
@@ -450,7 +492,9 @@ def ingest(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _ingest(domains, out, listing=listing, params=params or IngestParams(), workers=workers, keep=keep_domain)
+        return _ingest(
+            domains, out, listing=listing, params=params or IngestParams(), workers=workers, keep=keep_domain
+        )
     finally:
         if was_enabled:
             gc.enable()
@@ -570,10 +614,16 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
     for sha, group in by_sha.items():
         if len(group) < 2:
             continue
-        group.sort(key=lambda e: (
-            e.domain != keep, (e.domain, rel_roots[e.root], e.path, sha) not in prev.drops, e.order, e.domain, e.path,
-            str(e.root),
-        ))
+        group.sort(
+            key=lambda e: (
+                e.domain != keep,
+                (e.domain, rel_roots[e.root], e.path, sha) not in prev.drops,
+                e.order,
+                e.domain,
+                e.path,
+                str(e.root),
+            )
+        )
         labels = sorted({e.label for e in group})
         if len(labels) > 1:
             for e in group:
@@ -590,7 +640,9 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
                     f" (the {keep} domain's copy is kept)" if kept.domain == keep and e.domain != keep else ""
                 )
         if len({e.domain for e in group}) > 1:
-            cross.append({"image_id": sha, "files": [{"domain": e.domain, "path": e.path, "label": e.label} for e in group]})
+            cross.append(
+                {"image_id": sha, "files": [{"domain": e.domain, "path": e.path, "label": e.label} for e in group]}
+            )
     cross.sort(key=lambda g: g["image_id"])
     return cross
 
@@ -608,14 +660,14 @@ def _tables(
     rejected = [e for e in entries if e.reason is not None]
     fields = _FIELDS
     # transpose the records in C (zip) rather than appending field by field
-    values = list(zip(*(e.values for e in accepted))) if accepted else [()] * len(fields)
+    values = list(zip(*(e.values for e in accepted), strict=False)) if accepted else [()] * len(fields)
     cols: dict[str, list] = {
         "image_id": [e.image_id for e in accepted],
         "path": [e.path for e in accepted],
         "root": [rel_roots[e.root] for e in accepted],
         "domain": [e.domain for e in accepted],
         "label": [e.label for e in accepted],
-        **{name: list(column) for name, column in zip(fields, values)},
+        **{name: list(column) for name, column in zip(fields, values, strict=False)},
         "drop": [prev.first_drop.get(e.image_id, drop) for e in accepted],
     }
     schema = MANIFEST.all_columns()
@@ -682,7 +734,9 @@ def print_summary(result: IngestResult) -> None:
     from rich.table import Table
 
     s = result.summary
-    table = Table(title=f"ingest: {result.files:,} files -> {result.accepted:,} images + {result.quarantined:,} quarantined")
+    table = Table(
+        title=f"ingest: {result.files:,} files -> {result.accepted:,} images + {result.quarantined:,} quarantined"
+    )
     table.add_column("outcome")
     table.add_column("files", justify="right")
     table.add_row("manifest", f"{result.accepted:,}")

@@ -19,6 +19,7 @@ SPLITS = ("train", "bridge", "dev", "test")
 # split (never trained on, never evaluated). Readers of the splits table select splits by name.
 HELD_OUT_COPY = "held_out_copy"
 
+
 class QuarantineReason(str, Enum):
     """Why a file is in the quarantine: the one vocabulary of ingest, check and the decoder.
 
@@ -167,6 +168,7 @@ PREDICTIONS = Table(
     },
     optional={"path": pl.String(), "source": pl.String()},
 )
+
 
 def _dtype_ok(actual: pl.DataType, expected: pl.DataType) -> bool:
     if actual == expected:

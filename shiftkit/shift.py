@@ -96,9 +96,7 @@ def domain_scores(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0
     }
 
 
-def mmd_test(
-    x: np.ndarray, y: np.ndarray, *, permutations: int = 500, seed: int = 0
-) -> dict[str, float]:
+def mmd_test(x: np.ndarray, y: np.ndarray, *, permutations: int = 500, seed: int = 0) -> dict[str, float]:
     """Squared MMD (biased estimate) with an RBF kernel and its permutation p-value.
 
     Features are standardised on the pooled sample; the bandwidth is the median pairwise
@@ -126,7 +124,9 @@ def mmd_test(
     base = np.r_[np.full(n, 1.0 / n), np.full(m, -1.0 / m)]
     observed = float(stat(base[None, :])[0])
     rng = np.random.default_rng(seed)
-    perms = np.stack([base[rng.permutation(n + m)] for _ in range(permutations)]) if permutations else np.zeros((0, n + m))
+    perms = (
+        np.stack([base[rng.permutation(n + m)] for _ in range(permutations)]) if permutations else np.zeros((0, n + m))
+    )
     null = stat(perms) if permutations else np.zeros(0)
     exceed = int(np.sum(null >= observed - 1e-12))
     return {
@@ -213,9 +213,14 @@ def manifest_set(
     if domain:
         df = df.filter(pl.col("domain").is_in(list(domain)))
     df = df.sort("image_id")
-    what = ", ".join(
-        x for x in (f"split={'/'.join(split)}" if split else "", f"domain={'/'.join(domain)}" if domain else "") if x
-    ) or "no filter"
+    what = (
+        ", ".join(
+            x
+            for x in (f"split={'/'.join(split)}" if split else "", f"domain={'/'.join(domain)}" if domain else "")
+            if x
+        )
+        or "no filter"
+    )
     if df.height == 0:
         raise DataError(f"The image set {name!r} is empty: manifest {manifest} with {what} matched no image.")
     return ImageSet(name, tuple(io.image_paths(df, manifest)), f"manifest {manifest} ({what})")
@@ -268,7 +273,9 @@ def _backbone_features(paths: Sequence[Path], model: str, *, size: int, seed: in
             for p in paths[i : i + batch]:
                 px = _load(Path(p))
                 px = np.repeat(px[..., None], 3, axis=2) if px.ndim == 2 else px
-                px = cv2.resize(px, (size, size), interpolation=cv2.INTER_AREA if min(px.shape[:2]) >= size else cv2.INTER_LINEAR)
+                px = cv2.resize(
+                    px, (size, size), interpolation=cv2.INTER_AREA if min(px.shape[:2]) >= size else cv2.INTER_LINEAR
+                )
                 arr.append(px)
             x = torch.from_numpy(np.stack(arr)).permute(0, 3, 1, 2).float().div(255.0)
             x = (x - 0.5) / 0.25
@@ -332,10 +339,20 @@ def compare(
     dom = domain_scores(xa, xb, folds=folds, seed=seed)
     mmd = mmd_test(xa, xb, permutations=permutations, seed=seed)
     return {
-        "a": {"name": a.name, "source": a.description, "images": len(a.paths), "sampled": len(pa),
-              "modes": sorted(set(ma))},
-        "b": {"name": b.name, "source": b.description, "images": len(b.paths), "sampled": len(pb),
-              "modes": sorted(set(mb))},
+        "a": {
+            "name": a.name,
+            "source": a.description,
+            "images": len(a.paths),
+            "sampled": len(pa),
+            "modes": sorted(set(ma)),
+        },
+        "b": {
+            "name": b.name,
+            "source": b.description,
+            "images": len(b.paths),
+            "sampled": len(pb),
+            "modes": sorted(set(mb)),
+        },
         "features": features,
         "properties": property_tests(qa, qb, scale),
         "property_distance": property_distance(qa, qb, scale),
@@ -350,13 +367,22 @@ def render_table(result: dict[str, Any]):
     from rich.table import Table
 
     a, b = result["a"], result["b"]
-    t = Table(title=f"shift: {a['name']} (n={a['sampled']} of {a['images']}) vs {b['name']} "
-                    f"(n={b['sampled']} of {b['images']})")
+    t = Table(
+        title=f"shift: {a['name']} (n={a['sampled']} of {a['images']}) vs {b['name']} "
+        f"(n={b['sampled']} of {b['images']})"
+    )
     for col in ("property", f"mean {a['name']}", f"mean {b['name']}", "KS", "KS p", "Wasserstein", "W (std units)"):
         t.add_column(col, justify="right" if col != "property" else "left")
     for name, r in result["properties"].items():
-        t.add_row(name, f"{r['mean_a']:.4g}", f"{r['mean_b']:.4g}", f"{r['ks']:.3f}", f"{r['ks_p']:.3g}",
-                  f"{r['wasserstein']:.4g}", f"{r['wasserstein_std']:.3f}")
+        t.add_row(
+            name,
+            f"{r['mean_a']:.4g}",
+            f"{r['mean_b']:.4g}",
+            f"{r['ks']:.3f}",
+            f"{r['ks_p']:.3g}",
+            f"{r['wasserstein']:.4g}",
+            f"{r['wasserstein_std']:.3f}",
+        )
     t.caption = (
         f"domain AUC {result['domain_auc']['auc']:.3f} ({result['domain_auc']['folds']}-fold); "
         f"MMD^2 {result['mmd']['mmd2']:.4g}, p = {result['mmd']['p_value']:.3g} "

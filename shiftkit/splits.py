@@ -51,9 +51,9 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -233,8 +233,7 @@ def _previous(
         changed = sorted(k for k in set(now) | set(before) if before.get(k) != now.get(k))
         what = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in changed) or "unknown settings"
         notes.append(
-            f"The split settings changed ({what}): previous splits are not honoured and every image "
-            f"is assigned afresh."
+            f"The split settings changed ({what}): previous splits are not honoured and every image is assigned afresh."
         )
         return None, True
     bad = previous.filter(~pl.col("split").is_in([*SPLITS, HELD_OUT_COPY]))
@@ -308,7 +307,11 @@ def _greedy(sizes: list[int], suffix_min: list[int], wants: list[int]) -> tuple[
 
 
 def _fill(
-    assigned: np.ndarray, candidates: np.ndarray, stratum: np.ndarray, u: np.ndarray, n: np.ndarray,
+    assigned: np.ndarray,
+    candidates: np.ndarray,
+    stratum: np.ndarray,
+    u: np.ndarray,
+    n: np.ndarray,
     wants: list[tuple[int, np.ndarray]],
 ) -> None:
     """Fill splits in turn with candidate groups in hash order per stratum, in place.
@@ -336,7 +339,7 @@ def _fill(
         s = stratum[o]
         bounds = np.flatnonzero(np.r_[True, s[1:] != s[:-1], True])
         redo = []
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
             st = int(s[lo])
             if total_want[st] <= 0 or (full and st not in todo):
                 continue
@@ -365,7 +368,8 @@ def _group_labels(g: _Groups, label: np.ndarray) -> np.ndarray:
     if multi.any():
         sub = pl.DataFrame({"g": g.inverse[multi], "label": label[multi]})
         top = (
-            sub.group_by("g", "label").len()
+            sub.group_by("g", "label")
+            .len()
             .sort(["g", "len", "label"], descending=[False, True, False])
             .unique("g", keep="first")
         )
@@ -374,8 +378,8 @@ def _group_labels(g: _Groups, label: np.ndarray) -> np.ndarray:
 
 
 def _quota(names: list[str], sizes: np.ndarray, total: int, caps: np.ndarray | None = None) -> np.ndarray:
-    cap = None if caps is None else dict(zip(names, caps.tolist()))
-    got = allocate(dict(zip(names, sizes.tolist())), total, cap)
+    cap = None if caps is None else dict(zip(names, caps.tolist(), strict=False))
+    got = allocate(dict(zip(names, sizes.tolist(), strict=False)), total, cap)
     return np.array([got[k] for k in names], np.int64)
 
 
@@ -425,9 +429,17 @@ def _encode(rows: pl.DataFrame, params: SplitParams, old_code: np.ndarray) -> _C
     g = _Groups.of(group_keys(rows["group"]))
     is_target = (domain == domain_names.index(params.target_domain)).astype(np.int8)
     return _Coded(
-        rows=rows, label=label, domain=domain, label_names=label_names, domain_names=domain_names, g=g,
-        n=g.sizes.astype(np.int64), glabel=_group_labels(g, label), gdomain=g.reduce(np.minimum, domain),
-        target_only=g.reduce(np.minimum, is_target).astype(bool), old_code=old_code,
+        rows=rows,
+        label=label,
+        domain=domain,
+        label_names=label_names,
+        domain_names=domain_names,
+        g=g,
+        n=g.sizes.astype(np.int64),
+        glabel=_group_labels(g, label),
+        gdomain=g.reduce(np.minimum, domain),
+        target_only=g.reduce(np.minimum, is_target).astype(bool),
+        old_code=old_code,
         assigned=g.reduce(np.maximum, old_code),  # a group with a previous split keeps it
     )
 
@@ -493,7 +505,7 @@ def _draw_holdout(c: _Coded, params: SplitParams, notes: list[str]) -> tuple[int
     # then drawn into the stratum of their most common label.
     row_elig = eligible[c.g.inverse]
     per_label = np.bincount(c.label[row_elig], minlength=len(c.label_names)).astype(np.int64)
-    rare = [lab for lab, k in zip(c.label_names, per_label.tolist()) if 0 < k < params.min_per_label]
+    rare = [lab for lab, k in zip(c.label_names, per_label.tolist(), strict=False) if 0 < k < params.min_per_label]
     if rare:
         notes.append(
             f"Label(s) {', '.join(map(repr, rare))} have fewer than {params.min_per_label} images in {source} "
@@ -541,8 +553,14 @@ def _draw_bridge(c: _Coded, params: SplitParams) -> int:
     bridge_q = _quota(bnames, bsizes, bridge_n)
     have = c.have(row_pool, CODE["bridge"], row_bstratum, len(bnames))
     salt = np.uint64(_blake64(f"shiftkit-split:{params.seed}:bridge"))
-    _fill(c.assigned, in_pool & (c.assigned < 0), bstratum, _mix(c.g.keys ^ salt), c.n,
-          [(CODE["bridge"], np.maximum(0, bridge_q - have))])
+    _fill(
+        c.assigned,
+        in_pool & (c.assigned < 0),
+        bstratum,
+        _mix(c.g.keys ^ salt),
+        c.n,
+        [(CODE["bridge"], np.maximum(0, bridge_q - have))],
+    )
     return bridge_n
 
 
@@ -626,8 +644,11 @@ def _result(c: _Coded, params: SplitParams, notes: list[str], reshuffled: bool) 
     _check_codes(c.rows, split_code, c.g)  # a held-out copy counts on its group's side here
     names = pl.Series("split", split_code).replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String)
     table = c.rows.select(
-        "image_id", pl.when(pl.Series(held)).then(pl.lit(HELD_OUT_COPY)).otherwise(names).alias("split"),
-        "group", "domain", "label",
+        "image_id",
+        pl.when(pl.Series(held)).then(pl.lit(HELD_OUT_COPY)).otherwise(names).alias("split"),
+        "group",
+        "domain",
+        "label",
     )
     copies = _copied(table, params)
     if copies:
@@ -642,8 +663,15 @@ def _result(c: _Coded, params: SplitParams, notes: list[str], reshuffled: bool) 
     for note in notes:
         warnings.warn(note, SplitWarning, stacklevel=3)
     composition = summarize_codes(
-        split_code[inside], c.domain[inside], c.label[inside], c.domain_names, c.label_names, params, notes,
-        kept=kept, reshuffled=reshuffled,
+        split_code[inside],
+        c.domain[inside],
+        c.label[inside],
+        c.domain_names,
+        c.label_names,
+        params,
+        notes,
+        kept=kept,
+        reshuffled=reshuffled,
     )
     composition.update(held_out_copies=copies, class_shares=shares)
     return SplitResult(
@@ -661,7 +689,11 @@ SHARE_LEVEL = 0.99  # the band a class's dev/test count is expected in, were the
 
 
 def class_shares(
-    split: np.ndarray, domain: np.ndarray, label: np.ndarray, domain_names: list[str], label_names: list[str],
+    split: np.ndarray,
+    domain: np.ndarray,
+    label: np.ndarray,
+    domain_names: list[str],
+    label_names: list[str],
     params: SplitParams,
 ) -> list[dict[str, Any]]:
     """Each class's share of the target images in dev and in test against its share of the target.
@@ -688,11 +720,18 @@ def class_shares(
         for k, lab in enumerate(label_names):
             if pool[k] == 0:
                 continue
-            rows.append({
-                "split": name, "label": lab, "images": int(counts[k]), "share": round(float(counts[k]) / n, 4),
-                "target_share": round(float(pool[k]) / big_n, 4), "low": int(lo[k]), "high": int(hi[k]),
-                "within": bool(lo[k] <= counts[k] <= hi[k]),
-            })
+            rows.append(
+                {
+                    "split": name,
+                    "label": lab,
+                    "images": int(counts[k]),
+                    "share": round(float(counts[k]) / n, 4),
+                    "target_share": round(float(pool[k]) / big_n, 4),
+                    "low": int(lo[k]),
+                    "high": int(hi[k]),
+                    "within": bool(lo[k] <= counts[k] <= hi[k]),
+                }
+            )
     return rows
 
 
@@ -704,7 +743,8 @@ def share_warnings(shares: list[dict[str, Any]]) -> list[str]:
         if off:
             parts = "; ".join(
                 f"{r['label']!r} {r['images']} ({r['share']:.1%} vs {r['target_share']:.1%}, expected "
-                f"{r['low']}-{r['high']})" for r in off[:10]
+                f"{r['low']}-{r['high']})"
+                for r in off[:10]
             )
             out.append(
                 f"{name} does not represent the target: {len(off)} class(es) outside the {SHARE_LEVEL:.0%} band "
@@ -744,7 +784,9 @@ def _check_codes(rows: pl.DataFrame, split_code: np.ndarray, g: _Groups | None =
         if straddle.height == 0:
             continue
         members = sub.join(straddle.select(key), on=key).sort(key, "code", "image_id").head(limit)
-        found = [f"{i[:12]} ({s}, group {gr[:12]})" for i, s, gr in members.select("image_id", "split", "group").iter_rows()]
+        found = [
+            f"{i[:12]} ({s}, group {gr[:12]})" for i, s, gr in members.select("image_id", "split", "group").iter_rows()
+        ]
         what = "the same image" if key == "image_id" else "exact or near duplicates"
         raise DataError(
             f"Leakage: {straddle.height} {'image(s)' if key == 'image_id' else 'group(s)'} of {what} "
@@ -771,8 +813,16 @@ def check_leakage(table: pl.DataFrame, *, limit: int = 10) -> None:
 
 
 def summarize_codes(
-    split: np.ndarray, domain: np.ndarray, label: np.ndarray, domain_names: list[str], label_names: list[str],
-    params: SplitParams, notes=(), *, kept: int = 0, reshuffled: bool = False,
+    split: np.ndarray,
+    domain: np.ndarray,
+    label: np.ndarray,
+    domain_names: list[str],
+    label_names: list[str],
+    params: SplitParams,
+    notes=(),
+    *,
+    kept: int = 0,
+    reshuffled: bool = False,
 ) -> dict[str, Any]:
     """Counts per split x domain x label, totals, and the statement of where dev/test come from."""
     target = params.target_domain
@@ -793,7 +843,7 @@ def summarize_codes(
         t = int(per_domain[ti]) if ti is not None else 0
         totals[s] = {
             "images": total,
-            "domains": {d: int(v) for d, v in zip(domain_names, per_domain.tolist()) if v},
+            "domains": {d: int(v) for d, v in zip(domain_names, per_domain.tolist(), strict=False) if v},
             "target_images": t,
             "target_share": round(t / total, 4) if total else 0.0,
         }
@@ -861,7 +911,8 @@ def composition_markdown(composition: dict[str, Any]) -> str:
         lines += ["", f"## Held out: {len(held)} near copies of dev/test images", ""]
         lines += [
             f"- `{h['image_id'][:16]}` ({h['domain']}, label {h['label']}) copies `{(h['copies'] or '?')[:16]}` "
-            f"({h['copies_split']})" for h in held[:50]
+            f"({h['copies_split']})"
+            for h in held[:50]
         ]
         if len(held) > 50:
             lines.append(f"- ... and {len(held) - 50} more (composition.json lists them all)")

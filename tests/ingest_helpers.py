@@ -59,7 +59,9 @@ def messy_folder(root: Path) -> dict[tuple[str, str], str]:
     # unusual but valid
     rgb = np.repeat(x[30][..., None], 3, axis=2)
     add("web", f"{y[30]}/cmyk.jpg", jpeg_bytes(Image.fromarray(rgb).convert("CMYK"), quality=95), "manifest")
-    photo = Image.fromarray(np.repeat(np.kron(x[31][:, :16], np.ones((1, 3), np.uint8))[..., None], 3, axis=2))  # 28 x 48
+    photo = Image.fromarray(
+        np.repeat(np.kron(x[31][:, :16], np.ones((1, 3), np.uint8))[..., None], 3, axis=2)
+    )  # 28 x 48
     exif = photo.getexif()
     exif[0x0112] = 6  # rotate 90 clockwise on display
     add("web", f"{y[31]}/rotated.jpg", jpeg_bytes(photo, exif=exif, quality=95), "manifest")

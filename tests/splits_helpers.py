@@ -15,7 +15,7 @@ from tests import helpers
 def manifest_from_images(images, labels, domain: str, *, drop: int = 1, tag: str = "") -> pl.DataFrame:
     """A manifest frame (schema.MANIFEST) of in-memory images; every image is its own group."""
     rows = []
-    for i, (img, lab) in enumerate(zip(images, labels)):
+    for i, (img, lab) in enumerate(zip(images, labels, strict=False)):
         props = measure(img)
         image_id = hashlib.sha256(img.tobytes() + f"{domain}{tag}{i}".encode()).hexdigest()
         rows.append(
@@ -45,8 +45,9 @@ def example_manifest(web: int = 1200, target: int = 600, web_offset: int = 0) ->
     return pl.concat([manifest_from_images(wx, wy, "web"), manifest_from_images(tx, ty, "target")])
 
 
-def synthetic_manifest(n: int, *, target_share: float = 0.1, labels: int = 10, seed: int = 0,
-                       group_size: int = 1) -> pl.DataFrame:
+def synthetic_manifest(
+    n: int, *, target_share: float = 0.1, labels: int = 10, seed: int = 0, group_size: int = 1
+) -> pl.DataFrame:
     """A manifest of ``n`` rows without images (for sizes and speed): random ids, labels, domains."""
     rng = np.random.default_rng(seed)
     ids = [hashlib.sha256(f"{seed}:{i}".encode()).hexdigest() for i in range(n)]
@@ -79,5 +80,7 @@ def full_manifest(frame: pl.DataFrame) -> pl.DataFrame:
         "phash": frame["image_id"].str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64),
         "drop": pl.Series([1] * n, dtype=pl.Int32),
     }
-    out = frame.with_columns(**filler, **{c: pl.lit(0.5) for c in ("blur", "brightness", "contrast", "effective_res", "noise", "extent")})
+    out = frame.with_columns(
+        **filler, **{c: pl.lit(0.5) for c in ("blur", "brightness", "contrast", "effective_res", "noise", "extent")}
+    )
     return conform(out.with_columns(jpeg_quality=pl.lit(None, pl.Float64)), MANIFEST)

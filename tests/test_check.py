@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter
 
 from shiftkit import check
 from shiftkit.cli import main
-from shiftkit.config import CheckParams, load_params
+from shiftkit.config import load_params
 from shiftkit.errors import CheckFailed, RegistryError
 from shiftkit.ingest import ingest
 from shiftkit.io import image_paths, read_table
@@ -116,7 +116,9 @@ def test_a_new_label_blocks_unless_allowed(reference, tmp_path):
     code, report, _ = _check(drop, reference, tmp_path)
     assert code == 1
     finding = [f for f in report["findings"] if f["rule"] == "new_labels"][0]
-    assert finding["severity"] == "error" and "'42'" in finding["message"] and "--allow-new-labels" in finding["message"]
+    assert (
+        finding["severity"] == "error" and "'42'" in finding["message"] and "--allow-new-labels" in finding["message"]
+    )
     code, report, _ = _check(drop, reference, tmp_path, "--allow-new-labels")
     assert code == 0
     assert [f["severity"] for f in report["findings"] if f["rule"] == "new_labels"] == ["warning"]
@@ -166,7 +168,7 @@ def test_a_byte_copy_of_a_reference_image_under_another_label_blocks(reference, 
 def test_blurred_drop_warns_about_drift_with_effect_sizes(reference, tmp_path):
     x, y = helpers.mnist(150, 40000)
     root = tmp_path / "drop" / "web"
-    for i, (img, lab) in enumerate(zip(x, y)):
+    for i, (img, lab) in enumerate(zip(x, y, strict=False)):
         (root / str(lab)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).filter(ImageFilter.GaussianBlur(2)).save(root / str(lab) / f"blur_{i}.png")
     code, report, md = _check(tmp_path / "drop", reference, tmp_path)
@@ -182,7 +184,9 @@ def test_copies_of_training_images_tiny_images_and_class_share_warn(reference, t
     manifest_path, splits_path, _ = reference
     ref = read_table(manifest_path, MANIFEST)
     train_ids = read_table(splits_path, SPLITS_TABLE).filter(pl.col("split") == "train")["image_id"]
-    train = ref.filter(pl.col("image_id").is_in(train_ids.to_list()) & (pl.col("domain") == "web") & (pl.col("label") == "1")).sort("path")
+    train = ref.filter(
+        pl.col("image_id").is_in(train_ids.to_list()) & (pl.col("domain") == "web") & (pl.col("label") == "1")
+    ).sort("path")
     drop = tmp_path / "drop"
     (drop / "web" / "1").mkdir(parents=True)
     for k, src in enumerate(image_paths(train.head(30), manifest_path)):
@@ -201,9 +205,13 @@ def test_copies_of_training_images_tiny_images_and_class_share_warn(reference, t
 
 
 def test_rule_registry_is_strict():
-    with pytest.raises(RegistryError, match=r"Check rule 'leakage' is registered twice; registered rules: .*corrupt.*tiny"):
+    with pytest.raises(
+        RegistryError, match=r"Check rule 'leakage' is registered twice; registered rules: .*corrupt.*tiny"
+    ):
         check.rule("leakage")(lambda ctx: [])
-    with pytest.raises(RegistryError, match=r"Unknown check rule 'nope'; valid rules: class_share, conflicting_labels, corrupt, drift"):
+    with pytest.raises(
+        RegistryError, match=r"Unknown check rule 'nope'; valid rules: class_share, conflicting_labels, corrupt, drift"
+    ):
         check.get_rule("nope")
 
 
@@ -248,7 +256,9 @@ def test_library_raises_check_failed(reference, tmp_path):
     drop.mkdir(parents=True)
     shutil.copy(dev["file"][0], drop / "leak.png")
     with pytest.raises(CheckFailed, match=r"1 blocking finding\(s\); first: \[leakage\]"):
-        check.run_check([f"target={tmp_path / 'drop' / 'target'}"], manifest_path, splits=splits_path, params=load_params(None))
+        check.run_check(
+            [f"target={tmp_path / 'drop' / 'target'}"], manifest_path, splits=splits_path, params=load_params(None)
+        )
 
 
 def test_check_starts_without_torch(reference, tmp_path):
@@ -260,7 +270,9 @@ def test_check_starts_without_torch(reference, tmp_path):
         "print(rc, [m for m in ('torch', 'timm', 'albumentations') if m in sys.modules])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr
 
 
@@ -271,7 +283,9 @@ def test_ci_workflow_runs_the_check_on_pull_requests_that_add_data():
     triggers = wf[True]  # YAML 1.1 reads the key `on` as true
     assert "drops/**" in triggers["pull_request"]["paths"]
     script = "\n".join(step.get("run", "") for step in wf["jobs"]["check"]["steps"])
-    assert "--diff-filter=A" in script and "shiftkit check" in script and "--splits data/splits/splits.parquet" in script
+    assert (
+        "--diff-filter=A" in script and "shiftkit check" in script and "--splits data/splits/splits.parquet" in script
+    )
 
 
 def _ingested_drops(root: Path, second: Path | None) -> Path:
@@ -309,8 +323,16 @@ def test_latest_drop_with_a_copy_of_a_dev_image_fails_the_pipeline_gate(tmp_path
     Image.open(src).resize((16, 16), Image.BILINEAR).save(dest, quality=90)
     ingest({"web": tmp_path / "raw" / "web", "target": tmp_path / "raw" / "target"}, tmp_path / "manifest")
     code = main(
-        ["check", "--latest", "--reference", str(manifest), "--splits", str(tmp_path / "splits" / "splits.parquet"),
-         "--out", str(tmp_path / "c")]
+        [
+            "check",
+            "--latest",
+            "--reference",
+            str(manifest),
+            "--splits",
+            str(tmp_path / "splits" / "splits.parquet"),
+            "--out",
+            str(tmp_path / "c"),
+        ]
     )
     assert code == 1
     data = json.loads((tmp_path / "c" / "check.json").read_text())

@@ -67,7 +67,7 @@ def test_too_small():
 
 
 def test_modes_normalise_to_grey_or_rgb():
-    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    grey16 = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     d = images.decode(_png(grey16))
     assert d.pixels.dtype == np.uint8 and d.pixels.shape == (8, 8)
     assert d.pixels.max() == round(63000 * 255 / 65535)

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import cli, ingest as ingest_mod
+from shiftkit import cli
+from shiftkit import ingest as ingest_mod
 from shiftkit.config import IngestParams
 from shiftkit.console import output_to, stderr_console
 from shiftkit.errors import ConfigError, DataError, InputPathError
@@ -176,7 +177,10 @@ def test_listing_rows_resolve_against_the_listing_folder(tmp_path, suffix):
     man, qua = _tables(tmp_path / "out")
     assert sorted(man.select("domain", "label").iter_rows()) == [("target", "b"), ("web", "a")]
     assert set(man["root"]) == {"../data"}
-    assert dict(qua.select("path", "reason").iter_rows()) == {"../outside.png": "outside_root", "imgs/missing.png": "unreadable"}
+    assert dict(qua.select("path", "reason").iter_rows()) == {
+        "../outside.png": "outside_root",
+        "imgs/missing.png": "unreadable",
+    }
 
 
 def test_params_decide_too_small_and_reused_verdicts_follow_them(tmp_path):
@@ -248,7 +252,9 @@ def test_cli_bad_input_is_one_line_and_exit_2(small_web, capsys, monkeypatch, ar
 def test_cli_ingest_prints_the_counts_by_reason(small_web, capsys):
     (small_web / "web" / "0").mkdir(exist_ok=True)
     (small_web / "web" / "0" / "empty.png").write_bytes(b"")
-    code, err = _cli(["ingest", "--domain", f"web={small_web / 'web'}", "--out", str(small_web / "m"), "--workers", "1"], capsys)
+    code, err = _cli(
+        ["ingest", "--domain", f"web={small_web / 'web'}", "--out", str(small_web / "m"), "--workers", "1"], capsys
+    )
     assert code == 0
     assert "quarantine: empty" in err and "total" in err and "Traceback" not in err
     assert (small_web / "m" / "manifest.parquet").is_file()
@@ -257,7 +263,9 @@ def test_cli_ingest_prints_the_counts_by_reason(small_web, capsys):
 def _stage(name):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", Path(__file__).resolve().parents[1] / "pipelines" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"stage_{name}", Path(__file__).resolve().parents[1] / "pipelines" / f"{name}.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -269,7 +277,16 @@ def test_stage_scripts_run_and_fail_with_one_line(tmp_path, capsys):
     assert _stage("example").main(["--out", str(tmp_path / "raw"), "--params", str(params)]) == 0
     ingest_stage = _stage("ingest")
     raw = tmp_path / "raw"
-    args = ["--domain", f"web={raw / 'web'}", "--domain", f"target={raw / 'target'}", "--out", str(tmp_path / "m"), "--params", str(params)]
+    args = [
+        "--domain",
+        f"web={raw / 'web'}",
+        "--domain",
+        f"target={raw / 'target'}",
+        "--out",
+        str(tmp_path / "m"),
+        "--params",
+        str(params),
+    ]
     assert ingest_stage.main(args) == 0
     assert "30 files -> 30 in the manifest" in capsys.readouterr().out
     assert ingest_stage.main(["--domain", "web=nowhere", "--out", str(tmp_path / "m2")]) == 2

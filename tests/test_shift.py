@@ -48,9 +48,13 @@ def test_mmd_over_20_random_splits_rejects_at_most_twice(halves):
 
 
 def test_mnist_against_digits_is_far_apart(example_folders):
-    res = shift.compare(shift.folder_set("web", example_folders / "web"),
-                        shift.folder_set("target", example_folders / "target"), max_images=120,
-                        permutations=100, workers=1)
+    res = shift.compare(
+        shift.folder_set("web", example_folders / "web"),
+        shift.folder_set("target", example_folders / "target"),
+        max_images=120,
+        permutations=100,
+        workers=1,
+    )
     assert res["domain_auc"]["auc"] > 0.95
     assert res["mmd"]["p_value"] == pytest.approx(1 / 101)
     assert res["properties"]["extent"]["mean_b"] > res["properties"]["extent"]["mean_a"]
@@ -103,9 +107,29 @@ def test_manifest_filters_and_their_errors(tables):
 def test_cli_shift_on_a_manifest_prints_json_with_sample_sizes(tables, tmp_path, capsys, params_file):
     manifest, splits = tables
     out = tmp_path / "shift.json"
-    code = main(["shift", "--manifest", str(manifest), "--splits", str(splits), "--a-domain", "web",
-                 "--b-domain", "target", "--b-split", "train", "--max-images", "80", "--permutations", "50",
-                 "--json", str(out), "--params", params_file])
+    code = main(
+        [
+            "shift",
+            "--manifest",
+            str(manifest),
+            "--splits",
+            str(splits),
+            "--a-domain",
+            "web",
+            "--b-domain",
+            "target",
+            "--b-split",
+            "train",
+            "--max-images",
+            "80",
+            "--permutations",
+            "50",
+            "--json",
+            str(out),
+            "--params",
+            params_file,
+        ]
+    )
     assert code == 0
     res = json.loads(capsys.readouterr().out)
     assert res["a"]["sampled"] == 80 and res["b"]["images"] < 200
@@ -115,8 +139,23 @@ def test_cli_shift_on_a_manifest_prints_json_with_sample_sizes(tables, tmp_path,
 
 def test_cli_shift_empty_set_exits_2_with_one_line(tables, capsys, params_file):
     manifest, splits = tables
-    code = main(["shift", "--manifest", str(manifest), "--splits", str(splits), "--a-split", "dev",
-                 "--a-domain", "web", "--b-domain", "target", "--params", params_file])
+    code = main(
+        [
+            "shift",
+            "--manifest",
+            str(manifest),
+            "--splits",
+            str(splits),
+            "--a-split",
+            "dev",
+            "--a-domain",
+            "web",
+            "--b-domain",
+            "target",
+            "--params",
+            params_file,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "is empty" in err
 
@@ -129,13 +168,18 @@ def test_cli_shift_refuses_a_mix_of_folders_and_manifest(tables, tmp_path, capsy
 
 def test_mixed_image_modes_are_compared_after_normalisation(tmp_path):
     x, y = helpers.mnist(40)
-    for i, (img, lab) in enumerate(zip(x, y)):
+    for i, (img, lab) in enumerate(zip(x, y, strict=False)):
         d = tmp_path / ("a" if i < 20 else "b") / str(lab)
         d.mkdir(parents=True, exist_ok=True)
         im = Image.fromarray(img)
         im.convert(("L", "RGB", "P", "LA", "I;16")[i % 5]).save(d / f"m{i}.png")
-    res = shift.compare(shift.folder_set("A", tmp_path / "a"), shift.folder_set("B", tmp_path / "b"),
-                        folds=3, permutations=20, workers=1)
+    res = shift.compare(
+        shift.folder_set("A", tmp_path / "a"),
+        shift.folder_set("B", tmp_path / "b"),
+        folds=3,
+        permutations=20,
+        workers=1,
+    )
     assert res["a"]["modes"] == ["L", "RGB"]
     assert 0.0 <= res["domain_auc"]["auc"] <= 1.0
 
@@ -144,8 +188,16 @@ def test_mixed_image_modes_are_compared_after_normalisation(tmp_path):
 def test_timm_backbone_features(halves):
     pytest.importorskip("timm")
     a, b = halves
-    res = shift.compare(shift.folder_set("A", a), shift.folder_set("B", b), max_images=40, folds=3,
-                        permutations=50, model="resnet10t", model_size=32, workers=1)
+    res = shift.compare(
+        shift.folder_set("A", a),
+        shift.folder_set("B", b),
+        max_images=40,
+        folds=3,
+        permutations=50,
+        model="resnet10t",
+        model_size=32,
+        workers=1,
+    )
     assert "resnet10t" in res["features"]
     assert 0.0 <= res["domain_auc"]["auc"] <= 1.0
 

@@ -38,7 +38,12 @@ def manifests(draw, min_groups: int = 20, max_groups: int = 150, tag: str = "a")
             # now and then a copy crosses domains (a web image scraped from the target app)
             d = "web" if (k == 1 and crosses and domain == "target") else domain
             rows.append(
-                {"image_id": hashlib.sha256(f"{tag}-g{g}-{k}".encode()).hexdigest(), "domain": d, "label": str(label), "dup_group": gid}
+                {
+                    "image_id": hashlib.sha256(f"{tag}-g{g}-{k}".encode()).hexdigest(),
+                    "domain": d,
+                    "label": str(label),
+                    "dup_group": gid,
+                }
             )
     schema = {"image_id": pl.String, "domain": pl.String, "label": pl.String, "dup_group": pl.String}
     return pl.DataFrame(rows, schema=schema)
@@ -77,7 +82,17 @@ def test_invariants_of_one_split(m, p):
     except DataError as exc:
         # only impossible requests may be refused
         event("refused: impossible request")
-        assert any(w in str(exc) for w in ("images were asked for", "gives an empty", "whole training pool", "no image that can go", "not in the manifest", "set is empty")), exc
+        assert any(
+            w in str(exc)
+            for w in (
+                "images were asked for",
+                "gives an empty",
+                "whole training pool",
+                "no image that can go",
+                "not in the manifest",
+                "set is empty",
+            )
+        ), exc
         return
     event("split")
     t = result.table
@@ -103,7 +118,12 @@ def test_invariants_of_one_split(m, p):
 
 
 @SETTINGS
-@given(old=manifests(tag="old"), new=manifests(min_groups=0, max_groups=60, tag="new"), p=params_strategy, join=st.booleans())
+@given(
+    old=manifests(tag="old"),
+    new=manifests(min_groups=0, max_groups=60, tag="new"),
+    p=params_strategy,
+    join=st.booleans(),
+)
 def test_old_assignments_survive_appending(old, new, p, join):
     try:
         first = _assign(old, p)
@@ -154,7 +174,9 @@ def _assert_recipe_rules(t: pl.DataFrame, p: SplitParams) -> None:
 @settings(SETTINGS, max_examples=40)
 @given(
     old=manifests(tag="old"),
-    drops=st.lists(st.tuples(manifests(min_groups=0, max_groups=30, tag="d"), st.integers(0, 5)), min_size=1, max_size=3),
+    drops=st.lists(
+        st.tuples(manifests(min_groups=0, max_groups=30, tag="d"), st.integers(0, 5)), min_size=1, max_size=3
+    ),
     p=params_strategy,
 )
 def test_drops_of_copies_never_reach_dev_or_test(old, drops, p):
@@ -169,7 +191,9 @@ def test_drops_of_copies_never_reach_dev_or_test(old, drops, p):
         olds = manifest["dup_group"].unique().sort().to_list()
         if every and new.height:  # every `every`-th web image of the drop is a near copy of an old image
             copies = pl.Series([olds[(i * 7) % len(olds)] for i in range(new.height)])
-            new = new.with_columns(dup_group=pl.when(pl.int_range(pl.len()) % every == 0).then(copies).otherwise("dup_group"))
+            new = new.with_columns(
+                dup_group=pl.when(pl.int_range(pl.len()) % every == 0).then(copies).otherwise("dup_group")
+            )
         manifest = pl.concat([manifest, new])
         before = dict(result.table.select("image_id", "split").iter_rows())
         result = _assign(manifest, p, result.table, p.settings())
