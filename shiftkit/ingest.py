@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from shiftkit import images, storage
 from shiftkit.config import IngestParams
 from shiftkit.console import console, make_progress, rate_text
-from shiftkit.dedup import group_ids
+from shiftkit.dedup import THUMB_SIZE, group_ids
 from shiftkit.errors import ConfigError, DataError, ImageDecodeError, InputPathError
 from shiftkit.io import ensure_dir, read_json, read_table, relative_root, replace_dir, write_json, write_table
 from shiftkit.parallel import imap, resolve_workers
@@ -128,6 +128,22 @@ def _escaped(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def _link_verdict(path: str, real_root: str) -> tuple[QuarantineReason, str] | None:
+    """Why a symbolic link cannot be ingested (None: it points at a regular file inside the root)."""
+    target = os.path.realpath(path)
+    if not _inside(target, real_root):
+        return Reason.OUTSIDE_ROOT, f"a link to {target}, outside the data root {real_root}"
+    if not os.path.exists(target):
+        return Reason.UNREADABLE, f"a broken link to {target}"
+    if os.path.isdir(target):
+        return Reason.STRAY_FILE, "a link to a folder (links to folders are not followed)"
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return Reason.UNREADABLE, exc.strerror or str(exc)
+    return None if stat.S_ISREG(st.st_mode) else (Reason.UNREADABLE, "not a regular file")
+
+
 def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -> list[_Entry]:
     """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
 
@@ -141,71 +157,32 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
             with os.scandir(folder) as it:
                 names = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            rel = _escaped("/".join(parts) or ".")
-            out.append(
-                _Entry(
-                    domain,
-                    root,
-                    rel,
-                    _escaped(parts[0]) if parts else "",
-                    order,
-                    Reason.UNREADABLE,
-                    f"cannot list the folder: {exc.strerror or exc}",
-                )
-            )
+            label = _escaped(parts[0]) if parts else ""
+            detail = f"cannot list the folder: {exc.strerror or exc}"
+            out.append(_Entry(domain, root, _escaped("/".join(parts) or "."), label, order, Reason.UNREADABLE, detail))
             return
         for e in names:
             rel_parts = (*parts, e.name)
             rel = "/".join(rel_parts)
             label = rel_parts[0] if len(rel_parts) >= 2 else ""
             if not _is_utf8(rel) and not e.is_dir(follow_symlinks=False):
-                out.append(
-                    _Entry(
-                        domain,
-                        root,
-                        _escaped(rel),
-                        _escaped(label),
-                        order,
-                        Reason.NAME_NOT_UTF8,
-                        "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)",
-                    )
-                )
+                detail = "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"
+                out.append(_Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8, detail))
                 continue
             entry = _Entry(domain, root, rel, label, order)
             if e.is_symlink():
-                target = os.path.realpath(e.path)
-                if not _inside(target, real_root):
-                    entry.reason, entry.detail = (
-                        Reason.OUTSIDE_ROOT,
-                        f"a link to {target}, outside the data root {real_root}",
-                    )
-                elif not os.path.exists(target):
-                    entry.reason, entry.detail = Reason.UNREADABLE, f"a broken link to {target}"
-                elif os.path.isdir(target):
-                    entry.reason, entry.detail = (
-                        Reason.STRAY_FILE,
-                        "a link to a folder (links to folders are not followed)",
-                    )
+                verdict = _link_verdict(e.path, real_root)
+                if verdict is not None:
+                    entry.reason, entry.detail = verdict
             elif e.is_dir(follow_symlinks=False):
                 if skip is None or os.path.realpath(e.path) != skip:
                     visit(e.path, rel_parts)
                 continue
             elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
                 entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
-            if entry.reason is None and e.is_symlink():
-                try:
-                    st = os.stat(e.path)
-                except OSError as exc:
-                    entry.reason, entry.detail = Reason.UNREADABLE, exc.strerror or str(exc)
-                else:
-                    if not stat.S_ISREG(st.st_mode):
-                        entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
             if entry.reason is None and len(rel_parts) != 2:
-                where = (
-                    "directly in the domain folder"
-                    if len(rel_parts) == 1
-                    else f"{len(rel_parts) - 2} folder(s) too deep"
-                )
+                deep = len(rel_parts) - 2
+                where = "directly in the domain folder" if deep < 0 else f"{deep} folder(s) too deep"
                 entry.reason, entry.detail = Reason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this file is {where}"
             out.append(entry)
 
@@ -354,7 +331,7 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
     if works:
         for idx, work, props in zip(pending, works, images.measure_batch(np.stack(works)), strict=False):
             sha, kind, head = out[idx]
-            out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS), images.thumbnail(work)))
+            out[idx] = (sha, kind, (*head, *(props[k] for k in _PROP_FIELDS), images.thumbnail(work, THUMB_SIZE)))
     return out
 
 
@@ -674,7 +651,7 @@ def _tables(
     manifest = pl.DataFrame({c: v for c, v in cols.items()}, schema={c: schema[c] for c in cols})
     # near copies share the id of their earliest member, so old groups keep their names
     order = manifest.with_row_index("_row").sort(["drop", "image_id"])
-    thumbs = np.frombuffer(b"".join(order["thumb"].to_list()), np.uint8).reshape(order.height, -1)
+    thumbs = np.frombuffer(b"".join(order["thumb"].to_list()), np.uint8).reshape(order.height, THUMB_SIZE**2)
     groups = group_ids(order["image_id"].to_list(), order["phash"].to_numpy(), params.near_dup_radius, thumbs=thumbs)
     manifest = (
         order.with_columns(pl.Series("dup_group", groups, dtype=pl.String))

@@ -95,7 +95,9 @@ def messy_folder(root: Path) -> dict[tuple[str, str], str]:
     conflict = png_bytes(x[41])
     add("web", f"{y[41]}/conflict.png", conflict, "conflicting_label")
     add("web", f"{(int(y[41]) + 1) % 10}/conflict.png", conflict, "conflicting_label")
-    add("target", f"{y[3]}/from_web.png", png_bytes(x[3]), "duplicate")  # kept in web (first domain)
+    # the same bytes in web and target: the target's copy is kept (target images are the scarce ones)
+    add("target", f"{y[3]}/from_web.png", png_bytes(x[3]), "manifest")
+    expected[("web", f"{y[3]}/d03.png")] = "duplicate"
     # stray files
     add("web", "README.txt", b"scraped 2024-01-01\n", "stray_file")
     add("web", f"{y[4]}/sub/deeper.png", png_bytes(x[42]), "stray_file")
