@@ -52,7 +52,8 @@ def catch_rate(name: str, images: np.ndarray, labels: np.ndarray, tmp: Path, qua
     dist = np.bitwise_count(x)
     rates = ", ".join(f"<= {r}: {np.mean(dist <= r):.1%}" for r in RADII)
     print(
-        f"{name} 2x {'bilinear' if resample == Image.BILINEAR else 'bicubic'} JPEG q{quality}: copies within {rates}; max {dist.max()} bits"
+        f"{name} 2x {'bilinear' if resample == Image.BILINEAR else 'bicubic'} JPEG q{quality}: "
+        f"copies within {rates}; max {dist.max()} bits"
     )
     h = a["phash"].to_numpy().astype(np.uint64)
     uniq = np.unique(h)

@@ -74,7 +74,8 @@ def catch(radius: int) -> None:
                     sizes = g.group_by("group").len()["len"]
                     print(
                         f"{name} 2x JPEG q{q}, radius {radius}, {how}: {caught:.1%} of {pairs.height:,} copies grouped "
-                        f"with their original; largest group {sizes.max()}, {int((sizes > 2).sum())} groups of > 2 images"
+                        f"with their original; largest group {sizes.max()}, "
+                        f"{int((sizes > 2).sum())} groups of > 2 images"
                     )
 
 

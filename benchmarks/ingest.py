@@ -5,8 +5,9 @@ Two sets, built once into --data (default: a folder under /tmp):
   B: 2,000 photo-like 512x512 RGB JPEGs at quality 90 (smooth gradients, shapes, texture,
      noise and an upscaled MNIST digit; ~50-60 KB each).
 The limit is a plain loop that reads each file and decodes it fully with Pillow
-(``Image.open(...).load()``), over the same number of processes as ingest uses, with the page cache warm. The ratio is ingest /
-limit (1.0 = ingest is as fast as decoding alone): the median over --repeat back-to-back pairs. Goals: >= 0.6 on A and >= 0.8 on B.
+(``Image.open(...).load()``), over the same number of processes as ingest uses, with the page
+cache warm. The ratio is ingest / limit (1.0 = ingest is as fast as decoding alone): the median
+over --repeat back-to-back pairs. Goals: >= 0.6 on A and >= 0.8 on B.
 
     PYTHONPATH=. /work/venv/bin/python benchmarks/ingest.py [--workers 2] [--repeat 3]
 """

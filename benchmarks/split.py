@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             run_s.append(time.perf_counter() - t)
     print(f"rows: {rows:,}; {result.summary()}")
     print(
-        f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (others' work slows every figure)"
+        f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(others' work slows every figure)"
     )
     for name, times in (
         ("assign (membership, quotas, leakage check, composition)", assign_s),
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         best, med = min(times), statistics.median(times)
         print(
-            f"{name}: best {best:.3f} s (ratio to the {LIMIT_S:g} s limit {best / LIMIT_S:.2f}), median {med:.3f} s (ratio {med / LIMIT_S:.2f})"
+            f"{name}: best {best:.3f} s (ratio to the {LIMIT_S:g} s limit {best / LIMIT_S:.2f}), "
+            f"median {med:.3f} s (ratio {med / LIMIT_S:.2f})"
         )
     return 0
 

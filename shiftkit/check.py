@@ -8,7 +8,8 @@ registered rule looks at the drop against the reference and returns findings wit
   labels;
 - ``warning`` informs the reviewer: copies of training images, a class whose share moves by more
   than ``check.class_share``, files quarantined for another reason than corruption (each named
-  with its reason: a link outside the root, a name that is not UTF-8, ...), property drift against the same domain of the reference (two-sample
+  with its reason: a link outside the root, a name that is not UTF-8, ...), property drift
+  against the same domain of the reference (two-sample
   KS statistic *and* an effect size, Cohen's d, both above thresholds; Wasserstein distance and
   the p-value are reported too), tiny images;
 - ``info`` records what was measured.

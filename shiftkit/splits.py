@@ -103,7 +103,8 @@ def group_keys(groups: pl.Series) -> np.ndarray:
 
     Groups are normally an ``image_id`` (sha256 hex, already a uniform hash of the file bytes):
     for a 64-character name that starts with 16 hex digits, those digits are the key, parsed by
-    polars in bulk. Any other name is keyed by blake2b. Neither depends on the polars version (``pl.hash`` does, so it is never used).
+    polars in bulk. Any other name is keyed by blake2b. Neither depends on the polars version
+    (``pl.hash`` does, so it is never used).
     """
     groups = groups.cast(pl.String)
     frame = pl.DataFrame({"g": groups}).with_columns(

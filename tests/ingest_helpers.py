@@ -46,7 +46,7 @@ def _put(root: Path, rel: str, data: bytes) -> None:
 
 def messy_folder(root: Path) -> dict[tuple[str, str], str]:
     x, y = helpers.mnist(60, offset=100)
-    web, target = root / "web", root / "target"
+    web = root / "web"
     expected: dict[tuple[str, str], str] = {}
 
     def add(domain: str, rel: str, data: bytes, fate: str) -> None:

@@ -266,7 +266,8 @@ def test_check_starts_without_torch(reference, tmp_path):
     drop = _clean_drop(tmp_path / "drop", n=10)
     code = (
         "import sys; from shiftkit.cli import main; "
-        f"rc = main(['check', {str(drop)!r}, '--reference', {str(manifest_path)!r}, '--out', {str(tmp_path / 'o')!r}]); "
+        f"rc = main(['check', {str(drop)!r}, '--reference', {str(manifest_path)!r}, "
+        f"'--out', {str(tmp_path / 'o')!r}]); "
         "print(rc, [m for m in ('torch', 'timm', 'albumentations') if m in sys.modules])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
