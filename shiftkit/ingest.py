@@ -383,6 +383,9 @@ def _decode_settings(p: IngestParams) -> dict[str, int]:
 def _load_previous(out: Path, params: IngestParams) -> _Previous:
     prev = _Previous()
     man_path, q_path, s_path = out / MANIFEST_FILE, out / QUARANTINE_FILE, out / SUMMARY_FILE
+    for p in (man_path, q_path, s_path):
+        if p.exists() and not p.is_file():
+            raise InputPathError(f"{p} is not a file: expected the {p.name} of an earlier ingest (or nothing).")
     if not man_path.is_file() or not q_path.is_file():
         return prev
     man = read_table(man_path, MANIFEST)

@@ -60,7 +60,7 @@ import numpy as np
 import polars as pl
 
 from shiftkit.config import SplitParams
-from shiftkit.errors import DataError
+from shiftkit.errors import DataError, InputPathError
 from shiftkit.io import read_json, read_table, replace_dir, write_json, write_table, write_text
 from shiftkit.schema import HELD_OUT_COPY, MANIFEST, SPLITS, SPLITS_TABLE, validate
 
@@ -950,6 +950,9 @@ def read_previous(out_dir: str | Path) -> tuple[pl.DataFrame | None, dict | None
     """The splits table and settings an earlier run wrote to ``out_dir`` (None, None if none)."""
     out = Path(out_dir)
     table_path, meta_path = out / SPLITS_FILE, out / COMPOSITION_JSON
+    for p in (table_path, meta_path):
+        if p.exists() and not p.is_file():
+            raise InputPathError(f"{p} is not a file: expected the {p.name} of an earlier split (or nothing).")
     if not table_path.is_file():
         return None, None
     previous = read_table(table_path, SPLITS_TABLE)

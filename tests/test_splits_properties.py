@@ -196,7 +196,11 @@ def test_drops_of_copies_never_reach_dev_or_test(old, drops, p):
             )
         manifest = pl.concat([manifest, new])
         before = dict(result.table.select("image_id", "split").iter_rows())
-        result = _assign(manifest, p, result.table, p.settings())
+        try:
+            result = _assign(manifest, p, result.table, p.settings())
+        except DataError as exc:  # copies shrank the target-only pool below what the sizes ask for
+            assert any(w in str(exc) for w in ("gives an empty", "no image that can go", "images were asked for")), exc
+            return
         after = dict(result.table.select("image_id", "split").iter_rows())
         assert all(after[i] == s for i, s in before.items())  # earlier images keep their split
         _assert_recipe_rules(result.table, p)
