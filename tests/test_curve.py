@@ -1,0 +1,181 @@
+"""Learning curves: nested stratified budgets, arm splits and the worth-N estimator on simulated
+curves whose answer is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shiftkit import curve
+from shiftkit.errors import ConfigError, DataError
+
+
+def _tables(n_per_label: dict[str, int], web: int = 30):
+    ids, labels, domains, splits = [], [], [], []
+    for label, n in n_per_label.items():
+        for i in range(n):
+            ids.append(f"t{label}{i:04d}")
+            labels.append(label)
+            domains.append("target")
+            splits.append("train")
+    for i in range(web):
+        ids.append(f"w{i:04d}")
+        labels.append(str(i % 3))
+        domains.append("web")
+        splits.append("train")
+    for i, s in enumerate(["dev", "test", "bridge"] * 4):
+        ids.append(f"o{i:04d}")
+        labels.append("0")
+        domains.append("target")
+        splits.append(s)
+    manifest = pl.DataFrame({"image_id": ids, "label": labels, "domain": domains})
+    spl = pl.DataFrame({"image_id": ids, "split": splits, "group": ids})
+    return manifest, spl
+
+
+def test_budgets_are_nested_stratified_seeded_and_leave_other_splits_alone():
+    manifest, spl = _tables({"0": 60, "1": 30, "2": 10})
+    pool = curve.target_train(spl, manifest, "target")
+    assert pool.height == 100
+    order = curve.draw_order(pool, seed=3)
+    assert order.equals(curve.draw_order(pool, seed=3))
+    assert not order.equals(curve.draw_order(pool, seed=4))
+    kept = {}
+    for b in (0, 10, 40, "all"):
+        table = curve.budget_splits(spl, order, b)
+        assert table.columns == spl.columns and table.height == spl.height
+        train = set(table.filter(pl.col("split") == "train")["image_id"])
+        kept[b] = {i for i in train if i.startswith("t")}
+        # web train rows and every bridge/dev/test row are untouched
+        same = spl.join(table, on="image_id").filter(~pl.col("image_id").str.starts_with("t"))
+        assert (same["split"] == same["split_right"]).all()
+    assert [len(kept[b]) for b in (0, 10, 40, "all")] == [0, 10, 40, 100]
+    assert kept[0] <= kept[10] <= kept[40] <= kept["all"]
+    shares = pool.filter(pl.col("image_id").is_in(list(kept[40])))["label"].value_counts()
+    counts = dict(zip(shares["label"], shares["count"]))
+    # 60/30/10 of 40 is 24/12/4: each label within one image of its share
+    assert abs(counts["0"] - 24) <= 1 and abs(counts["1"] - 12) <= 1 and abs(counts["2"] - 4) <= 1
+    with pytest.raises(DataError, match="asks for 101 labelled target images"):
+        curve.budget_splits(spl, order, 101)
+
+
+def test_finetune_trains_on_target_images_only():
+    manifest, spl = _tables({"0": 5, "1": 5})
+    table = curve.budget_splits(spl, curve.draw_order(curve.target_train(spl, manifest, "target"), 0), 4)
+    ft = curve.arm_splits(table, manifest, "finetune", "target")
+    train = ft.filter(pl.col("split") == "train")["image_id"].to_list()
+    assert len(train) == 4 and all(i.startswith("t") for i in train)
+    assert curve.arm_splits(table, manifest, "synth", "target").equals(table)
+    with pytest.raises(ConfigError, match="Unknown arm"):
+        curve.arm_splits(table, manifest, "magic", "target")
+
+
+def test_budget_lists_are_checked():
+    assert curve.check_budgets([300, "all", 0]) == (0, 300, "all")
+    for bad in ([], [-1], [0, 0], ["most"], [True]):
+        with pytest.raises(ConfigError):
+            curve.check_budgets(bad)
+    assert curve.parse_budget("all") == "all" and curve.parse_budget("30") == 30
+    with pytest.raises(ConfigError):
+        curve.parse_budget("-3")
+
+
+# --- the worth-N estimator on simulated curves -------------------------------------------------
+
+NS = np.array([0, 100, 300, 1000])
+
+
+def _dev(wrong: int, n: int, rng=None, block: int = 1) -> pl.DataFrame:
+    """Dev predictions of n images, ``wrong`` of them wrong (spread at random when rng is given, in
+    whole blocks of ``block`` consecutive images)."""
+    correct = np.ones(n, dtype=bool)
+    if rng is None:
+        idx = np.arange(wrong)
+    else:
+        idx = (rng.choice(n // block, wrong // block, replace=False)[:, None] * block + np.arange(block)).ravel()
+    correct[idx] = False
+    return pl.DataFrame({"image_id": [f"d{i:05d}" for i in range(n)], "correct": correct})
+
+
+def _worth(baseline_wrong, arm_wrong, n=1000, index=0, clusters=None, seed=0, rng=None, block=1):
+    runs = {f"b{i}": _dev(w, n, rng, block) for i, w in enumerate(baseline_wrong)}
+    runs["arm"] = _dev(arm_wrong, n, rng, block)
+    clusters = clusters if clusters is not None else pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String})
+    m = curve.cluster_matrix(runs, clusters)
+    k = len(baseline_wrong)
+    point = m.error_rates()
+    boot = curve.resample_errors(m, 1000, seed)
+    arm_row = np.full(k, np.nan)
+    arm_row[index] = point[-1]
+    p = np.stack([point[:k], arm_row])
+    b = np.stack([boot[:, :k], np.repeat(boot[:, [-1]], k, axis=1)], axis=1)
+    return curve.worth("synth", str(NS[index]), index, NS, p, b)
+
+
+def test_worth_reads_a_baseline_point_exactly():
+    w = _worth([500, 200, 100, 50], 100, rng=np.random.default_rng(2))
+    assert w.status == "estimate"
+    assert w.images == pytest.approx(300.0)
+    lo, hi = w.ci
+    assert lo < 300 < hi and hi < 1000
+
+
+def test_worth_interpolates_in_log_one_plus_n():
+    # 15% lies halfway between 20% at 100 and 10% at 300 -> halfway between log(101) and log(301)
+    w = _worth([500, 200, 100, 50], 150, rng=np.random.default_rng(3))
+    assert w.images == pytest.approx(math.sqrt(101 * 301) - 1)
+    # budget 0 sits at log(1) = 0: 35% is halfway between 50% at 0 and 20% at 100
+    w0 = _worth([500, 200, 100, 50], 350, rng=np.random.default_rng(4))
+    assert w0.images == pytest.approx(math.sqrt(101) - 1)
+    assert "about 9 [" in w0.text()
+
+
+def test_worth_beyond_the_largest_budget_is_more_than_n():
+    w = _worth([500, 200, 100, 50], 20, rng=np.random.default_rng(5))
+    assert w.status == "more_than" and w.images is None
+    assert w.text() == "more than 1000"
+    assert math.isinf(w.ci[1])
+
+
+def test_worth_without_a_clear_gain_is_not_estimable():
+    # 50.0% against 49.0% on 1000 images: the paired interval of the gain reaches zero
+    w = _worth([500, 200, 100, 50], 490, rng=np.random.default_rng(0))
+    assert w.status == "not_estimable" and "overlap" in w.reason
+    assert w.gain_ci[0] <= 0 <= w.gain_ci[1]
+    # the arm worse than the baseline at its budget: the curves cross
+    w = _worth([500, 200, 100, 50], 90, index=3, rng=np.random.default_rng(1))
+    assert w.status == "not_estimable" and "cross" in w.reason and w.text() == "not estimable"
+
+
+def test_clusters_widen_the_interval():
+    """Dev images in clusters of 10 near copies (whose outcomes agree) carry less information than
+    1000 independent images: resampling clusters, not images, widens the interval."""
+    n = 1000
+    clusters = pl.DataFrame({"image_id": [f"d{i:05d}" for i in range(n)], "cluster": [str(i // 10) for i in range(n)]})
+    alone = _worth([500, 200, 100, 50], 150, rng=np.random.default_rng(6))
+    grouped = _worth([500, 200, 100, 50], 150, clusters=clusters, rng=np.random.default_rng(6), block=10)
+    assert grouped.images == pytest.approx(alone.images)
+    assert (grouped.ci[1] - grouped.ci[0]) > 2 * (alone.ci[1] - alone.ci[0])
+
+
+def test_worth_interval_covers_the_true_answer_in_simulation():
+    """True errors 50/20/10/5% at 0/100/300/1000 images and an arm at 10%: the answer is 300."""
+    rng = np.random.default_rng(7)
+    covered = 0
+    sims = 60
+    for s in range(sims):
+        wrong = [rng.binomial(600, p) for p in (0.5, 0.2, 0.1, 0.05)]
+        w = _worth(wrong, rng.binomial(600, 0.1), n=600, rng=rng, seed=s)
+        if w.status != "not_estimable" and w.ci[0] <= 300 <= w.ci[1]:
+            covered += 1
+    assert covered / sims >= 0.85
+
+
+def test_runs_on_different_dev_images_are_refused():
+    a = _dev(10, 100)
+    b = _dev(10, 99)
+    with pytest.raises(DataError, match="different dev images"):
+        curve.cluster_matrix({"a": a, "b": b}, pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String}))
