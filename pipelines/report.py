@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", default=None)
     ap.add_argument("--synth", default=None)
     ap.add_argument("--compare", default=None, help="another run's predictions: each gap's change, with an interval")
+    ap.add_argument("--curve", default=None, help="the learning curve's curve.json: its section, figure and advice")
     ap.add_argument("--out", default="reports")
     ap.add_argument("--params", default="params.yaml")
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args = ap.parse_args(argv)
         data = run_report(args.predictions, args.out, manifest=args.manifest, synth=args.synth,
-                          compare_to=args.compare, params=load_params(args.params).report)
+                          compare_to=args.compare, params=load_params(args.params).report, curve=args.curve)
         d = data.decomposition
         return f"report: diagnosis {d.diagnosis}; dev error {d.errors['dev']}; wrote {args.out}/"
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from shiftkit.config import CURVE_ARMS
 from shiftkit.errors import ConfigError, DataError
 
 ALL = "all"  # the budget that keeps every labelled target train image
 UNUSED = "unused"  # the split of target train images outside a budget (never trained on or evaluated)
-ARMS = ("baseline", "synth", "finetune")
+ARMS = CURVE_ARMS
 
 Budget = int | str
 

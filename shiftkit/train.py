@@ -341,7 +341,8 @@ def build_data(
         pin_memory=cuda,
         world_size=dist_info.world_size,
         rank=dist_info.rank,
-        drop_last=dist_info.world_size > 1,
+        # a last batch of one image cannot train batch norm: drop it (a curve's small budgets meet it)
+        drop_last=dist_info.world_size > 1 or (len(tr_ds) > 1 and len(tr_ds) % params.batch_size == 1),
     )
     dev_loader = data.make_loader(dv_ds, batch_size=max(bs, 256), shuffle=False, workers=0, pin_memory=cuda)
     src = functools.partial(

@@ -50,6 +50,7 @@ class ReportData:
     compare_source: str | None = None
     gallery: list[dict] = field(default_factory=list)  # rows + "thumb" (PNG bytes or None) + "file"
     notes: list[str] = field(default_factory=list)
+    curve: dict | None = None  # the learning curve (shiftkit/report/curve.py), when one was built
 
 
 def resolve_predictions(path: str | os.PathLike[str]) -> Path:
@@ -179,6 +180,7 @@ def build_report(
     compare_to: str | os.PathLike[str] | None = None,
     params: ReportParams | None = None,
     human_error: float | None = None,
+    curve: str | os.PathLike[str] | None = None,
 ) -> ReportData:
     """Compute the decomposition, error analysis and recommendations of one run.
 
@@ -219,12 +221,18 @@ def build_report(
         changes = compare(d, decompose_run(other), joint_table(other, preds, clusters, include_synth=synth_on))
         compare_source = str(resolve_predictions(compare_to))
     recs = recommend(d, a, compare=changes, min_count=params.min_count)
+    curve_data = None
+    if curve is not None:
+        from shiftkit.report.curve import read_curve, recommendation
+
+        curve_data = read_curve(curve)
+        recs.insert(0, recommendation(curve_data))
     gallery = _gallery(a.confident_errors, man_df, Path(manifest) if manifest else None, pred_path, notes)
-    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes)
+    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes, curve_data)
 
 
 # what the report writes at the top of its folder (anything else there is refused, not deleted)
-OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots")
+OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots", "curve.png")
 
 
 def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -246,6 +254,10 @@ def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str,
             "analysis": io.write_json(out / "analysis.json", jsonout.analysis(data)),
         }
         written.update(jsonout.write_plots(data, out / "plots"))
+        if data.curve is not None:  # the learning curve's figure, which report.md shows
+            from shiftkit.report.curve import CURVE_PNG, figure
+
+            written["curve"] = io.write_bytes(out / CURVE_PNG, figure(data.curve))
         written["markdown"] = io.write_text(out / "report.md", markdown.render(data))
         written["html"] = io.write_text(out / "report.html", html.render(data))
     return {k: final / p.relative_to(out) for k, p in written.items()}
@@ -260,6 +272,7 @@ def run_report(
     compare_to: str | os.PathLike[str] | None = None,
     params: ReportParams | None = None,
     human_error: float | None = None,
+    curve: str | os.PathLike[str] | None = None,
 ) -> ReportData:
     """Build the report, write it to ``out_dir`` and print its summary through
     :mod:`shiftkit.console` (quiet unless the caller turned output on).
@@ -270,7 +283,8 @@ def run_report(
     from shiftkit.report.terminal import show
 
     data = build_report(
-        predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error
+        predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error,
+        curve=curve,
     )
     write_report(data, out_dir)
     show(data)

@@ -34,6 +34,10 @@ def metrics(data) -> dict[str, Any]:
         "diagnosis": d.diagnosis,
         "counts": {s: (d.counts[s].n if s in d.counts else 0) for s in SPLITS},
     }
+    if data.curve is not None:
+        from shiftkit.report.curve import metrics as curve_metrics
+
+        out["curve"] = curve_metrics(data.curve)
     if data.compare is not None:
         out["compare"] = {
             k: {kk: (_r(vv) if not isinstance(vv, str) else vv) for kk, vv in c.as_dict().items()}

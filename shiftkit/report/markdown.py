@@ -1,6 +1,7 @@
 """report.md: plain GitHub-flavoured markdown that reads well in a terminal and a pull request.
 
-Lays out the sections of :mod:`shiftkit.report.sections`; figures are left to the HTML.
+Lays out the sections of :mod:`shiftkit.report.sections`; figures are left to the HTML, except those
+written beside report.md (a figure block that names its file).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def block(b) -> str | None:
     if isinstance(b, Gallery):
         return _gallery(b.cards)
     if isinstance(b, Figure):
-        return None
+        return f"![{b.alt}]({b.file})" if b.file else None
     raise TypeError(f"unknown report block {type(b).__name__}")
 
 

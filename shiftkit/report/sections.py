@@ -67,6 +67,7 @@ class Figure:
     draw: Callable[[], bytes]
     alt: str
     caption: str = ""
+    file: str = ""  # when set, the markdown shows the figure from this file beside report.md
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,14 @@ def errors_section(data) -> list[Section]:
     ])]
 
 
+def curve_section(data) -> list[Section]:
+    if data.curve is None:
+        return []
+    from shiftkit.report.curve import section
+
+    return [section(data.curve)]
+
+
 def next_steps_section(data) -> list[Section]:
     return [Section("next", "What to do next", 2, [Steps(list(data.recommendations))])]
 
@@ -389,6 +398,7 @@ BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     title_section,
     errors_section,
     next_steps_section,
+    curve_section,
     compare_section,
     by_class_section,
     by_domain_section,

@@ -1,0 +1,224 @@
+"""The learning-curve steps of the pipeline: write the budgets, train and evaluate one (arm, budget),
+then summarise every point into the curve (``pipelines/learning_curve.py`` calls these).
+
+Training and evaluation are :func:`shiftkit.train.train` and :func:`shiftkit.evaluate.evaluate`
+unchanged: a point is only a different splits table (:mod:`shiftkit.curve`), with or without the
+synth table, or other starting weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shiftkit import curve, io, schema
+from shiftkit.config import CurveParams, EvaluateParams, ReportParams, TrainParams
+from shiftkit.errors import DataError, InputPathError
+
+SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept beside its model
+BUDGETS_JSON = "budgets.json"
+
+
+def budget_file(budgets_dir: str | os.PathLike[str], budget: curve.Budget) -> Path:
+    return Path(budgets_dir) / f"{curve.budget_name(budget)}.parquet"
+
+
+def write_budgets(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+    params: CurveParams,
+) -> dict[str, int]:
+    """One splits table per budget in ``out_dir`` (``0.parquet``, ``all.parquet``, ...) and
+    ``budgets.json`` (labelled target train images per budget, and per label). Returns the counts.
+
+    Raises:
+        DataError: when a budget asks for more images than the target's train split holds.
+    """
+    man = io.read_table(manifest, schema.MANIFEST)
+    spl = io.read_table(splits, schema.SPLITS_TABLE)
+    pool = curve.target_train(spl, man, params.target_domain)
+    order = curve.draw_order(pool, params.seed)
+    counts: dict[str, int] = {}
+    per_label: dict[str, dict[str, int]] = {}
+    with io.replace_dir(out_dir, owned=("*.parquet", BUDGETS_JSON)) as tmp:
+        # budget 0 is always written: it is also the web-only model's table (finetune's start)
+        io.write_table(curve.budget_splits(spl, order, 0), budget_file(tmp, 0), schema.SPLITS_TABLE)
+        for b in params.budgets:
+            name = curve.budget_name(b)
+            k = curve.budget_size(b, order.height)
+            io.write_table(curve.budget_splits(spl, order, b), budget_file(tmp, b), schema.SPLITS_TABLE)
+            counts[name] = k
+            kept = order.filter(pl.col("rank") < k)["label"].value_counts().sort("label")
+            per_label[name] = dict(zip(kept["label"].to_list(), kept["count"].to_list()))
+        io.write_json(tmp / BUDGETS_JSON, {"target_domain": params.target_domain, "seed": params.seed,
+                                           "images": counts, "per_label": per_label})
+    return counts
+
+
+def _copy_model(src: Path, out: Path) -> None:
+    if not src.is_dir():
+        raise InputPathError(f"Model folder {src} does not exist; run the web-only training first.")
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.name != SPLITS_NAME:
+            with io.atomic_path(out / f.name) as tmp:
+                shutil.copyfile(f, tmp)
+
+
+def train_arm(
+    arm: str, budget: curve.Budget, manifest: str | os.PathLike[str], budgets_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
+    synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
+
+    ``start`` is the web-only model: ``finetune`` starts from it, and an arm without any training
+    image of its own at this budget (``baseline`` and ``finetune`` at 0) is that model, copied
+    rather than trained again. Returns a one-line summary.
+
+    Raises:
+        DataError, InputPathError: on missing inputs or an empty split (see shiftkit.train.train).
+    """
+    from shiftkit.train import train
+
+    man = io.read_table(manifest, schema.MANIFEST)
+    spl = io.read_table(budget_file(budgets_dir, budget), schema.SPLITS_TABLE)
+    k = curve.target_train(spl, man, cparams.target_domain).height
+    if arm == "synth" and not synth:
+        raise InputPathError("The synth arm needs the synth table (--synth data/synth/synth.parquet).")
+    out = io.ensure_dir(out_dir)
+    if arm != "synth" and k == 0 and start:
+        # the web-only model, with the splits it was trained on
+        io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
+        _copy_model(Path(start), out)
+        return f"curve {arm}@{curve.budget_name(budget)}: no target images to train on; the web-only model {start}"
+    spl = curve.arm_splits(spl, man, arm, cparams.target_domain)
+    io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
+    if arm == "finetune":
+        if not start:
+            raise InputPathError("The finetune arm needs the web-only model to start from (--start).")
+        params = dataclasses.replace(params, pretrained=str(start), finetune_lr=cparams.finetune_lr,
+                                     finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
+    r = train(manifest, out / SPLITS_NAME, out, params, synth=synth if arm == "synth" else None, live_dir=live_dir)
+    return (f"curve {arm}@{curve.budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
+            f"after {r.epochs} epochs in {r.seconds:.0f} s")
+
+
+def evaluate_arm(
+    arm: str, manifest: str | os.PathLike[str], model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
+    params: EvaluateParams, *, synth: str | os.PathLike[str] | None = None,
+) -> str:
+    """Predictions of one point, on the splits its model trained on (kept in the model folder)."""
+    from shiftkit.evaluate import evaluate
+
+    r = evaluate(manifest, Path(model_dir) / SPLITS_NAME, model_dir, out_path, params,
+                 synth=synth if arm == "synth" else None)
+    return f"curve evaluate {arm}: dev accuracy {r.accuracy.get('dev/' + 'target', float('nan')):.3f}; wrote {out_path}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the curve: every point's dev error and gaps, and each arm's worth in labelled images
+
+
+def point_path(predictions_dir: str | os.PathLike[str], arm: str, budget: curve.Budget) -> Path:
+    return Path(predictions_dir) / f"{arm}-{curve.budget_name(budget)}" / "predictions.parquet"
+
+
+def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], preds: pl.DataFrame,
+           rparams: ReportParams) -> dict[str, Any]:
+    from shiftkit.decompose import decompose, split_counts
+
+    d = decompose(split_counts(preds, include_synth=rparams.include_synth), rparams.human_error,
+                  replicates=rparams.replicates, level=rparams.level, seed=rparams.seed)
+    gaps = {g: {"value": v.value, "ci": [v.ci_low, v.ci_high]} for g, v in d.gaps.items()}
+    return {"arm": arm, "budget": name, "images": n, "dev_error": err, "dev_ci": list(ci),
+            "errors": dict(d.errors), "gaps": gaps, "diagnosis": d.diagnosis}
+
+
+def build_curve(
+    predictions_dir: str | os.PathLike[str], budgets_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
+    cparams: CurveParams, rparams: ReportParams | None = None,
+) -> dict[str, Any]:
+    """Read every point's predictions and build the curve: points, worth figures and the sentence.
+
+    Raises:
+        InputPathError: when a point's predictions are missing.
+        DataError: when points were evaluated on different dev images.
+    """
+    from shiftkit.report import read_predictions
+
+    rparams = rparams or ReportParams()
+    counts = io.read_json(Path(budgets_dir) / BUDGETS_JSON)["images"]
+    budgets = curve.check_budgets(cparams.budgets)
+    names = [curve.budget_name(b) for b in budgets]
+    missing = [n for n in names if n not in counts]
+    if missing:
+        raise DataError(f"{Path(budgets_dir) / BUDGETS_JSON} lacks the budget(s) {', '.join(missing)}; re-run the budgets step.")
+    ns = np.array([counts[n] for n in names], dtype=np.float64)
+    preds = {(a, n): read_predictions(point_path(predictions_dir, a, b)) for a in cparams.arms for b, n in zip(budgets, names)}
+    dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
+           for (a, n), p in preds.items()}
+    man = io.read_table(manifest, schema.MANIFEST).select("image_id", pl.col("dup_group").alias("cluster"))
+    m = curve.cluster_matrix(dev, man)
+    point = m.error_rates()
+    boot = curve.resample_errors(m, cparams.replicates, cparams.seed)
+    col = {r: i for i, r in enumerate(m.runs)}
+    points = []
+    for (a, n), p in preds.items():
+        j = col[f"{a}@{n}"]
+        ci = curve.interval(boot[:, j], cparams.level)
+        points.append(_point(a, n, counts[n], float(point[j]), ci, p, rparams))
+    worths = []
+    if "baseline" in cparams.arms:
+        base_cols = [col[f"baseline@{n}"] for n in names]
+        for a in (x for x in cparams.arms if x != "baseline"):
+            arm_cols = [col[f"{a}@{n}"] for n in names]
+            pt = np.stack([point[base_cols], point[arm_cols]])
+            bt = np.stack([boot[:, base_cols], boot[:, arm_cols]], axis=1)
+            worths += [curve.worth(a, n, i, ns, pt, bt, cparams.level) for i, n in enumerate(names)]
+    return {"budgets": names, "images": [int(x) for x in ns], "arms": list(cparams.arms), "axis": "log(1 + n)",
+            "clusters": len(m.sizes), "dev_images": int(m.sizes.sum()), "level": cparams.level,
+            "replicates": cparams.replicates, "points": points,
+            "worth": [_worth_dict(w) for w in worths], "sentence": sentence(points, worths)}
+
+
+def _worth_dict(w: curve.Worth) -> dict[str, Any]:
+    d = dataclasses.asdict(w)
+    if d["ci"] is not None:
+        d["ci"] = [None if np.isinf(x) else x for x in d["ci"]]  # JSON has no infinity: null = beyond
+    d["text"] = w.text()
+    return d
+
+
+def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
+    """The answer in one sentence (at the smallest budget where an arm is clearly worth something,
+    else why not), plus what labelling up to the next budget buys the baseline."""
+    err = {(p["arm"], p["budget"]): p["dev_error"] for p in points}
+    parts = []
+    for w in worths:
+        if w.status == "not_estimable":
+            continue
+        verb = {"synth": "Synthesis", "finetune": "Fine-tuning the web-only model"}.get(w.arm, w.arm)
+        parts.append(
+            f"{verb} with {w.n} labelled target images reaches {err[(w.arm, w.budget)] * 100:.1f}% dev error "
+            f"(baseline {err[('baseline', w.budget)] * 100:.1f}%): the baseline would need {w.text()} labelled "
+            f"target images to match it"
+        )
+        break
+    if not parts:
+        shown = sorted({w.arm for w in worths})
+        if not shown:
+            return "No arm to compare with the baseline."
+        parts.append(f"No clear gain over the baseline at any budget for {', '.join(shown)} "
+                     "(every worth figure is not estimable)")
+    base = sorted(((p["images"], p["dev_error"]) for p in points if p["arm"] == "baseline"))
+    if len(base) >= 2:
+        (n0, e0), (n1, e1) = base[0], base[1]
+        parts.append(f"labelling {n1 - n0} more target images cuts the baseline's dev error by "
+                     f"{(e0 - e1) * 100:.1f} points ({e0 * 100:.1f}% -> {e1 * 100:.1f}%)")
+    return "; ".join(parts) + "."

@@ -1,0 +1,141 @@
+"""The learning curve's section of the report: a table, a figure and the sentence, rendered from the
+curve's data (``curve.json``, built by :func:`shiftkit.curve_run.build_curve`).
+
+``write_curve`` writes the curve's folder (``curve.json``, ``curve.md``, ``curve.png`` and
+``plot.json`` for ``dvc plots``); the report stage shows the same section (:func:`section`) in
+report.md and report.html, writes the figure beside them and the figures in metrics.json.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shiftkit import io
+from shiftkit.decompose import GAP_TITLES
+from shiftkit.report.sections import ci, pct, pts
+
+CURVE_JSON = "curve.json"
+CURVE_PNG = "curve.png"
+_COLOURS = {"baseline": "#4c72b0", "synth": "#c44e52", "finetune": "#55a868"}
+_SHORT = {"avoidable_bias": "bias", "variance": "variance", "data_mismatch": "mismatch", "dev_overfit": "dev overfit"}
+
+
+def figure(data: dict[str, Any]) -> bytes:
+    """Dev error against labelled target images: log(1 + n) axis, one line per arm, interval bands."""
+    from shiftkit.report.figures import _plt, _png
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.set_xscale("function", functions=(np.log1p, np.expm1))
+    for arm in data["arms"]:
+        rows = sorted((p["images"], p["dev_error"], *p["dev_ci"]) for p in data["points"] if p["arm"] == arm)
+        n, e, lo, hi = (np.array(c, dtype=float) * (1 if i == 0 else 100) for i, c in enumerate(zip(*rows)))
+        colour = _COLOURS.get(arm, "#8172b3")
+        ax.plot(n, e, marker="o", color=colour, label=arm)
+        ax.fill_between(n, lo, hi, color=colour, alpha=0.18, lw=0)
+    ax.set_xticks(data["images"], [str(x) for x in data["images"]])
+    ax.set_xlabel("labelled target training images (axis: log(1 + n))")
+    ax.set_ylabel("dev error (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def rows(data: dict[str, Any]) -> list[list[str]]:
+    """One row per arm and budget: images, dev error with interval, the four gaps, the diagnosis."""
+    out = []
+    for p in data["points"]:
+        gaps = [f"{pts(g['value'])} {ci(*g['ci'])}" for g in p["gaps"].values()]
+        out.append([p["arm"], str(p["images"]), f"{pct(p['dev_error'])} {ci(*p['dev_ci'], unit='%')}", *gaps,
+                    p["diagnosis"]])
+    return out
+
+
+def header(data: dict[str, Any]) -> list[str]:
+    names = list(data["points"][0]["gaps"]) if data["points"] else list(GAP_TITLES)
+    return ["arm", "labelled target images", "dev error", *[_SHORT.get(g, g) for g in names], "diagnosis"]
+
+
+def worth_rows(data: dict[str, Any]) -> list[list[str]]:
+    return [[w["arm"], str(w["n"]), f"{pts(w['gain'])} {ci(*w['gain_ci'])}", w["text"]] for w in data["worth"]]
+
+
+def intro(data: dict[str, Any]) -> str:
+    pct_level = f"{data['level'] * 100:.0f}%"
+    return (
+        f"The same model trained with a growing number of labelled target images (nested, stratified "
+        f"subsets of the target's train split); every point is measured on the same {data['dev_images']} dev "
+        f"images. Intervals: {pct_level}, from {data['replicates']} resamples of {data['clusters']} dev clusters "
+        "(near copies together), the same resamples for every point. \"Worth\": how many labelled target images "
+        "the baseline would need to reach the arm's dev error, read off the baseline's curve (linear in "
+        "log(1 + n), so budget 0 sits at 0); not estimable where the arm's gain at that budget has an interval "
+        "that reaches zero."
+    )
+
+
+WORTH_HEADER = ["arm", "labelled target images", "gain over the baseline", "worth (baseline images)"]
+
+
+def section(data: dict[str, Any]):
+    """The curve as a report section: the sentence, the table of points, the worth table, the figure."""
+    from shiftkit.report.sections import Figure, Section, Table, Text
+
+    head = header(data)
+    blocks = [Text(intro(data), "muted"), Text(f"**{data['sentence']}**"),
+              Table(head, rows(data), "llr" + "r" * (len(head) - 3), title="Learning curve")]
+    if data["worth"]:
+        blocks.append(Table(WORTH_HEADER, worth_rows(data), "lrrr", title="Worth in labelled target images"))
+    blocks.append(Figure(lambda: figure(data), "dev error against labelled target images", file=CURVE_PNG))
+    return Section("curve", "Learning curve: labelled target images", 2, blocks)
+
+
+def plot_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """``dvc plots`` data: one row per budget, a column per arm (dev error in %)."""
+    out = []
+    for n in data["images"]:
+        row: dict[str, Any] = {"images": n}
+        for p in data["points"]:
+            if p["images"] == n:
+                row[p["arm"]] = round(p["dev_error"] * 100, 2)
+        out.append(row)
+    return out
+
+
+def metrics(data: dict[str, Any]) -> dict[str, Any]:
+    """The curve's figures for metrics.json: dev error per arm and budget, and each worth figure."""
+    dev = {f"{p['arm']}@{p['budget']}": {"dev_error": p["dev_error"], "dev_ci": p["dev_ci"]} for p in data["points"]}
+    worth = {f"{w['arm']}@{w['budget']}": {"status": w["status"], "images": w["images"], "ci": w["ci"],
+                                           "text": w["text"]} for w in data["worth"]}
+    return {"points": dev, "worth": worth, "sentence": data["sentence"]}
+
+
+def write_curve(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Write curve.json, curve.md, curve.png and plot.json into ``out_dir`` (replaced as one set)."""
+    from shiftkit.report.markdown import render_sections
+
+    with io.replace_dir(out_dir, owned=(CURVE_JSON, "curve.md", CURVE_PNG, "plot.json")) as tmp:
+        io.write_json(tmp / CURVE_JSON, data)
+        io.write_text(tmp / "curve.md", render_sections([section(data)]))
+        io.write_bytes(tmp / CURVE_PNG, figure(data))
+        io.write_json(tmp / "plot.json", plot_rows(data))
+    return Path(out_dir)
+
+
+def read_curve(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """curve.json, or the folder holding it."""
+    p = Path(path)
+    return io.read_json(p / CURVE_JSON if p.is_dir() else p)
+
+
+def recommendation(data: dict[str, Any]):
+    """The curve's answer as the report's first next step: label more, or synthesise."""
+    from shiftkit.analysis import Recommendation
+
+    worth = [w for w in data["worth"] if w["status"] != "not_estimable"]
+    title = "Label or synthesise: what the learning curve says" if worth else "The learning curve shows no arm worth labels"
+    return Recommendation(title, data["sentence"])

@@ -1,0 +1,138 @@
+"""The learning-curve stages end to end on real digits: budgets, every (arm, budget) trained and
+evaluated through pipelines/learning_curve.py, the curve summarised and embedded in the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from shiftkit import io, schema
+from tests.train_helpers import build_example, build_synth
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = ["baseline", "synth", "finetune"]
+BUDGETS = [0, 8]
+
+# five trainings (web, baseline@8, synth@0, synth@8, finetune@8: the two others are copies)
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
+
+
+def _curve(argv):
+    sys.path.insert(0, str(REPO / "pipelines"))
+    try:
+        import learning_curve as script  # pipelines/learning_curve.py
+    finally:
+        sys.path.pop(0)
+    return script.main(argv)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("curve")
+    m, s = build_example(base, n_web=60, n_target=50, n_dev=12, n_test=8, n_bridge=10)
+    syn = build_synth(base, m, s, limit=30)
+    params = base / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "train": {"img_size": 16, "batch_size": 16, "workers": 0, "finetune_epochs": 1, "head_epochs": 1},
+        "curve": {"arms": ARMS, "budgets": BUDGETS, "finetune_epochs": 1, "replicates": 200},
+        "report": {"replicates": 200, "gallery": 0},
+    }))
+    common = ["--params", str(params), "--manifest", str(m)]
+    budgets = base / "budgets"
+    assert _curve([*common, "budgets", "--splits", str(s), "--out", str(budgets)]) == 0
+    web = base / "models" / "web"
+    assert _curve([*common, "train", "--arm", "baseline", "--budget", "0", "--budgets", str(budgets),
+                   "--out", str(web)]) == 0
+    for arm in ARMS:
+        for b in BUDGETS:
+            model = base / "models" / f"{arm}-{b}"
+            assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--budgets", str(budgets),
+                           "--synth", str(syn), "--start", str(web), "--out", str(model)]) == 0
+            out = base / "predictions" / f"{arm}-{b}" / "predictions.parquet"
+            assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),
+                           "--out", str(out)]) == 0
+    assert _curve([*common, "summarize", "--predictions", str(base / "predictions"), "--budgets", str(budgets),
+                   "--out", str(base / "curve")]) == 0
+    return base, m, s, syn, params
+
+
+def test_each_point_trains_on_its_budget(run):
+    base, m, s, syn, _ = run
+    man = io.read_table(m, schema.MANIFEST).select("image_id", "domain")
+
+    def trained(arm, b):
+        t = io.read_table(base / "models" / f"{arm}-{b}" / "splits.parquet", schema.SPLITS_TABLE)
+        return t.join(man, on="image_id").filter(pl.col("split") == "train")
+
+    counts = json.loads((base / "budgets" / "budgets.json").read_text())["images"]
+    assert counts == {"0": 0, "8": 8}
+    for b, k in counts.items():
+        for arm in ("baseline", "synth"):
+            t = trained(arm, b)
+            assert t.filter(pl.col("domain") == "target").height == k
+            assert t.filter(pl.col("domain") == "web").height == 50  # 60 web images, 10 in the bridge
+    assert trained("finetune", "8")["domain"].to_list() == ["target"] * 8
+    # the 8 are inside "all", and dev/test/bridge are the same images for every point
+    ids = {b: set(trained("baseline", b).filter(pl.col("domain") == "target")["image_id"]) for b in counts}
+    assert ids["0"] <= ids["8"]
+    evals = {}
+    for arm in ARMS:
+        for b in counts:
+            p = io.read_table(base / "predictions" / f"{arm}-{b}" / "predictions.parquet", schema.PREDICTIONS)
+            evals[(arm, b)] = set(p.filter(pl.col("split").is_in(["dev", "test", "bridge"])
+                                           & (pl.col("source") == "manifest"))["image_id"])
+            assert ("synth" in p["domain"].to_list()) == (arm == "synth")
+    assert len({frozenset(v) for v in evals.values()}) == 1
+    # budget 0 of baseline and finetune is the web-only model itself, not a second training
+    for arm in ("baseline", "finetune"):
+        assert (base / "models" / f"{arm}-0" / "model.safetensors").read_bytes() == (
+            base / "models" / "web" / "model.safetensors").read_bytes()
+    assert (base / "models" / "finetune-8" / "model.safetensors").read_bytes() != (
+        base / "models" / "web" / "model.safetensors").read_bytes()
+
+
+def test_the_curve_and_the_report_show_every_point_and_the_answer(run, tmp_path):
+    base, m, s, syn, params = run
+    data = json.loads((base / "curve" / "curve.json").read_text())
+    assert len(data["points"]) == 6 and data["images"] == [0, 8]
+    assert {(p["arm"], p["budget"]) for p in data["points"]} == {(a, str(b)) for a in ARMS for b in BUDGETS}
+    for p in data["points"]:
+        assert p["dev_ci"][0] <= p["dev_error"] <= p["dev_ci"][1]
+        assert set(p["gaps"]) == {"avoidable_bias", "variance", "data_mismatch", "dev_overfit"}
+    assert len(data["worth"]) == 4 and all(w["text"] for w in data["worth"])
+    assert data["sentence"].endswith(".")
+    plot = json.loads((base / "curve" / "plot.json").read_text())
+    assert [r["images"] for r in plot] == [0, 8] and set(plot[0]) == {"images", *ARMS}
+    assert (base / "curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = tmp_path / "reports"
+    rc = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "report.py"), "--predictions",
+         str(base / "predictions" / "synth-8" / "predictions.parquet"), "--compare",
+         str(base / "predictions" / "baseline-8" / "predictions.parquet"), "--curve", str(base / "curve"),
+         "--params", str(params), "--out", str(out)], capture_output=True, text=True, cwd=REPO,
+    )
+    assert rc.returncode == 0, rc.stderr
+    md = (out / "report.md").read_text()
+    assert "## Learning curve: labelled target images" in md and data["sentence"] in md
+    assert "Learning curve" in (out / "report.html").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["curve"]["sentence"] == data["sentence"]
+    assert set(metrics["curve"]["points"]) == {f"{a}@{b}" for a in ARMS for b in BUDGETS}
+
+
+def test_a_budget_larger_than_the_target_is_one_line_and_exit_2(run, tmp_path, capsys):
+    base, m, s, _, _ = run
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"curve": {"budgets": [0, 31]}}))
+    out = tmp_path / "budgets"
+    rc = _curve(["--params", str(params), "--manifest", str(m), "budgets", "--splits", str(s), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "asks for 31 labelled target images" in err[0] and "holds 30" in err[0]
+    assert not out.exists()
