@@ -158,9 +158,12 @@ def build_curve(
     names = [curve.budget_name(b) for b in budgets]
     missing = [n for n in names if n not in counts]
     if missing:
-        raise DataError(f"{Path(budgets_dir) / BUDGETS_JSON} lacks the budget(s) {', '.join(missing)}; re-run the budgets step.")
+        raise DataError(
+            f"{Path(budgets_dir) / BUDGETS_JSON} lacks the budget(s) {', '.join(missing)}; re-run the budgets step."
+        )
     ns = np.array([counts[n] for n in names], dtype=np.float64)
-    preds = {(a, n): read_predictions(point_path(predictions_dir, a, b)) for a in cparams.arms for b, n in zip(budgets, names)}
+    preds = {(a, n): read_predictions(point_path(predictions_dir, a, b))
+             for a in cparams.arms for b, n in zip(budgets, names)}
     dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
            for (a, n), p in preds.items()}
     man = io.read_table(manifest, schema.MANIFEST).select("image_id", pl.col("dup_group").alias("cluster"))

@@ -137,5 +137,6 @@ def recommendation(data: dict[str, Any]):
     from shiftkit.analysis import Recommendation
 
     worth = [w for w in data["worth"] if w["status"] != "not_estimable"]
-    title = "Label or synthesise: what the learning curve says" if worth else "The learning curve shows no arm worth labels"
+    title = ("Label or synthesise: what the learning curve says" if worth
+             else "The learning curve shows no arm worth labels")
     return Recommendation(title, data["sentence"])
