@@ -110,6 +110,7 @@ def test_the_curve_and_the_report_show_every_point_and_the_answer(run, tmp_path)
     plot = json.loads((base / "curve" / "plot.json").read_text())
     assert [r["images"] for r in plot] == [0, 8] and set(plot[0]) == {"images", *ARMS}
     assert (base / "curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| synth | 0 |" in (base / "curve" / "curve.md").read_text()
     out = tmp_path / "reports"
     rc = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "report.py"), "--predictions",
@@ -120,6 +121,8 @@ def test_the_curve_and_the_report_show_every_point_and_the_answer(run, tmp_path)
     assert rc.returncode == 0, rc.stderr
     md = (out / "report.md").read_text()
     assert "## Learning curve: labelled target images" in md and data["sentence"] in md
+    assert "](curve.png)" in md and (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert md.index("## Learning curve") < md.index("## Compared with")
     assert "Learning curve" in (out / "report.html").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["curve"]["sentence"] == data["sentence"]
