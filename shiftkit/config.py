@@ -732,7 +732,7 @@ class CurveParams(ParamsSection):
     # which arms train at every budget
     arms: tuple[str, ...] = param(("baseline", "synth", "finetune"), Each(Options(CURVE_ARMS), max_items=3))
     # labelled target train images per point (nested, stratified); all: every one
-    budgets: tuple[Union[int, str], ...] = param((0, "all"), Each(BudgetValue(), max_items=32))
+    budgets: tuple[int | str, ...] = param((0, "all"), Each(BudgetValue(), max_items=32))
     seed: int = param(0, SEED)  # which target train images each budget keeps; the curve's resampling
     target_domain: str = param("target", Text("a domain name"))  # the domain whose train images are budgeted
     finetune_lr: float = param(1e-4, Interval(float, 0, None, "neither"))  # finetune arm: learning rate
@@ -744,7 +744,8 @@ class CurveParams(ParamsSection):
     def check_together(self) -> None:
         if not self.arms or len(set(self.arms)) != len(self.arms):
             raise ConfigError(
-                f"The 'curve.arms' parameter must list distinct arms, at least one. Got {show(list(self.arms))} instead."
+                f"The 'curve.arms' parameter must list distinct arms, at least one. "
+                f"Got {show(list(self.arms))} instead."
             )
         if not self.budgets or len(set(self.budgets)) != len(self.budgets):
             raise ConfigError(
