@@ -223,18 +223,24 @@ def test_the_closure_follows_lazy_relative_and_package_imports(tmp_path):
 
 def test_a_trimmed_dvc_yaml_fails(dvc, params):
     trimmed = copy.deepcopy(dvc)
-    train = trimmed["stages"]["train"]
-    used = sorted(script_needs(ROOT, "pipelines/train.py"))
-    # the package as a whole replaced by what the train stage uses, less the evaluate code it runs
-    train["deps"] = [d for d in train["deps"] if d != "shiftkit"] + [m for m in used if m != "shiftkit/evaluate.py"]
-    trimmed["stages"]["evaluate"]["deps"].remove("pipelines/evaluate.py")
+    web = trimmed["stages"]["curve_web"]
+    used = sorted(script_needs(ROOT, "pipelines/learning_curve.py"))
+    # the package as a whole replaced by what the stage uses, less the evaluate code it runs
+    web["deps"] = [d for d in web["deps"] if d != "shiftkit"] + [m for m in used if m != "shiftkit/evaluate.py"]
+    trimmed["stages"]["curve_evaluate"]["deps"].remove("pipelines/learning_curve.py")
     trimmed["stages"]["report"]["deps"].remove("data/synth/synth.parquet")
     assert missing_deps(trimmed) == {
-        "train": ["shiftkit/evaluate.py"],
-        "evaluate": ["pipelines/evaluate.py"],
+        "curve_web": ["shiftkit/evaluate.py"],
+        "curve_evaluate": ["pipelines/learning_curve.py"],
         "report": ["data/synth/synth.parquet"],
     }
-    train["params"] = [k for k in train["params"] if k != "train.seed"] + ["train.workers", "train.nope", "split"]
+    # a stage whose script is named after its params section must list every key of it that changes results
+    train_keys = [k for k in web["params"] if k.startswith("train.")]
+    trimmed["stages"]["train"] = {
+        "cmd": "python pipelines/train.py --out models",
+        "deps": ["pipelines/train.py", "shiftkit"],
+        "params": [k for k in train_keys if k != "train.seed"] + ["train.workers", "train.nope", "split"],
+    }
     assert params_problems(trimmed, params) == [
         "train: train.workers only changes speed; listing it re-runs the stage for nothing",
         "train: train.nope is not in params.yaml",
