@@ -4,13 +4,12 @@ Each step is a function of shiftkit.curve_run; one (arm, budget) point is one DV
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from shiftkit.cli import run_stage, stage_parser
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
     ap = stage_parser(__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--manifest", default="data/manifest/manifest.parquet")
@@ -38,12 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-_STEPS = ("budgets", "train", "evaluate", "summarize")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = _parser()
-    step = next((a for a in (argv if argv is not None else sys.argv[1:]) if a in _STEPS), "")
 
     def work() -> str:
         from shiftkit import curve, curve_run
@@ -69,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         write_curve(data, args.out)
         return f"curve: {data['sentence']}"
 
-    return run_stage(f"curve {step}".strip(), work)
+    return run_stage("learning_curve", work)
 
 
 if __name__ == "__main__":
