@@ -54,7 +54,7 @@ def write_budgets(
             io.write_table(curve.budget_splits(spl, order, b), budget_file(tmp, b), schema.SPLITS_TABLE)
             counts[name] = k
             kept = order.filter(pl.col("rank") < k)["label"].value_counts().sort("label")
-            per_label[name] = dict(zip(kept["label"].to_list(), kept["count"].to_list()))
+            per_label[name] = dict(zip(kept["label"].to_list(), kept["count"].to_list(), strict=True))
         io.write_json(tmp / BUDGETS_JSON, {"target_domain": params.target_domain, "seed": params.seed,
                                            "images": counts, "per_label": per_label})
     return counts
@@ -163,7 +163,7 @@ def build_curve(
         )
     ns = np.array([counts[n] for n in names], dtype=np.float64)
     preds = {(a, n): read_predictions(point_path(predictions_dir, a, b))
-             for a in cparams.arms for b, n in zip(budgets, names)}
+             for a in cparams.arms for b, n in zip(budgets, names, strict=True)}
     dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
            for (a, n), p in preds.items()}
     man = io.read_table(manifest, schema.MANIFEST).select("image_id", pl.col("dup_group").alias("cluster"))
@@ -219,7 +219,7 @@ def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
             return "No arm to compare with the baseline."
         parts.append(f"No clear gain over the baseline at any budget for {', '.join(shown)} "
                      "(every worth figure is not estimable)")
-    base = sorted(((p["images"], p["dev_error"]) for p in points if p["arm"] == "baseline"))
+    base = sorted((p["images"], p["dev_error"]) for p in points if p["arm"] == "baseline")
     if len(base) >= 2:
         (n0, e0), (n1, e1) = base[0], base[1]
         parts.append(f"labelling {n1 - n0} more target images cuts the baseline's dev error by "

@@ -312,6 +312,8 @@ def build_data(
     cuda, dist_info = feed.device.type == "cuda", feed.dist
     dev_feed = dataclasses.replace(feed.inputs, world_size=1, rank=0)  # rank 0 evaluates the whole dev split
     why = _why_no_cache(params, len(tr_paths) + len(dv_paths))
+    # a last batch of one image cannot train batch norm: drop it (a curve's small budgets meet it)
+    drop_last = dist_info.world_size > 1 or (len(tr_paths) > 1 and len(tr_paths) % bs == 1)
     if why is None:
         train_b = data.DeviceBatches(
             _cached(tr_paths, params, cuda),
@@ -321,7 +323,7 @@ def build_data(
             augment=augment,
             shuffle=True,
             seed=params.seed,
-            drop_last=dist_info.world_size > 1,
+            drop_last=drop_last,
         )
         dev_b = data.DeviceBatches(_cached(dv_paths, params, cuda), dv_y, batch_size=max(bs, 256), feed=dev_feed)
         return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y, "device")
@@ -341,8 +343,7 @@ def build_data(
         pin_memory=cuda,
         world_size=dist_info.world_size,
         rank=dist_info.rank,
-        # a last batch of one image cannot train batch norm: drop it (a curve's small budgets meet it)
-        drop_last=dist_info.world_size > 1 or (len(tr_ds) > 1 and len(tr_ds) % params.batch_size == 1),
+        drop_last=drop_last,
     )
     dev_loader = data.make_loader(dv_ds, batch_size=max(bs, 256), shuffle=False, workers=0, pin_memory=cuda)
     src = functools.partial(

@@ -55,7 +55,7 @@ def test_budgets_are_nested_stratified_seeded_and_leave_other_splits_alone():
     assert [len(kept[b]) for b in (0, 10, 40, "all")] == [0, 10, 40, 100]
     assert kept[0] <= kept[10] <= kept[40] <= kept["all"]
     shares = pool.filter(pl.col("image_id").is_in(list(kept[40])))["label"].value_counts()
-    counts = dict(zip(shares["label"], shares["count"]))
+    counts = dict(zip(shares["label"], shares["count"], strict=True))
     # 60/30/10 of 40 is 24/12/4: each label within one image of its share
     assert abs(counts["0"] - 24) <= 1 and abs(counts["1"] - 12) <= 1 and abs(counts["2"] - 4) <= 1
     with pytest.raises(DataError, match="asks for 101 labelled target images"):

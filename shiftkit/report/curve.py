@@ -33,7 +33,8 @@ def figure(data: dict[str, Any]) -> bytes:
     ax.set_xscale("function", functions=(np.log1p, np.expm1))
     for arm in data["arms"]:
         rows = sorted((p["images"], p["dev_error"], *p["dev_ci"]) for p in data["points"] if p["arm"] == arm)
-        n, e, lo, hi = (np.array(c, dtype=float) * (1 if i == 0 else 100) for i, c in enumerate(zip(*rows)))
+        cols = zip(*rows, strict=True)
+        n, e, lo, hi = (np.array(c, dtype=float) * (1 if i == 0 else 100) for i, c in enumerate(cols))
         colour = _COLOURS.get(arm, "#8172b3")
         ax.plot(n, e, marker="o", color=colour, label=arm)
         ax.fill_between(n, lo, hi, color=colour, alpha=0.18, lw=0)
