@@ -516,7 +516,7 @@ class DeviceBatches:
             raise ValueError("cache and targets differ in length")
         self.batch_size, self.feed, self.seed = batch_size, feed, seed
         self.augment = augment if augment is not None and augment.active() else None
-        self.drop_last = drop_last and feed.world_size > 1
+        self.drop_last = drop_last  # the sampler evens out replicas; __len__ drops a short last batch
         self.sampler = DistributedSampler(
             range(len(self.targets)),
             num_replicas=feed.world_size,
