@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, t in rows:
         total = n + 1797
         print(f"{n:>10,} " + " ".join(f"{t[s]:>10.2f} {total / t[s]:>12,.0f}" for s in stages))
-    for (n0, a), (n1, b) in zip(rows, rows[1:]):
+    for (n0, a), (n1, b) in zip(rows, rows[1:], strict=False):
         growth = ", ".join(f"{s} x{b[s] / a[s]:.2f}" for s in stages)
         print(f"growth {n0:,} -> {n1:,} images (x{n1 / n0:.1f}): {growth}")
     return 0

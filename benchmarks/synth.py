@@ -145,7 +145,7 @@ def bench(name: str, n: int, size: int, repeats: int, workers: int) -> float:
         manifest, splits = write_tables(root, paths)
         rpath = io.write_json(root / "recipe.json", recipe().to_dict())
         ours, limit = [], []
-        for r in range(repeats):
+        for _ in range(repeats):
             shutil.rmtree(root / "plain", ignore_errors=True)
             limit.append(plain_loop(paths, root / "plain", workers))
             ours.append(shiftkit_path(manifest, splits, root / "synth", rpath, workers))

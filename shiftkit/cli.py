@@ -404,12 +404,18 @@ def shift_command(
 
 @app.command("train")
 def train_command(
-    manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
-    splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."
+    ),
+    splits: Path = typer.Option(
+        Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."
+    ),
     synth: Path | None = typer.Option(
         None, "--synth", help="Synth table (synth.parquet); its train children join the training set."
     ),
-    out: Path = typer.Option(Path("models"), "--out", help="Folder for model.safetensors, model.json and the resume point."),
+    out: Path = typer.Option(
+        Path("models"), "--out", help="Folder for model.safetensors, model.json and the resume point."
+    ),
     live: Path = typer.Option(Path("dvclive"), "--live", help="dvclive folder for per-epoch metrics and plots."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last completed epoch in --out."),
     model: str | None = typer.Option(None, "--model", help="timm model name (overrides train.model)."),
@@ -418,7 +424,9 @@ def train_command(
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning epochs (overrides train.finetune_epochs)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides train.device)."),
-    workers: int | None = typer.Option(None, "--workers", help="Data-loader worker processes (overrides train.workers)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Data-loader worker processes (overrides train.workers)."
+    ),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Transfer learning with a timm CNN: new head on a frozen backbone, then fine-tuning.
@@ -454,9 +462,15 @@ def train_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."),
-    splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."),
-    synth: Path | None = typer.Option(None, "--synth", help="Synth table; its children are predicted as domain 'synth'."),
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."
+    ),
+    splits: Path = typer.Option(
+        Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."
+    ),
+    synth: Path | None = typer.Option(
+        None, "--synth", help="Synth table; its children are predicted as domain 'synth'."
+    ),
     model_dir: Path = typer.Option(Path("models"), "--model", help="Model folder written by shiftkit train."),
     out: Path = typer.Option(
         Path("data/predictions/predictions.parquet"), "--out", dir_okay=False, help="Predictions table to write."
@@ -475,7 +489,10 @@ def evaluate_command(
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
     result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
     acc = ", ".join(f"{k} {v:.3f}" for k, v in result.accuracy.items())
-    console.print(f"predicted {sum(result.counts.values()):,} images on {result.device} in {result.seconds:.1f} s ({acc}) -> {out}")
+    console.print(
+        f"predicted {sum(result.counts.values()):,} images on {result.device} "
+        f"in {result.seconds:.1f} s ({acc}) -> {out}"
+    )
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from shiftkit.errors import ConfigError, InputPathError
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))
+    }
 
 
 def test_writes_both_domains_with_the_requested_counts_and_sizes(tmp_path):
