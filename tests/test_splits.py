@@ -467,3 +467,10 @@ def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, 
     named = {h["image_id"]: h["copies"] for h in composition["held_out_copies"]}
     assert set(named) == set(scraped["image_id"]) and set(named.values()) <= set(held["image_id"])
     assert "6 image(s) of other domains held out as near copies of dev/test images" in out
+
+
+def test_the_params_accept_exactly_the_strategies_of_the_table():
+    from shiftkit.config import SPLIT_STRATEGIES
+    from shiftkit.splits import STRATEGIES
+
+    assert set(SPLIT_STRATEGIES) == set(STRATEGIES)
