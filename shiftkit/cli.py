@@ -632,8 +632,9 @@ class _SignalsRaise:
     ``finally`` blocks, worker pools and ``io.replace_dir`` clean up; the last signal is kept in
     ``received`` because typer turns an interrupt inside a command into a plain exit code 130."""
 
-    def __init__(self) -> None:
+    def __init__(self, final: bool = False) -> None:
         self.received: int | None = None
+        self.final = final  # the process exits right after: later signals change nothing
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
@@ -650,19 +651,24 @@ class _SignalsRaise:
 
     def __exit__(self, *exc_info: object) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            # in a process that is about to exit, the work is done (outputs complete): a signal
+            # from now on must not turn a finished run into an interpreter killed by SIGINT (-2)
+            signal.signal(signum, signal.SIG_IGN if self.final else previous)
 
 
-def _guarded(prog: str, work: Callable[[], object]) -> tuple[int, object]:
+def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
     """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
     from shiftkit.console import kept_notes, output_to, stderr_console
 
     kept_notes().clear()
-    signals = _SignalsRaise()
+    signals = _SignalsRaise(final)
     try:
         with output_to(stderr_console()), signals:
             result = work()
     except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
+        from shiftkit.parallel import stop_all
+
+        stop_all()  # workers of a generator the exception left suspended: reaped before we exit
         return exit_code_for(exc, prog), None
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
@@ -671,10 +677,14 @@ def _guarded(prog: str, work: Callable[[], object]) -> tuple[int, object]:
     return 0, result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+def main(argv: list[str] | None = None, *, final: bool = False) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    ``final``: the process exits right after (the console script), so signals that arrive once
+    the command has finished are ignored instead of killing the interpreter on its way out.
+    """
     args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    code, result = _guarded("shiftkit", lambda: app(args=args, standalone_mode=False, prog_name="shiftkit"))
+    code, result = _guarded("shiftkit", lambda: app(args=args, standalone_mode=False, prog_name="shiftkit"), final)
     if code:
         return code
     return result if isinstance(result, int) else 0
@@ -682,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    code = main()
+    code = main(final=True)
     if code in (130, 143):
         # CPython exits by SIGINT itself (code -2) when a KeyboardInterrupt once escaped code run
         # by exec() of a string (a sticky interpreter flag), even though main handled it: leave

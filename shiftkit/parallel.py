@@ -101,6 +101,19 @@ def _born_ignoring() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
+# Worker sets still running. A consumer interrupted while it handles a result leaves ``imap``'s
+# generator suspended: its ``finally`` would only run when the generator is collected, too late
+# for a process that is exiting. The command line's runner calls :func:`stop_all` instead.
+_LIVE: list[tuple[list[Any], list[Any]]] = []
+
+
+def stop_all() -> None:
+    """Terminate and reap every worker that an unfinished :func:`imap` still holds."""
+    while _LIVE:
+        procs, conns = _LIVE.pop()
+        _stop(procs, conns, clean=False)
+
+
 def _stop(procs: list[Any], conns: list[Any], clean: bool) -> None:
     """End every worker: ask politely after a clean run, else terminate; kill what outlives the timeout."""
     for conn, proc in zip(conns, procs, strict=True):
@@ -153,6 +166,8 @@ def imap(
     procs: list[Any] = []
     conns: list[Any] = []
     clean = False
+    live = (procs, conns)
+    _LIVE.append(live)
     try:
         with _born_ignoring():
             for _ in range(n):
@@ -165,7 +180,9 @@ def imap(
         yield from _ordered(chunks, procs, conns)
         clean = True
     finally:
-        _stop(procs, conns, clean)
+        if live in _LIVE:
+            _LIVE.remove(live)
+            _stop(procs, conns, clean)
 
 
 def _ordered(chunks: Iterator[list[Any]], procs: list[Any], conns: list[Any]) -> Iterator[Any]:
