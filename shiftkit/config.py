@@ -685,8 +685,10 @@ class TrainParams(ParamsSection):
     channels_last: bool = param(True, BOOL)  # memory format on CUDA
     workers: int = param(0, WORKERS, speed_only=True)  # data-loader worker processes (0: the training process)
     threads: int = param(0, Interval(int, 0, 4096), speed_only=True)  # torch CPU threads; 0 keeps torch's default
-    cache: bool = param(True, BOOL, speed_only=True)  # keep decoded, resized images in memory (when they fit)
-    cache_mb: int = param(2048, NONNEG, speed_only=True)  # memory allowed for that cache
+    # cache and cache_mb pick the batch path (the device-side one needs the cache), whose
+    # augmentation draws differ from the worker loader's: they change results, not only speed
+    cache: bool = param(True, BOOL)  # keep decoded, resized images in memory (when they fit)
+    cache_mb: int = param(2048, NONNEG)  # memory allowed for that cache
     eval_batches: int = param(0, NONNEG)  # dev batches evaluated after each epoch for the metrics; 0 = all
 
     def check_together(self) -> None:
