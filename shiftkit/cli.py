@@ -105,6 +105,14 @@ def ingest_command(
         help="A CSV or parquet file with columns path, label, domain; paths are relative to the "
         "listing's folder, which is their data root.",
     ),
+    unlabelled: list[str] = typer.Option(
+        [],
+        "--unlabelled",
+        metavar="NAME=PATH",
+        help="A flat folder of images without labels (PATH/<image>) for domain NAME, e.g. --unlabelled "
+        "target=data/raw/photos: they enter the manifest with no label and go to the split 'unlabelled', "
+        "which synthesis (its fit and parent weighting) and shift read, never train or evaluate.",
+    ),
     out: Path = typer.Option(
         Path("data/manifest"),
         "--out",
@@ -131,7 +139,15 @@ def ingest_command(
     p = load_params(params)
     use_engine(p, engine)
     roots = parse_assignments(domain, "--domain")
-    ingest(roots, out, listing=listing, params=p.ingest, workers=workers, keep_domain=p.split.target_domain)
+    ingest(
+        roots,
+        out,
+        listing=listing,
+        params=p.ingest,
+        workers=workers,
+        keep_domain=p.split.target_domain,
+        unlabelled=parse_assignments(unlabelled, "--unlabelled"),
+    )
 
 
 @app.command("example")

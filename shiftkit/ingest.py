@@ -10,7 +10,9 @@ How a run goes:
    another depth are ``stray_file``; names that are not UTF-8 ``name_not_utf8`` (shown escaped);
    links that resolve outside the root ``outside_root``;
    broken links and non-regular files ``unreadable``. Listing rows resolve against the
-   listing's own folder, which is their root.
+   listing's own folder, which is their root. An *unlabelled* domain is a flat folder
+   (``ROOT/<file>``): its images enter the manifest with a null ``label`` (split puts them in the
+   ``unlabelled`` pool, which only synthesis and ``shiftkit shift`` read).
 2. Read, hash and decode (worker processes, ``shiftkit.parallel``): workers get paths and send
    back small records. A file whose sha256 the previous run already decoded (good or bad) is
    only read and hashed, not decoded again: re-runs cost a read per known file.
@@ -79,7 +81,7 @@ class _Entry:
     domain: str
     root: Path  # absolute data root
     path: str  # POSIX path relative to root (as given, for listing rows outside the root)
-    label: str
+    label: str | None
     order: int  # the domain's position on the command line (listing rows after the folders)
     reason: QuarantineReason | None = None
     detail: str = ""
@@ -144,11 +146,13 @@ def _link_verdict(path: str, real_root: str) -> tuple[QuarantineReason, str] | N
     return None if stat.S_ISREG(st.st_mode) else (Reason.UNREADABLE, "not a regular file")
 
 
-def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -> list[_Entry]:
+def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, flat: bool = False) -> list[_Entry]:
     """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
 
     ``skip`` is a folder left out (ingest's own output folder, when it lies under a root).
+    ``flat``: an unlabelled domain, whose images lie directly in ``root`` (label None).
     """
+    depth = 1 if flat else 2
     real_root = os.path.realpath(root)
     out: list[_Entry] = []
 
@@ -169,7 +173,7 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
                 detail = "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"
                 out.append(_Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8, detail))
                 continue
-            entry = _Entry(domain, root, rel, label, order)
+            entry = _Entry(domain, root, rel, None if flat and len(rel_parts) == 1 else label, order)
             if e.is_symlink():
                 verdict = _link_verdict(e.path, real_root)
                 if verdict is not None:
@@ -180,10 +184,11 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None) -
                 continue
             elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
                 entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
-            if entry.reason is None and len(rel_parts) != 2:
-                deep = len(rel_parts) - 2
+            if entry.reason is None and len(rel_parts) != depth:
+                deep = len(rel_parts) - depth
                 where = "directly in the domain folder" if deep < 0 else f"{deep} folder(s) too deep"
-                entry.reason, entry.detail = Reason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this file is {where}"
+                layout = "DOMAIN/FILE (an unlabelled domain)" if flat else "DOMAIN/LABEL/FILE"
+                entry.reason, entry.detail = Reason.STRAY_FILE, f"expected {layout}; this file is {where}"
             out.append(entry)
 
     visit(str(root), ())
@@ -452,6 +457,7 @@ def ingest(
     params: IngestParams | None = None,
     workers: int | None = None,
     keep_domain: str = "target",
+    unlabelled: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> IngestResult:
     """Ingest domain folders (``{name: root}``, ImageFolder layout) and/or a listing into ``out``.
 
@@ -460,10 +466,12 @@ def ingest(
     ``workers`` overrides ``params.workers`` (0 = every core). When the same bytes are in several
     domains, the copy in ``keep_domain`` (the target domain, whose images are the scarce ones)
     is kept and the others are quarantined as duplicates. The progress bar and the summary table
-    go to ``shiftkit.console`` (quiet unless the caller turned output on).
+    go to ``shiftkit.console`` (quiet unless the caller turned output on). ``unlabelled``
+    (``{name: root}``) adds flat folders of images without labels to those domains (``label``
+    null in the manifest; split puts them in the ``unlabelled`` pool).
 
     Raises:
-        ConfigError: on a bad domain name or no input at all.
+        ConfigError: on a bad domain name, no input at all, or an unlabelled domain that is not a local folder.
         InputPathError: when a domain folder or the listing is missing, or ``out`` is not writable.
         DataError: when the listing or the previous outputs cannot be read.
     """
@@ -473,15 +481,31 @@ def ingest(
     gc.disable()
     try:
         return _ingest(
-            domains, out, listing=listing, params=params or IngestParams(), workers=workers, keep=keep_domain
+            domains,
+            out,
+            listing=listing,
+            params=params or IngestParams(),
+            workers=workers,
+            keep=keep_domain,
+            unlabelled=dict(unlabelled or {}),
         )
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _enumerate(roots: dict[str, Path], listing: str | os.PathLike[str] | None, out_dir: Path) -> list[_Entry]:
-    """Every file of the domain folders and of the listing, in command-line order."""
+def _check_unlabelled(unlabelled: Mapping[str, str | os.PathLike[str]]) -> dict[str, Path]:
+    """The unlabelled folders (``{domain: root}``), checked: local folders that exist."""
+    for name, path in unlabelled.items():
+        if storage.is_url(path):
+            raise ConfigError(f"--unlabelled {name}={path}: an unlabelled folder must be on the local disk.")
+    return _check_inputs(unlabelled, None) if unlabelled else {}
+
+
+def _enumerate(
+    roots: dict[str, Path], listing: str | os.PathLike[str] | None, out_dir: Path, flat: dict[str, Path]
+) -> list[_Entry]:
+    """Every file of the domain folders, of the listing and of the unlabelled folders, in command-line order."""
     entries: list[_Entry] = []
     for order, (name, root) in enumerate(roots.items()):
         if storage.is_url(root):
@@ -490,6 +514,10 @@ def _enumerate(roots: dict[str, Path], listing: str | os.PathLike[str] | None, o
             entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
     if listing is not None:
         entries.extend(_listing_entries(Path(listing), list(roots)))
+    known = {e.domain: e.order for e in entries}
+    for name, root in flat.items():
+        order = list(roots).index(name) if name in roots else known.get(name, len(roots) + len(known))
+        entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir), flat=True))
     return entries
 
 
@@ -540,12 +568,14 @@ def _ingest(
     params: IngestParams,
     workers: int | None,
     keep: str,
+    unlabelled: dict[str, str | os.PathLike[str]],
 ) -> IngestResult:
     t0 = time.perf_counter()
-    roots = _check_inputs(domains, listing)
+    roots = _check_inputs(domains, listing) if (domains or listing is not None or not unlabelled) else {}
+    flat = _check_unlabelled(unlabelled)
     out_dir = ensure_dir(out).resolve()
     n_workers = resolve_workers(params.workers if workers is None else workers)
-    entries = _enumerate(roots, listing, out_dir)
+    entries = _enumerate(roots, listing, out_dir, flat)
     rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
     prev = _load_previous(out_dir, params)
     decoded = _decode_all([e for e in entries if e.reason is None], prev, params, n_workers)
@@ -597,6 +627,7 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
         group.sort(
             key=lambda e: (
                 e.domain != keep,
+                e.label is None,  # a labelled copy is kept over an unlabelled one
                 (e.domain, rel_roots[e.root], e.path, sha) not in prev.drops,
                 e.order,
                 e.domain,
@@ -604,7 +635,7 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
                 str(e.root),
             )
         )
-        labels = sorted({e.label for e in group})
+        labels = sorted({e.label for e in group if e.label is not None})  # an unlabelled copy conflicts with none
         if len(labels) > 1:
             for e in group:
                 others = [f"{o.domain}:{o.path} ({o.label})" for o in group if o is not e]
@@ -684,7 +715,10 @@ def _summary(entries: list[_Entry], manifest: pl.DataFrame, cross: list[dict], p
         d["files"] += 1
         if e.reason is None:
             d["manifest"] += 1
-            d["labels"][e.label] += 1
+            if e.label is None:
+                d["unlabelled"] = d.get("unlabelled", 0) + 1
+            else:
+                d["labels"][e.label] += 1
         else:
             d["quarantine"] += 1
     sizes = manifest.group_by("dup_group").len().filter(pl.col("len") > 1)
@@ -695,7 +729,10 @@ def _summary(entries: list[_Entry], manifest: pl.DataFrame, cross: list[dict], p
         "quarantine": int(sum(by_reason.values())),
         "by_reason": {r.value: int(by_reason.get(r, 0)) for r in QuarantineReason},
         "domains": {
-            k: {**{f: v[f] for f in ("files", "manifest", "quarantine")}, "labels": dict(sorted(v["labels"].items()))}
+            k: {
+                **{f: v[f] for f in ("files", "manifest", "quarantine", "unlabelled") if f in v},
+                "labels": dict(sorted(v["labels"].items())),
+            }
             for k, v in sorted(domains.items())
         },
         "drops": {str(d): int(n) for d, n in drops.iter_rows()},

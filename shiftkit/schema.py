@@ -18,6 +18,9 @@ SPLITS = ("train", "bridge", "dev", "test")
 # The status of an image of another domain that is a near copy of a dev or test image: it is in no
 # split (never trained on, never evaluated). Readers of the splits table select splits by name.
 HELD_OUT_COPY = "held_out_copy"
+# The status of an image without a label (``shiftkit ingest --unlabelled``): in no split either; only
+# synthesis (the recipe fit and the parent weighting) and ``shiftkit shift`` read this pool.
+UNLABELLED = "unlabelled"
 
 
 class QuarantineReason(str, Enum):
@@ -132,7 +135,7 @@ SPLITS_TABLE = Table(
     "splits",
     {
         "image_id": pl.String(),
-        "split": pl.String(),  # one of SPLITS, or HELD_OUT_COPY
+        "split": pl.String(),  # one of SPLITS, HELD_OUT_COPY or UNLABELLED
         "group": pl.String(),  # the dup_group that decided the split
     },
     optional={"domain": pl.String(), "label": pl.String()},

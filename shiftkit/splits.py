@@ -39,7 +39,9 @@ The recipe's first rule holds as an invariant under ``target``: an image of anot
 group is in dev or test (a web near copy of a dev/test image, typically from a later drop) gets
 the status ``held_out_copy``: it is in no split, never trained on, and ``composition.json``
 names it with the dev/test image it copies. Readers of the splits select splits by name, so
-they never see it.
+they never see it. Images without a label (``shiftkit ingest --unlabelled``) take no part in the
+draw: they get the status ``unlabelled`` (counted per domain in ``composition.json``), the pool
+that only synthesis and ``shiftkit shift`` read.
 
 Representativeness: dev and test are stratified by label; the composition then compares each
 class's count in dev and test with its share of the target (the central 99% band of a
@@ -48,9 +50,11 @@ hypergeometric draw of that size) and warns about a class outside it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +66,7 @@ import polars as pl
 from shiftkit.config import SplitParams
 from shiftkit.errors import DataError, InputPathError
 from shiftkit.io import read_json, read_table, replace_dir, write_json, write_table, write_text
-from shiftkit.schema import HELD_OUT_COPY, MANIFEST, SPLITS, SPLITS_TABLE, validate
+from shiftkit.schema import HELD_OUT_COPY, MANIFEST, SPLITS, SPLITS_TABLE, UNLABELLED, validate
 
 HELD_OUT = ("dev", "test")
 RARE = "(rare labels)"
@@ -237,11 +241,11 @@ def _previous(
             f"The split settings changed ({what}): previous splits are not honoured and every image is assigned afresh."
         )
         return None, True
-    bad = previous.filter(~pl.col("split").is_in([*SPLITS, HELD_OUT_COPY]))
+    bad = previous.filter(~pl.col("split").is_in([*SPLITS, HELD_OUT_COPY, UNLABELLED]))
     if bad.height:
         raise DataError(
             f"The previous splits table gives image {bad['image_id'][0]} the split {bad['split'][0]!r}; "
-            f"expected one of {', '.join(SPLITS)} or {HELD_OUT_COPY}."
+            f"expected one of {', '.join(SPLITS)}, {HELD_OUT_COPY} or {UNLABELLED}."
         )
     # a held-out copy had no split: it is judged afresh (its group may have left dev/test)
     kept = previous.filter(pl.col("split").is_in(SPLITS))
@@ -605,6 +609,9 @@ def assign(
     """
     params = params or SplitParams()
     notes: list[str] = []
+    pool = _unlabelled(manifest)
+    if pool.height:
+        manifest = manifest.filter(pl.col("label").is_not_null())
     rows = _prepare(manifest, params)
     old, reshuffled = _previous(previous, previous_settings, params, notes)
     c = _encode(rows, params, _old_codes(rows, old, notes))
@@ -612,7 +619,35 @@ def assign(
     bridge_n = _draw_bridge(c, params)
     c.assigned[c.assigned < 0] = CODE["train"]
     _check_filled(c, {"dev": dev_n, "test": test_n, "bridge": bridge_n}, notes)
-    return _result(c, params, notes, reshuffled)
+    result = _result(c, params, notes, reshuffled)
+    return _with_unlabelled(result, pool) if pool.height else result
+
+
+def _unlabelled(manifest: pl.DataFrame) -> pl.DataFrame:
+    """The rows of images without a label, as splits-table rows of status ``unlabelled``."""
+    if "label" not in manifest.columns or not manifest["label"].null_count():
+        return pl.DataFrame()
+    pool = manifest.filter(pl.col("label").is_null())
+    return pool.select(
+        pl.col("image_id").cast(pl.String),
+        pl.lit(UNLABELLED).alias("split"),
+        pl.coalesce(pl.col("dup_group").cast(pl.String), pl.col("image_id").cast(pl.String)).alias("group"),
+        pl.col("domain").cast(pl.String),
+        pl.col("label").cast(pl.String),
+    )
+
+
+def _with_unlabelled(result: SplitResult, pool: pl.DataFrame) -> SplitResult:
+    """``result`` with the unlabelled pool appended to its table and counted in its composition."""
+    counts = dict(sorted(Counter(pool["domain"].to_list()).items()))
+    composition = {**result.composition, "unlabelled": counts}
+    return dataclasses.replace(
+        result,
+        table=pl.concat([result.table, pool.select(result.table.columns)], how="vertical"),
+        composition=composition,
+        markdown=composition_markdown(composition),
+        assigned=result.assigned + pool.height,
+    )
 
 
 def _held_out_copies(c: _Coded, params: SplitParams, split_code: np.ndarray) -> np.ndarray:
@@ -907,6 +942,10 @@ def composition_markdown(composition: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"- {t}" for t in composition["statements"]]
     lines += _shares_markdown(composition.get("class_shares", []))
+    pool = composition.get("unlabelled", {})
+    if pool:
+        where = ", ".join(f"{n} of domain `{d}`" for d, n in pool.items())
+        lines += ["", f"Unlabelled pool (in no split; read by synthesis and shift only): {where}."]
     held = composition.get("held_out_copies", [])
     if held:
         lines += ["", f"## Held out: {len(held)} near copies of dev/test images", ""]

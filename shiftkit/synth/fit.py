@@ -72,6 +72,7 @@ class FitResult:
     seconds: float
     weighting: Weighting | None = None  # set when the fit keeps parent weighting
     weighting_check: dict[str, Any] | None = None  # its held-out check (also when not kept)
+    unlabelled_ids: tuple[str, ...] = ()  # the fit's target sample drawn from the unlabelled pool
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -84,6 +85,8 @@ class FitResult:
         }
         if self.weighting_check is not None:
             out["weighting"] = self.weighting_check
+        if self.unlabelled_ids:
+            out["unlabelled_target_ids"] = list(self.unlabelled_ids)
         return out
 
 

@@ -2,6 +2,8 @@
 
 The recipe is fitted to target TRAIN images only (dev and test never inform the synthesis) and
 to web images of the training pool (train and bridge, the splits that get synthesised children).
+The target's ``unlabelled`` pool (``shiftkit ingest --unlabelled``) joins its train images: the fit
+and the parent weighting never need labels.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from shiftkit.synth.weighting import Weighting
 
 SYNTH_SPLITS = ("train", "bridge")  # children never reach dev or test
+FIT_TARGET_SPLITS = ("train", "unlabelled")  # the target images the fit may look at (schema.UNLABELLED)
 PathLike = str | os.PathLike[str]
 
 
@@ -50,13 +53,13 @@ def fit_from_tables(manifest_df: pl.DataFrame, splits_df: pl.DataFrame, manifest
     from shiftkit.synth.workers import decode_many
 
     df = manifest_df.join(splits_df.select("image_id", "split"), on="image_id", how="inner").sort("image_id")
-    tgt = df.filter((pl.col("domain") == params.target_domain) & (pl.col("split") == "train"))
+    tgt = df.filter((pl.col("domain") == params.target_domain) & pl.col("split").is_in(list(FIT_TARGET_SPLITS)))
     web = df.filter((pl.col("domain") == params.web_domain) & pl.col("split").is_in(list(SYNTH_SPLITS)))
     for name, part, dom in (("target", tgt, params.target_domain), ("web", web, params.web_domain)):
         if part.height < 6:
             raise DataError(
                 f"Fitting a recipe needs at least 6 {name} images (domain {dom!r}, split "
-                f"{'train' if name == 'target' else 'train/bridge'}). Got {part.height} instead."
+                f"{'train/unlabelled' if name == 'target' else 'train/bridge'}). Got {part.height} instead."
             )
     tgt_fit = sample_rows(tgt, params.fit_target, params.seed)
     web_fit = sample_rows(web, params.fit_web, params.seed + 1)
@@ -64,6 +67,8 @@ def fit_from_tables(manifest_df: pl.DataFrame, splits_df: pl.DataFrame, manifest
     wdec = decode_many(io.image_paths(web_fit, manifest_path), workers)
     result = fit_recipe([d.pixels for d in wdec], [d.pixels for d in tdec], FitSettings.from_params(params, workers),
                         target_jpeg=[d.jpeg_quality for d in tdec], on_round=say)
+    pool = tgt_fit.filter(pl.col("split") == "unlabelled")["image_id"]
+    result.unlabelled_ids = tuple(pool.to_list())
     if params.weighting != "none":
         seen = (set(tgt_fit["image_id"]), set(web_fit["image_id"]))
         result.weighting, result.weighting_check = check_weighting(

@@ -1,0 +1,86 @@
+"""Unlabelled target images: ``ingest --unlabelled`` -> the split's ``unlabelled`` pool -> the synthesis fit only.
+
+Real images: 60 MNIST digits (web, label folders), 40 load_digits digits (labelled target, label
+folders) and 40 more load_digits digits written flat, without labels, as the target's unlabelled pool.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from shiftkit import data, io, schema, splits
+from shiftkit.config import params_from_mapping
+from shiftkit.ingest import ingest
+from shiftkit.synth import stage
+from tests.helpers import digits, mnist, run_cli, write_folder
+
+TRAINING_SPLITS = ("train", "bridge", "dev", "test")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unlabelled")
+    write_folder(root / "web", *mnist(60))
+    write_folder(root / "target", *digits(40), size=28)
+    pool_images, _ = digits(40, offset=40)  # their labels are thrown away
+    (root / "photos").mkdir()
+    for i, img in enumerate(pool_images):
+        Image.fromarray(img).resize((28, 28), Image.BILINEAR).save(root / "photos" / f"user_{i:03d}.png")
+    ing = ingest({"web": root / "web", "target": root / "target"}, root / "manifest",
+                 unlabelled={"target": root / "photos"}, workers=1)
+    params = params_from_mapping({
+        "split": {"dev": 10, "test": 10, "bridge": 4},
+        "synth": {"fit_web": 200, "fit_target": 200, "max_rounds": 1, "workers": 1, "weighting": "none",
+                  "fraction": 0.1},
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", splits.SplitWarning)  # few images per label: the documented fallback
+        result = splits.run_split(ing.manifest_path, root / "splits", params.split)
+    fit = stage.run_synth(ing.manifest_path, root / "splits" / "splits.parquet", root / "synth", params.synth)
+    return root, ing, result, fit
+
+
+def test_flat_folder_enters_the_manifest_without_labels(pipeline):
+    _root, ing, _result, _fit = pipeline
+    manifest = io.read_table(ing.manifest_path, schema.MANIFEST)
+    pool = manifest.filter(pl.col("label").is_null())
+    assert pool.height == 40
+    assert set(pool["domain"]) == {"target"}
+    assert all(p.startswith("user_") for p in pool["path"])
+    assert manifest.filter(pl.col("label").is_not_null()).height == 100
+    assert ing.summary["domains"]["target"]["unlabelled"] == 40
+    assert "unlabelled" not in ing.summary["domains"]["web"]
+    assert sum(ing.summary["domains"]["target"]["labels"].values()) == 40
+
+
+def test_synth_fit_uses_the_pool_while_train_and_evaluate_never_see_it(pipeline):
+    root, ing, result, _fit = pipeline
+    manifest = io.read_table(ing.manifest_path, schema.MANIFEST)
+    pool_ids = set(manifest.filter(pl.col("label").is_null())["image_id"])
+    table = io.read_table(root / "splits" / "splits.parquet", schema.SPLITS_TABLE)
+    assert set(table.filter(pl.col("split") == schema.UNLABELLED)["image_id"]) == pool_ids
+    assert not pool_ids & set(table.filter(pl.col("split").is_in(TRAINING_SPLITS))["image_id"])
+    assert result.composition["unlabelled"] == {"target": 40}
+    assert sum(t["images"] for t in result.composition["totals"].values()) == 100
+    # what train and evaluate read: the items of their splits, by name
+    seen = data.items(manifest, ing.manifest_path, table, TRAINING_SPLITS)
+    assert seen.height == 100 and not pool_ids & set(seen["image_id"])
+    assert seen["label"].null_count() == 0
+    # the fit sampled every target image it may look at (fit_target 200 > 40 + target train): the pool included
+    fit = json.loads((root / "synth" / "fit.json").read_text())
+    assert set(fit["unlabelled_target_ids"]) == pool_ids
+    target_train = table.filter((pl.col("split") == "train") & (pl.col("domain") == "target")).height
+    assert fit["sample_sizes"]["target"] == target_train + 40
+
+
+def test_ingest_cli_takes_unlabelled_folders_and_refuses_a_missing_one(tmp_path):
+    write_folder(tmp_path / "web", *mnist(6))
+    bad = run_cli(["ingest", "-d", "web=" + str(tmp_path / "web"), "--unlabelled", "target=" + str(tmp_path / "nope"),
+                   "--out", str(tmp_path / "m")])
+    assert bad.code == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "m" / "manifest.parquet").exists()
