@@ -277,7 +277,7 @@ def training_copies(ctx: CheckContext) -> list[Finding]:
 @rule("new_labels")
 def unknown_labels(ctx: CheckContext) -> list[Finding]:
     """A label the reference does not have: an error unless new labels are allowed."""
-    known = set(ctx.reference["label"].unique().to_list())
+    known = set(ctx.reference["label"].drop_nulls().unique().to_list())  # an unlabelled pool has no label
     new = ctx.drop.filter(~pl.col("label").is_in(sorted(known)))
     if new.height == 0:
         return []
@@ -334,8 +334,9 @@ def class_share(ctx: CheckContext) -> list[Finding]:
     """Labels whose share of their domain moves by more than ``check.class_share``."""
     out = []
     for domain in sorted(ctx.drop["domain"].unique().to_list()):
-        d = ctx.drop.filter(pl.col("domain") == domain)
-        r = ctx.reference.filter(pl.col("domain") == domain)
+        # shares of the labelled images (an unlabelled pool, ingest --unlabelled, has no class to share)
+        d = ctx.drop.filter((pl.col("domain") == domain) & pl.col("label").is_not_null())
+        r = ctx.reference.filter((pl.col("domain") == domain) & pl.col("label").is_not_null())
         if d.height < ctx.params.drift_min_images or r.height == 0:
             continue
         ds = d.group_by("label").len().with_columns(drop=pl.col("len") / d.height).drop("len")

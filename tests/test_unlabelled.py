@@ -84,3 +84,15 @@ def test_ingest_cli_takes_unlabelled_folders_and_refuses_a_missing_one(tmp_path)
                    "--out", str(tmp_path / "m")])
     assert bad.code == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "m" / "manifest.parquet").exists()
+
+
+def test_check_against_a_reference_with_an_unlabelled_pool(pipeline, tmp_path):
+    from shiftkit.check import run_check
+
+    root, ing, _result, _fit = pipeline
+    write_folder(tmp_path / "drop" / "target", *digits(30, offset=100), size=28)
+    report = run_check([f"target={tmp_path / 'drop' / 'target'}"], ing.manifest_path, raise_on_fail=False)
+    rules = {f.rule for f in report.findings}
+    assert "new_labels" not in rules  # the pool's null label is not a label, known or new
+    shares = [f for f in report.findings if f.rule == "class_share"]
+    assert all(None not in [s["label"] for s in f.data["shares"]] for f in shares)
