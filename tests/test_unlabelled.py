@@ -96,3 +96,11 @@ def test_check_against_a_reference_with_an_unlabelled_pool(pipeline, tmp_path):
     assert "new_labels" not in rules  # the pool's null label is not a label, known or new
     shares = [f for f in report.findings if f.rule == "class_share"]
     assert all(None not in [s["label"] for s in f.data["shares"]] for f in shares)
+
+
+def test_shift_reads_the_unlabelled_pool_by_its_split_name(pipeline):
+    from shiftkit import shift
+
+    root, ing, _result, _fit = pipeline
+    pool = shift.manifest_set("B", ing.manifest_path, splits=root / "splits" / "splits.parquet", split=["unlabelled"])
+    assert len(pool.paths) == 40 and all(p.name.startswith("user_") for p in pool.paths)
