@@ -109,8 +109,9 @@ def ingest_command(
         [],
         "--unlabelled",
         metavar="NAME=PATH",
-        help="A flat folder of images without labels (PATH/<image>) for domain NAME, e.g. --unlabelled "
-        "target=data/raw/photos: they enter the manifest with no label and go to the split 'unlabelled', "
+        help="A flat folder of images without labels (PATH/<image>), or a CSV/parquet listing with a path "
+        "column, for domain NAME, e.g. --unlabelled target=data/raw/photos: they enter the manifest with "
+        "no label and go to the split 'unlabelled', "
         "which synthesis (its fit and parent weighting) and shift read, never train or evaluate.",
     ),
     out: Path = typer.Option(

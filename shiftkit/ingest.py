@@ -205,8 +205,11 @@ def _walk_url(domain: str, root: str, order: int) -> list[_Entry]:
     return out
 
 
-def read_listing(path: str | os.PathLike[str]) -> pl.DataFrame:
+def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = None) -> pl.DataFrame:
     """Read a CSV or parquet listing with string columns path, label, domain.
+
+    With ``unlabelled_domain``, only a path column is needed: every row is an image of that domain
+    without a label (``ingest --unlabelled NAME=LISTING``); any label or domain column is ignored.
 
     Raises:
         InputPathError: when the file is missing.
@@ -222,6 +225,8 @@ def read_listing(path: str | os.PathLike[str]) -> pl.DataFrame:
             df = pl.read_csv(p, infer_schema_length=0)  # every column as text: labels like 007
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read listing {p}: {str(exc).splitlines()[0]}") from exc
+    if unlabelled_domain is not None:
+        return _unlabelled_listing(p, df, unlabelled_domain)
     missing = [c for c in LISTING_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(
@@ -237,8 +242,19 @@ def read_listing(path: str | os.PathLike[str]) -> pl.DataFrame:
     return df
 
 
-def _listing_entries(path: Path, known_domains: Sequence[str]) -> list[_Entry]:
-    df = read_listing(path)
+def _unlabelled_listing(p: Path, df: pl.DataFrame, domain: str) -> pl.DataFrame:
+    """The rows of an unlabelled listing as (path, label None, domain) rows."""
+    if "path" not in df.columns:
+        raise DataError(f"Listing {p} lacks the column path; an unlabelled listing needs only that column.")
+    paths = df["path"].cast(pl.String)
+    empty = (paths.is_null() | (paths.str.strip_chars() == "")).arg_true()
+    if empty.len():
+        raise DataError(f"Listing {p} has an empty path on data row {int(empty[0]) + 1}.")
+    return pl.DataFrame({"path": paths, "label": pl.Series([None] * df.height, dtype=pl.String), "domain": domain})
+
+
+def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain: str | None = None) -> list[_Entry]:
+    df = read_listing(path, unlabelled_domain)
     root = path.resolve().parent
     real_root = os.path.realpath(root)
     base_order = len(known_domains)
@@ -495,11 +511,16 @@ def ingest(
 
 
 def _check_unlabelled(unlabelled: Mapping[str, str | os.PathLike[str]]) -> dict[str, Path]:
-    """The unlabelled folders (``{domain: root}``), checked: local folders that exist."""
+    """The unlabelled folders or listings (``{domain: path}``), checked: local folders or files that exist."""
     for name, path in unlabelled.items():
         if storage.is_url(path):
             raise ConfigError(f"--unlabelled {name}={path}: an unlabelled folder must be on the local disk.")
-    return _check_inputs(unlabelled, None) if unlabelled else {}
+    listings = {n: Path(p).resolve() for n, p in unlabelled.items() if Path(p).is_file()}
+    for name in listings:
+        _check_domain_name(name, "--unlabelled")
+    folders = {n: p for n, p in unlabelled.items() if n not in listings}
+    checked = _check_inputs(folders, None) if folders else {}
+    return {n: listings.get(n) or checked[n] for n in unlabelled}
 
 
 def _enumerate(
@@ -516,6 +537,9 @@ def _enumerate(
         entries.extend(_listing_entries(Path(listing), list(roots)))
     known = {e.domain: e.order for e in entries}
     for name, root in flat.items():
+        if root.is_file():  # a listing of unlabelled images
+            entries.extend(_listing_entries(root, [*roots, *(d for d in known if d not in roots)], name))
+            continue
         order = list(roots).index(name) if name in roots else known.get(name, len(roots) + len(known))
         entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir), flat=True))
     return entries

@@ -104,3 +104,24 @@ def test_shift_reads_the_unlabelled_pool_by_its_split_name(pipeline):
     root, ing, _result, _fit = pipeline
     pool = shift.manifest_set("B", ing.manifest_path, splits=root / "splits" / "splits.parquet", split=["unlabelled"])
     assert len(pool.paths) == 40 and all(p.name.startswith("user_") for p in pool.paths)
+
+
+def test_an_unlabelled_listing_needs_only_a_path_column(tmp_path):
+    write_folder(tmp_path / "web", *mnist(6))
+    pool_images, _ = digits(5, offset=200)
+    (tmp_path / "pool" / "any").mkdir(parents=True)
+    for i, img in enumerate(pool_images):
+        Image.fromarray(img).resize((28, 28), Image.BILINEAR).save(tmp_path / "pool" / "any" / f"p{i}.png")
+    listing = tmp_path / "pool" / "photos.csv"
+    listing.write_text("path\n" + "".join(f"any/p{i}.png\n" for i in range(5)))
+    ok = run_cli(["ingest", "-d", f"web={tmp_path / 'web'}", "--unlabelled", f"target={listing}",
+                  "--out", str(tmp_path / "m")])
+    assert ok.code == 0, ok.stderr
+    manifest = io.read_table(tmp_path / "m" / "manifest.parquet", schema.MANIFEST)
+    pool = manifest.filter(pl.col("domain") == "target")
+    assert pool.height == 5 and pool["label"].null_count() == 5
+    assert manifest.filter(pl.col("domain") == "web")["label"].null_count() == 0
+    listing.write_text("file\nany/p0.png\n")
+    bad = run_cli(["ingest", "-d", f"web={tmp_path / 'web'}", "--unlabelled", f"target={listing}",
+                   "--out", str(tmp_path / "m")])
+    assert bad.code == 2 and "photos.csv" in bad.stderr and "path" in bad.stderr and "Traceback" not in bad.stderr
