@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", default="data/splits/splits.parquet")
     ap.add_argument("--out", default="data/synth")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--images-url", default=None, help="write the images under this URL/<run id>/, not in --out")
 
     def work() -> str:
         from shiftkit.config import load_params
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
-        res = run_synth(args.manifest, args.splits, args.out, params.synth)
+        res = run_synth(args.manifest, args.splits, args.out, params.synth, images_url=args.images_url)
         if not res["enabled"]:
             return f"synth: disabled; empty synth table in {args.out}"
         if not res["images"]:

@@ -330,6 +330,9 @@ def synth_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the fit and of every copy (overrides synth.seed)."),
     workers: int | None = typer.Option(None, "--workers", help="Processes; 0 = all cores (overrides synth.workers)."),
+    images_url: str | None = typer.Option(
+        None, "--images-url", help="Write the images under this URL/<run id>/ (e.g. s3://bucket/synth), not in --out."
+    ),
     engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -346,7 +349,7 @@ def synth_command(
                                    "preview": preview}.items() if v is not None}
     if overrides:
         p = p.replace("synth", **overrides)
-    summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe)
+    summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe, images_url=images_url)
     if not summary["enabled"]:
         console.print(f"synth: disabled (synth.enabled: false); wrote an empty table to {out / 'synth.parquet'}")
         return

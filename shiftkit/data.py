@@ -100,7 +100,9 @@ def items(
             )
         syn = syn.sort("image_id")
         base = Path(synth_path).resolve().parent
-        spaths = [str(base / p) for p in syn["path"].to_list()]
+        roots = syn["root"].to_list() if "root" in syn.columns else [None] * syn.height
+        # children written under a URL (synth --images-url) name it in ``root``; else they sit beside the table
+        spaths = [f"{r}/{p}" if r else str(base / p) for r, p in zip(roots, syn["path"].to_list(), strict=True)]
         out = pl.concat(
             [
                 out,

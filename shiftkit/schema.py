@@ -147,7 +147,7 @@ SYNTH = Table(
         "image_id": pl.String(),  # sha256 of the synthesised file's bytes
         "parent_id": pl.String(),  # image_id of the web image it was made from
         "split": pl.String(),  # the parent's split: train or bridge, never dev or test
-        "path": pl.String(),  # relative to the synth output folder
+        "path": pl.String(),  # relative to the synth output folder (or to root)
         "recipe": pl.String(),  # json: the exact parameters and seed
     },
     optional={
@@ -155,6 +155,7 @@ SYNTH = Table(
         "label": pl.String(),
         "dup_group": pl.String(),
         "copy": pl.Int32(),
+        "root": pl.String(),  # a URL the paths are under (synth --images-url); absent: the table's folder
     },
 )
 

@@ -2,7 +2,7 @@
 
 ingest and check read s3:// roots through s3fs (the ordinary client path, endpoint and dummy
 credentials from the standard AWS variables), and a DVC remote on that server round-trips a
-pipeline output through `dvc push` / `dvc pull`.
+pipeline output through `dvc push` / `dvc pull`; synth writes its images to an s3:// prefix.
 """
 
 from __future__ import annotations
@@ -171,3 +171,54 @@ def test_dvc_push_and_pull_a_stage_output_through_the_s3_remote(s3_server, tmp_p
     shutil.rmtree(tmp_path / ".dvc" / "cache")
     _dvc("pull", "-q")
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+def test_synthesis_written_to_s3_matches_a_local_run(bucket, tmp_path, capsys):
+    """`synth --images-url s3://...`: the workers write the copies as objects below a prefix named by the
+    run's inputs; the table stays local, names that prefix in `root`, and train's loading reads it."""
+    from shiftkit import data
+    from shiftkit.cli import main
+    from shiftkit.images import decode
+    from shiftkit.ingest import ingest
+    from shiftkit.splits import run_split
+    from shiftkit.synth import run_synth
+
+    params = load_params(REPO / "params.yaml")
+    ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "m",
+           params=params.ingest, workers=2, show=False)
+    run_split(tmp_path / "m" / "manifest.parquet", tmp_path / "s", params.split)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"steps": [{"name": "gaussian_blur", "p": 1.0, "params": {"sigma": [0.5, 1.0]}}]}))
+    synth_params = params.replace("synth", workers=2, weighting="none").synth
+    run_synth(tmp_path / "m" / "manifest.parquet", tmp_path / "s" / "splits.parquet", tmp_path / "local",
+              synth_params, recipe_path=recipe, preview=0)
+    url = "s3://shiftkit-test/synth-out"
+    for out in ("s3a", "s3b"):  # twice: the same inputs write the same keys again
+        run_synth(tmp_path / "m" / "manifest.parquet", tmp_path / "s" / "splits.parquet", tmp_path / out,
+                  synth_params, recipe_path=recipe, preview=2, images_url=url)
+    local = pl.read_parquet(tmp_path / "local" / "synth.parquet")
+    remote = pl.read_parquet(tmp_path / "s3a" / "synth.parquet")
+    assert remote.drop("root").equals(local) and local.height > 50
+    assert remote.equals(pl.read_parquet(tmp_path / "s3b" / "synth.parquet"))
+    (root,) = remote["root"].unique().to_list()
+    assert root.startswith(f"{url}/") and len(root) == len(url) + 17  # <url>/<16-hex run id>
+    assert not (tmp_path / "s3a" / "images").exists() and (tmp_path / "s3a" / "preview.png").is_file()
+    fs = bucket["fs"]
+    fs.invalidate_cache()
+    keys = sorted(fs.find(root.removeprefix("s3://")))
+    assert keys == sorted(f"{root.removeprefix('s3://')}/{p}" for p in local["path"])
+    for p in local["path"].to_list()[:20]:
+        assert fs.cat_file(f"{root.removeprefix('s3://')}/{p}") == (tmp_path / "local" / p).read_bytes()
+    # train and evaluate find the children through the table's root
+    man, spl, syn = data.read_inputs(tmp_path / "m" / "manifest.parquet", tmp_path / "s" / "splits.parquet",
+                                     tmp_path / "s3a" / "synth.parquet")
+    kids = data.items(man, tmp_path / "m" / "manifest.parquet", spl, ["train"], syn,
+                      tmp_path / "s3a" / "synth.parquet").filter(pl.col("source") == "synth")
+    assert kids.height and all(p.startswith(f"{root}/images/train/") for p in kids["abspath"])
+    assert decode(kids["abspath"][0]).pixels.size
+    # a local path is not a URL: one line, exit 2, nothing written
+    code = main(["synth", "--manifest", str(tmp_path / "m" / "manifest.parquet"), "--splits",
+                 str(tmp_path / "s" / "splits.parquet"), "--out", str(tmp_path / "bad"), "--recipe", str(recipe),
+                 "--images-url", str(tmp_path / "elsewhere"), "--params", str(REPO / "params.yaml")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not a URL" in err[0] and not (tmp_path / "bad").exists()

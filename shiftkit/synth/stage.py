@@ -5,6 +5,13 @@ built in a temporary sibling of the output folder and swapped in as one set
 (``shiftkit.io.replace_dir``): a failed or interrupted run leaves the previous run's folder
 untouched, and a first run leaves nothing.
 
+With ``images_url`` the copies are written by the workers as objects under
+``<images_url>/<run id>/images/...`` instead (the tables stay in the local folder; the synth
+table's ``root`` column names that prefix). The run id is a hash of the recipe and of every
+planned copy (parent, seed, key), so the same inputs write the same keys and bytes as a local
+run, below the same prefix; a run that fails part-way leaves its objects below its own prefix,
+never mixed into another run's (they are not deleted: a rerun writes the same keys again).
+
 An empty recipe (the fit found no degradation that brings the web images closer to the target)
 writes no copies: the synth table is empty, as with ``synth.enabled: false``, and the later
 stages run as without synthesis. ``recipe.json`` and ``fit.json`` still record why.
@@ -62,21 +69,29 @@ def run_synth(
     *,
     recipe_path: PathLike | None = None,
     preview: int | None = None,
+    images_url: str | None = None,
 ) -> dict[str, Any]:
     """The synth stage: fit (or load) a recipe and write degraded copies with the synth table.
 
     Writes ``synth.parquet`` (schema.SYNTH, paths relative to ``out_dir``), ``images/``,
     ``recipe.json``, ``fit.json`` and, when asked, ``preview.png``, replacing ``out_dir`` as
     one set. With ``params.enabled`` false, or an empty recipe, the synth table is empty.
-    ``preview`` overrides ``params.preview`` (validated alike).
+    ``preview`` overrides ``params.preview`` (validated alike). ``images_url`` (an fsspec URL):
+    write the images there (module docstring) and name it in the table's ``root`` column.
 
     Raises:
         InputPathError: when a table or the recipe file is missing, or ``out_dir`` holds files
             the stage does not write.
         DataError: when there are no web images to degrade or too few images to fit.
-        ConfigError, RegistryError: when a saved recipe or ``preview`` is invalid.
+        ConfigError, RegistryError: when a saved recipe, ``preview`` or ``images_url`` is invalid.
     """
-    from shiftkit import io, schema
+    from shiftkit import io, schema, storage
+    from shiftkit.errors import ConfigError
+
+    if images_url is not None:
+        if not storage.is_url(images_url):
+            raise ConfigError(f"--images-url {images_url!r} is not a URL (expected e.g. s3://bucket/prefix).")
+        storage.filesystem(images_url)  # the protocol's fsspec package is installed
 
     if preview is not None:
         params = dataclasses.replace(params, preview=preview)  # the params section's own range check
@@ -96,11 +111,13 @@ def run_synth(
             return _summary(chosen, [], 0, 0.0, None)
         parents, counts, weighted = _parents(web, manifest, chosen, params)
         src_paths = io.image_paths(parents, manifest)
-        items, meta = _plan_children(parents, src_paths, counts, tmp, params.seed)
+        root = None if images_url is None else storage.join(images_url, _run_id(chosen.recipe, parents, counts,
+                                                                                 params.seed))
+        items, meta = _plan_children(parents, src_paths, counts, root or tmp, params.seed)
         rows, seconds = _write_children(items, chosen.recipe, params.workers)
-        io.write_table(_synth_table(rows, meta), tmp / "synth.parquet", schema.SYNTH)
+        io.write_table(_synth_table(rows, meta, root), tmp / "synth.parquet", schema.SYNTH)
         if params.preview:
-            pairs = [(it[0], tmp / r[0], r[2]) for it, r in zip(items, rows, strict=True)][: params.preview]
+            pairs = [(it[0], it[1], r[2]) for it, r in zip(items, rows, strict=True)][: params.preview]
             write_contact_sheet(tmp / "preview.png", pairs)
     return _summary(chosen, rows, parents.height, seconds, weighted)
 
@@ -186,19 +203,30 @@ def _parents(web: pl.DataFrame, manifest: PathLike, chosen: _Chosen,
     return parents, counts, weighted
 
 
-def _plan_children(parents: pl.DataFrame, src_paths: Sequence[Path], counts: Sequence[int], root: Path,
+def _run_id(recipe: Recipe, parents: pl.DataFrame, counts: Sequence[int], seed: int) -> str:
+    """The prefix of a run's objects under ``--images-url``: a hash of the recipe and every planned copy."""
+    h = hashlib.sha256(recipe.to_json().encode())
+    for row, n_copies in zip(parents.iter_rows(named=True), counts, strict=True):
+        for c in range(n_copies):
+            h.update(f"\n{row['image_id']}:{row['split']}:{row['label']}:{c}:{child_seed(seed, row['image_id'], c)}"
+                     .encode())
+    return h.hexdigest()[:16]
+
+
+def _plan_children(parents: pl.DataFrame, src_paths: Sequence[Path], counts: Sequence[int], root: Path | str,
                    seed: int) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str, str, str, int]]]:
     """Worker items (source, destination, relative path, seed) and table metadata of every copy.
 
-    Creates the destination folders under ``root``.
+    Creates the destination folders under a local ``root``; a URL ``root`` (str) needs none.
     """
     items, meta = [], []
     for row, src, n_copies in zip(parents.iter_rows(named=True), src_paths, counts, strict=True):
         for c in range(n_copies):
             rel = f"images/{row['split']}/{row['label']}/{row['image_id'][:16]}_c{c}.png"
-            items.append((str(src), str(root / rel), rel, child_seed(seed, row["image_id"], c)))
+            dst = f"{root}/{rel}" if isinstance(root, str) else str(root / rel)
+            items.append((str(src), dst, rel, child_seed(seed, row["image_id"], c)))
             meta.append((row["image_id"], row["split"], row["label"], row["dup_group"], c))
-    for d in sorted({os.path.dirname(i[1]) for i in items}):
+    for d in sorted({os.path.dirname(i[1]) for i in items} if not isinstance(root, str) else ()):
         os.makedirs(d, exist_ok=True)
     return items, meta
 
@@ -225,13 +253,14 @@ def _write_children(items: list[tuple[str, str, str, int]], recipe: Recipe,
     return rows, time.perf_counter() - t0
 
 
-def _synth_table(rows: Sequence[tuple[str, str, str]], meta: Sequence[tuple[str, str, str, str, int]]) -> pl.DataFrame:
-    """The synth table (schema.SYNTH with its optional columns) of the written copies."""
+def _synth_table(rows: Sequence[tuple[str, str, str]], meta: Sequence[tuple[str, str, str, str, int]],
+                 root: str | None = None) -> pl.DataFrame:
+    """The synth table (schema.SYNTH with its optional columns; ``root`` only for a URL) of the written copies."""
     import polars as pl
 
     from shiftkit import schema
 
-    return pl.DataFrame(
+    table = pl.DataFrame(
         {
             "image_id": [r[1] for r in rows],
             "parent_id": [m[0] for m in meta],
@@ -243,8 +272,9 @@ def _synth_table(rows: Sequence[tuple[str, str, str]], meta: Sequence[tuple[str,
             "dup_group": [m[3] for m in meta],
             "copy": [m[4] for m in meta],
         },
-        schema={**schema.SYNTH.columns, **schema.SYNTH.optional},
+        schema={**schema.SYNTH.columns, **{k: v for k, v in schema.SYNTH.optional.items() if k != "root"}},
     )
+    return table if root is None else table.with_columns(root=pl.lit(root, dtype=pl.String))
 
 
 def _summary(chosen: _Chosen, rows: Sequence[tuple[str, str, str]], parents: int, seconds: float,

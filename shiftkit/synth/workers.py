@@ -44,7 +44,13 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 def _write_file(path: str, data: bytes) -> None:
-    # the stage builds its whole output folder aside and swaps it in (io.replace_dir): a plain write is safe
+    # the stage builds its whole output folder aside and swaps it in (io.replace_dir): a plain write is safe;
+    # under a URL each object lands whole (shiftkit/storage.py), below a prefix named by its inputs (stage.py)
+    if "://" in path:
+        from shiftkit import storage
+
+        storage.write_bytes(path, data)
+        return
     with open(path, "wb") as fh:
         fh.write(data)
 
