@@ -129,8 +129,10 @@ def _header_check(head: bytes, max_pixels: int) -> None:
     except Exception:  # noqa: BLE001 - header not within the first bytes: the full decode checks it
         return
     if w * h > max_pixels:
+        from shiftkit.schema import QuarantineReason
+
         raise ImageDecodeError(
-            "decompression_bomb",
+            QuarantineReason.DECOMPRESSION_BOMB,
             f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels} (read from its first {len(head)} bytes only)",
         )
 

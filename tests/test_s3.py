@@ -56,10 +56,9 @@ def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
 
     params = load_params(REPO / "params.yaml").ingest
     url = bucket["url"]
-    res = ingest({"web": f"{url}/web", "target": f"{url}/target/"}, tmp_path / "s3", params=params, workers=2,
-                 show=False)
+    res = ingest({"web": f"{url}/web", "target": f"{url}/target/"}, tmp_path / "s3", params=params, workers=2)
     ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "disk",
-           params=params, workers=2, show=False)
+           params=params, workers=2)
     on_s3 = pl.read_parquet(tmp_path / "s3" / "manifest.parquet")
     on_disk = pl.read_parquet(tmp_path / "disk" / "manifest.parquet")
     assert res.accepted == on_s3.height == 200
@@ -74,8 +73,7 @@ def test_split_and_synth_read_their_images_from_an_s3_manifest(bucket, tmp_path)
 
     params = load_params(REPO / "params.yaml")
     url = bucket["url"]
-    ingest({"web": f"{url}/web", "target": f"{url}/target"}, tmp_path / "m", params=params.ingest, workers=2,
-           show=False)
+    ingest({"web": f"{url}/web", "target": f"{url}/target"}, tmp_path / "m", params=params.ingest, workers=2)
     run_split(tmp_path / "m" / "manifest.parquet", tmp_path / "s", params.split)
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"steps": [{"name": "gaussian_blur", "p": 1.0, "params": {"sigma": [0.5, 1.0]}}]}))
@@ -90,7 +88,7 @@ def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
     from shiftkit.ingest import ingest
 
     params = load_params(REPO / "params.yaml").ingest
-    res = ingest({"odd": f"{bucket['url']}/odd"}, tmp_path / "m", params=params, workers=1, show=False)
+    res = ingest({"odd": f"{bucket['url']}/odd"}, tmp_path / "m", params=params, workers=1)
     manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
     quarantine = pl.read_parquet(tmp_path / "m" / "quarantine.parquet")
     fates = dict.fromkeys(manifest["path"], "manifest")
@@ -123,7 +121,7 @@ def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
     from shiftkit.ingest import ingest
 
     params = load_params(REPO / "params.yaml")
-    ingest({"web": bucket["local"] / "web"}, tmp_path / "ref", params=params.ingest, workers=1, show=False)
+    ingest({"web": bucket["local"] / "web"}, tmp_path / "ref", params=params.ingest, workers=1)
     code = main(["check", f"target={bucket['url']}/target", "--reference", str(tmp_path / "ref" / "manifest.parquet"),
                  "--out", str(tmp_path / "check"), "--params", str(REPO / "params.yaml")])
     report = json.loads((tmp_path / "check" / "check.json").read_text())
@@ -185,7 +183,7 @@ def test_synthesis_written_to_s3_matches_a_local_run(bucket, tmp_path, capsys):
 
     params = load_params(REPO / "params.yaml")
     ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "m",
-           params=params.ingest, workers=2, show=False)
+           params=params.ingest, workers=2)
     run_split(tmp_path / "m" / "manifest.parquet", tmp_path / "s", params.split)
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"steps": [{"name": "gaussian_blur", "p": 1.0, "params": {"sigma": [0.5, 1.0]}}]}))
