@@ -93,6 +93,8 @@ def list_objects(url: str, what: str) -> list[Listed]:
     ``LABEL/FILE`` keys are usable; deeper or shallower keys are ``stray_file``; keys that would
     resolve elsewhere once normalised (``..``, ``.``, empty segments) are ``outside_root``.
     """
+    from shiftkit.schema import QuarantineReason
+
     fs, path = filesystem(url)
     try:
         keys = sorted(fs.find(path, withdirs=False))
@@ -102,16 +104,16 @@ def list_objects(url: str, what: str) -> list[Listed]:
     prefix = path + "/"
     for key in keys:
         if not key.startswith(prefix):  # a store that answers with keys beside the prefix
-            out.append(Listed(key, "outside_root", f"the key {key} is not below {path}"))
+            out.append(Listed(key, QuarantineReason.OUTSIDE_ROOT, f"the key {key} is not below {path}"))
             continue
         rel = key[len(prefix):]
         parts = rel.split("/")
         if any(p in ("", ".", "..") for p in parts) or posixpath.normpath(rel) != rel:
             where = posixpath.normpath(key)
-            out.append(Listed(rel, "outside_root", f"the key resolves to {where}, not {prefix}LABEL/FILE"))
+            out.append(Listed(rel, QuarantineReason.OUTSIDE_ROOT, f"the key resolves to {where}, not {prefix}LABEL/FILE"))
         elif len(parts) != 2:
             where = "directly under the prefix" if len(parts) == 1 else f"{len(parts) - 2} level(s) too deep"
-            out.append(Listed(rel, "stray_file", f"expected DOMAIN/LABEL/FILE; this object is {where}"))
+            out.append(Listed(rel, QuarantineReason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this object is {where}"))
         else:
             out.append(Listed(rel))
     return out
