@@ -110,7 +110,8 @@ def list_objects(url: str, what: str) -> list[Listed]:
         parts = rel.split("/")
         if any(p in ("", ".", "..") for p in parts) or posixpath.normpath(rel) != rel:
             where = posixpath.normpath(key)
-            out.append(Listed(rel, QuarantineReason.OUTSIDE_ROOT, f"the key resolves to {where}, not {prefix}LABEL/FILE"))
+            detail = f"the key resolves to {where}, not {prefix}LABEL/FILE"
+            out.append(Listed(rel, QuarantineReason.OUTSIDE_ROOT, detail))
         elif len(parts) != 2:
             where = "directly under the prefix" if len(parts) == 1 else f"{len(parts) - 2} level(s) too deep"
             out.append(Listed(rel, QuarantineReason.STRAY_FILE, f"expected DOMAIN/LABEL/FILE; this object is {where}"))
