@@ -682,14 +682,17 @@ def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tupl
 
     kept_notes().clear()
     signals = _SignalsRaise(final)
+    from shiftkit.parallel import stop_all
+
     try:
         with output_to(stderr_console()), signals:
             result = work()
     except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
-        from shiftkit.parallel import stop_all
-
-        stop_all()  # workers of a generator the exception left suspended: reaped before we exit
         return exit_code_for(exc, prog), None
+    finally:
+        # workers of an imap generator that an exception left suspended (also one that typer caught
+        # and turned into exit code 130): reaped here, before the process exits
+        stop_all()
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
         print(_interrupted_line(prog, signals.received), file=sys.stderr)

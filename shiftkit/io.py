@@ -126,6 +126,9 @@ def replace_dir(
             os.replace(target, old / "dir")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
+        from shiftkit.console import note_kept
+
+        note_kept(str(target))  # an interrupt from now on says the folder was kept, complete
     except BaseException:
         if old is not None and (old / "dir").exists() and not target.exists():
             os.replace(old / "dir", target)  # put the previous run back

@@ -161,9 +161,12 @@ def test_sigint_at_random_moments_stops_cleanly(work, command):
             continue
         assert code == 130, err
         lines = [line for line in err.splitlines() if line.strip()]
-        assert lines[-1] == "shiftkit: interrupted: nothing was written", err
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-        assert not complete
+        if complete:  # the signal came after the output folder was swapped in: the line says so
+            assert lines[-1].startswith("shiftkit: interrupted: kept ") and out in lines[-1], err
+            assert lines[-1].endswith("nothing else was written"), err
+        else:
+            assert lines[-1] == "shiftkit: interrupted: nothing was written", err
     assert interrupted >= 5, "too few trials were interrupted: lower the delays"
     again = run_cli([*_args(command, f"{command}-0"), "--params", "params.yaml"], cwd=work)
     assert again.code == 0, again.stderr
@@ -175,8 +178,11 @@ def test_sigint_at_random_moments_stops_cleanly(work, command):
 @pytest.mark.parametrize(("command", "group"), [("ingest", True), ("synth", False)])
 def test_sigterm_exits_143_with_one_line(work, command, group):
     code, seconds, err = _trial(work, command, f"term-{command}", 0.2, signal.SIGTERM, group, after_workers=True)
+    assert "Traceback" not in err
+    if code in (None, 0):  # the work had finished when the signal came (a fast machine): complete
+        assert (work / f"term-{command}" / OUTPUTS[command][0]).is_file(), err
+        return
     assert code == 143, err
     assert seconds < EXIT_WITHIN
     assert err.strip().splitlines()[-1] == "shiftkit: terminated: nothing was written", err
-    assert "Traceback" not in err
     assert not (work / f"term-{command}").exists() or not any((work / f"term-{command}").iterdir())
