@@ -678,12 +678,17 @@ class _SignalsRaise:
 
 def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
     """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
-    from shiftkit.console import kept_notes, output_to, stderr_console
+    from shiftkit.console import recording_kept
 
-    kept_notes().clear()
-    signals = _SignalsRaise(final)
+    with recording_kept():
+        return _guarded_run(prog, work, final)
+
+
+def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
+    from shiftkit.console import output_to, stderr_console
     from shiftkit.parallel import stop_all
 
+    signals = _SignalsRaise(final)
     try:
         with output_to(stderr_console()), signals:
             result = work()

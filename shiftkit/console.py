@@ -64,24 +64,31 @@ def output_to(target: Console) -> Iterator[Console]:
         _current.reset(token)
 
 
-_kept: contextvars.ContextVar[list[str]] = contextvars.ContextVar("shiftkit_kept")
+_kept: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("shiftkit_kept", default=None)
 
 
 def kept_notes() -> list[str]:
-    """What a stage finished and kept so far (the command line reports it if interrupted)."""
+    """What a stage finished and kept so far in the current run (empty outside :func:`recording_kept`)."""
+    notes = _kept.get()
+    return notes if notes is not None else []
+
+
+@contextlib.contextmanager
+def recording_kept() -> Iterator[list[str]]:
+    """Collect :func:`note_kept` notes inside the block (the command line's runner opens one per
+    command, so that an interrupt can say what it left); outside it notes are not kept."""
+    token = _kept.set([])
     try:
-        return _kept.get()
-    except LookupError:
-        notes: list[str] = []
-        _kept.set(notes)
-        return notes
+        yield kept_notes()
+    finally:
+        _kept.reset(token)
 
 
 def note_kept(note: str) -> None:
     """Record that a complete output was kept (``"epoch 3 in models/ (resume with --resume)"``),
     so that an interrupt says what it left instead of "nothing was written"."""
-    notes = kept_notes()
-    if note not in notes:
+    notes = _kept.get()
+    if notes is not None and note not in notes:
         notes.append(note)
 
 
