@@ -49,7 +49,7 @@ def _stages(root: Path, out: Path, *, workers: int) -> None:
 
     params = load_params(REPO / "params.yaml")
     domains = {"web": root / "web", "target": root / "target", "messy": root / "messy" / "web"}
-    ingest(domains, out / "manifest", params=params.ingest, workers=workers, show=False)
+    ingest(domains, out / "manifest", params=params.ingest, workers=workers)
     run_split(out / "manifest" / "manifest.parquet", out / "splits", params.split)
     recipe = out / "recipe-in.json"
     recipe.write_text(json.dumps(RECIPE))
