@@ -69,6 +69,17 @@ def _copy_model(src: Path, out: Path) -> None:
                 shutil.copyfile(f, tmp)
 
 
+def _log_copied(start: Path, live_dir: str | os.PathLike[str]) -> None:
+    """The dvclive record of a point that is the web-only model: its final dev accuracy, no epochs."""
+    from shiftkit.train import open_live
+
+    info = io.read_json(start / "model.json")
+    live = open_live(live_dir, False, 0)
+    live.log_metric("dev/accuracy", float(info.get("dev_accuracy", float("nan"))), plot=False)
+    live.log_param("copied_from", str(start))
+    live.end()
+
+
 def train_arm(
     arm: str, budget: curve.Budget, manifest: str | os.PathLike[str], budgets_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
@@ -96,6 +107,8 @@ def train_arm(
         # the web-only model, with the splits it was trained on
         io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
         _copy_model(Path(start), out)
+        if live_dir is not None:
+            _log_copied(Path(start), live_dir)
         return f"curve {arm}@{curve.budget_name(budget)}: no target images to train on; the web-only model {start}"
     spl = curve.arm_splits(spl, man, arm, cparams.target_domain)
     io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)

@@ -207,7 +207,8 @@ def _set_mode(model: nn.Module, phase: str) -> None:
         model.train()
 
 
-def _live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
+def open_live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
+    """A dvclive ``Live`` writing plain files into ``live_dir`` (None: no logging)."""
     if live_dir is None:
         return None
     # dvclive must not reach for git experiments, DVC Studio or analytics
@@ -651,7 +652,7 @@ def train(
     start_epoch = int(state["epoch"]) if state is not None else 0
     if state is not None:
         model.load_state_dict(state["model"])
-    live = _live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
+    live = open_live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
     run = _Run(model, tdata, feed, params, plan, out, meta)
     seen, train_seconds, dev_acc = _run_epochs(run, state, live, on_batch)
     if live is not None:

@@ -53,7 +53,8 @@ def run(tmp_path_factory):
         for b in BUDGETS:
             model = base / "models" / f"{arm}-{b}"
             assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--budgets", str(budgets),
-                           "--synth", str(syn), "--start", str(web), "--out", str(model)]) == 0
+                           "--synth", str(syn), "--start", str(web), "--out", str(model),
+                           "--live", str(base / "dvclive" / f"{arm}-{b}")]) == 0
             out = base / "predictions" / f"{arm}-{b}" / "predictions.parquet"
             assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),
                            "--out", str(out)]) == 0
@@ -93,6 +94,11 @@ def test_each_point_trains_on_its_budget(run):
     for arm in ("baseline", "finetune"):
         assert (base / "models" / f"{arm}-0" / "model.safetensors").read_bytes() == (
             base / "models" / "web" / "model.safetensors").read_bytes()
+    # every point has its dvclive record (DVC declares it as an output), a copied one included
+    for arm in ARMS:
+        for b in counts:
+            live = json.loads((base / "dvclive" / f"{arm}-{b}" / "metrics.json").read_text())
+            assert 0.0 <= live["dev"]["accuracy"] <= 1.0
     assert (base / "models" / "finetune-8" / "model.safetensors").read_bytes() != (
         base / "models" / "web" / "model.safetensors").read_bytes()
 
