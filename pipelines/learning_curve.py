@@ -33,6 +33,8 @@ def _parser():
     s = sub.add_parser("summarize", help="the curve from every point's predictions")
     s.add_argument("--predictions", default="data/curve/predictions")
     s.add_argument("--budgets", default="data/curve/budgets")
+    s.add_argument("--synth", default="data/synth/synth.parquet",
+                   help="the synth table: children are resampled with their parents ('' for none)")
     s.add_argument("--out", default="data/curve/summary")
     return ap
 
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.step == "evaluate":
             return curve_run.evaluate_arm(args.arm, args.manifest, args.model, args.out, p.evaluate,
                                           synth=args.synth or None)
-        data = curve_run.build_curve(args.predictions, args.budgets, args.manifest, p.curve, p.report)
+        data = curve_run.build_curve(args.predictions, args.budgets, args.manifest, p.curve, p.report,
+                                     synth=args.synth or None)
         from shiftkit.report.curve import write_curve
 
         write_curve(data, args.out)

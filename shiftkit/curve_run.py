@@ -143,10 +143,11 @@ def point_path(predictions_dir: str | os.PathLike[str], arm: str, budget: curve.
 
 
 def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], preds: pl.DataFrame,
-           rparams: ReportParams) -> dict[str, Any]:
-    from shiftkit.decompose import decompose, split_counts
+           clusters: pl.DataFrame, rparams: ReportParams) -> dict[str, Any]:
+    from shiftkit.decompose import decompose, run_table
 
-    d = decompose(split_counts(preds, include_synth=rparams.include_synth), rparams.human_error,
+    # the gaps resample clusters (near copies, a parent with its synthesised children), as the report does
+    d = decompose(run_table(preds, clusters, include_synth=rparams.include_synth), rparams.human_error,
                   replicates=rparams.replicates, level=rparams.level, seed=rparams.seed)
     gaps = {g: {"value": v.value, "ci": [v.ci_low, v.ci_high]} for g, v in d.gaps.items()}
     return {"arm": arm, "budget": name, "images": n, "dev_error": err, "dev_ci": list(ci),
@@ -155,9 +156,11 @@ def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], pre
 
 def build_curve(
     predictions_dir: str | os.PathLike[str], budgets_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
-    cparams: CurveParams, rparams: ReportParams | None = None,
+    cparams: CurveParams, rparams: ReportParams | None = None, *, synth: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Read every point's predictions and build the curve: points, worth figures and the sentence.
+
+    ``synth``: the synth table, so that a synthesised child is resampled with its parent.
 
     Raises:
         InputPathError: when a point's predictions are missing.
@@ -179,8 +182,12 @@ def build_curve(
              for a in cparams.arms for b, n in zip(budgets, names, strict=True)}
     dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
            for (a, n), p in preds.items()}
-    man = io.read_table(manifest, schema.MANIFEST).select("image_id", pl.col("dup_group").alias("cluster"))
-    m = curve.cluster_matrix(dev, man)
+    from shiftkit.decompose import cluster_ids
+
+    man_df = io.read_table(manifest, schema.MANIFEST)
+    syn_df = io.read_table(synth, schema.SYNTH) if synth else None
+    clusters = cluster_ids(man_df, syn_df)
+    m = curve.cluster_matrix(dev, clusters)
     point = m.error_rates()
     boot = curve.resample_errors(m, cparams.replicates, cparams.seed)
     col = {r: i for i, r in enumerate(m.runs)}
@@ -188,7 +195,7 @@ def build_curve(
     for (a, n), p in preds.items():
         j = col[f"{a}@{n}"]
         ci = curve.interval(boot[:, j], cparams.level)
-        points.append(_point(a, n, counts[n], float(point[j]), ci, p, rparams))
+        points.append(_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams))
     worths = []
     if "baseline" in cparams.arms:
         base_cols = [col[f"baseline@{n}"] for n in names]

@@ -59,7 +59,7 @@ def run(tmp_path_factory):
             assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),
                            "--out", str(out)]) == 0
     assert _curve([*common, "summarize", "--predictions", str(base / "predictions"), "--budgets", str(budgets),
-                   "--out", str(base / "curve")]) == 0
+                   "--synth", str(syn), "--out", str(base / "curve")]) == 0
     return base, m, s, syn, params
 
 
@@ -145,3 +145,22 @@ def test_a_budget_larger_than_the_target_is_one_line_and_exit_2(run, tmp_path, c
     assert rc == 2 and len(err) == 1
     assert "asks for 31 labelled target images" in err[0] and "holds 30" in err[0]
     assert not out.exists()
+
+
+def test_a_points_gaps_resample_synthesised_children_with_their_parents(run, tmp_path):
+    # without the synth table every child is its own cluster: only the synth arm's intervals change
+    base, m, s, syn, params = run
+    bare = tmp_path / "curve"
+    assert _curve(["--params", str(params), "--manifest", str(m), "summarize", "--predictions",
+                   str(base / "predictions"), "--budgets", str(base / "budgets"), "--synth", "",
+                   "--out", str(bare)]) == 0
+
+    def gaps(folder):
+        data = json.loads((folder / "curve.json").read_text())
+        return {(p["arm"], p["budget"]): p["gaps"] for p in data["points"]}
+
+    with_parents, alone = gaps(base / "curve"), gaps(bare)
+    for b in BUDGETS:
+        assert with_parents[("baseline", str(b))] == alone[("baseline", str(b))]
+        mine, theirs = with_parents[("synth", str(b))]["variance"], alone[("synth", str(b))]["variance"]
+        assert mine["value"] == theirs["value"] and mine["ci"] != theirs["ci"]
