@@ -522,7 +522,7 @@ WORKERS = Interval(int, 0, 4096)  # processes; 0 means all cores
 class ExampleParams(ParamsSection):
     """The embedded example data set (MNIST as web, scikit-learn's load_digits as target)."""
 
-    web_images: int = param(12000, COUNT)  # how many MNIST digits to write (at most the shipped subset)
+    web_images: int = param(6000, COUNT)  # how many MNIST digits to write (at most the shipped subset)
     target_images: int = param(1797, Interval(int, 1, 1797))  # how many load_digits images (at most 1797)
     seed: int = param(0, SEED)
 
