@@ -17,6 +17,10 @@ def _parser():
     b = sub.add_parser("budgets", help="one splits table per budget")
     b.add_argument("--splits", default="data/splits/splits.parquet")
     b.add_argument("--out", default="data/curve/budgets")
+    x = sub.add_parser("pixels", help="decode every training image once, for every point")
+    x.add_argument("--splits", default="data/splits/splits.parquet")
+    x.add_argument("--synth", default="data/synth/synth.parquet")
+    x.add_argument("--out", default="data/curve/pixels")
     t = sub.add_parser("train", help="train one (arm, budget) point")
     t.add_argument("--arm", required=True)
     t.add_argument("--budget", required=True)
@@ -25,6 +29,7 @@ def _parser():
     t.add_argument("--start", default="", help="the web-only model folder ('' while training it)")
     t.add_argument("--out", required=True)
     t.add_argument("--live", default="")
+    t.add_argument("--pixels", default="", help="the decoded-image store of the pixels step ('' decodes)")
     e = sub.add_parser("evaluate", help="predictions of one point")
     e.add_argument("--arm", required=True)
     e.add_argument("--model", required=True)
@@ -52,10 +57,13 @@ def main(argv: list[str] | None = None) -> int:
             counts = curve_run.write_budgets(args.manifest, args.splits, args.out, p.curve)
             shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
             return f"curve budgets (labelled target train images) {shown}; wrote {args.out}/"
+        if args.step == "pixels":
+            return curve_run.write_pixels(args.manifest, args.splits, args.out, p.train, synth=args.synth or None)
         if args.step == "train":
             return curve_run.train_arm(
                 args.arm, curve.parse_budget(args.budget), args.manifest, args.budgets, args.out, p.train, p.curve,
                 synth=args.synth or None, start=args.start or None, live_dir=args.live or None,
+                pixels=args.pixels or None,
             )
         if args.step == "evaluate":
             return curve_run.evaluate_arm(args.arm, args.manifest, args.model, args.out, p.evaluate,

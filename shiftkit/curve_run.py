@@ -60,6 +60,23 @@ def write_budgets(
     return counts
 
 
+def write_pixels(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+    params: TrainParams, *, synth: str | os.PathLike[str] | None = None,
+) -> str:
+    """Decode every image any point trains on once, at ``train.img_size`` and ``train.channels``,
+    into the store every point's training reads (:mod:`shiftkit.pixels`). Returns a one-line summary."""
+    from shiftkit.pixels import write_store
+
+    meta = write_store(manifest, splits, out_dir, params.img_size, params.channels, synth=synth,
+                       max_mb=params.cache_mb, workers=params.workers,
+                       skip="" if params.cache else "train.cache is false")
+    if meta["skipped"]:
+        return f"curve pixels: none stored ({meta['skipped']}); each training decodes its own; wrote {out_dir}/"
+    return (f"curve pixels: {meta['images']:,} images decoded once at {params.img_size} px for every point; "
+            f"wrote {out_dir}/")
+
+
 def _copy_model(src: Path, out: Path) -> None:
     if not src.is_dir():
         raise InputPathError(f"Model folder {src} does not exist; run the web-only training first.")
@@ -84,9 +101,11 @@ def train_arm(
     arm: str, budget: curve.Budget, manifest: str | os.PathLike[str], budgets_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
     synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
-    live_dir: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = None, pixels: str | os.PathLike[str] | None = None,
 ) -> str:
     """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
+
+    ``pixels``: the curve's decoded-image store (:func:`write_pixels`), shared by every point.
 
     ``start`` is the web-only model: ``finetune`` starts from it, and an arm without any training
     image of its own at this budget (``baseline`` and ``finetune`` at 0) is that model, copied
@@ -117,7 +136,8 @@ def train_arm(
             raise InputPathError("The finetune arm needs the web-only model to start from (--start).")
         params = dataclasses.replace(params, pretrained=str(start), finetune_lr=cparams.finetune_lr,
                                      finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
-    r = train(manifest, out / SPLITS_NAME, out, params, synth=synth if arm == "synth" else None, live_dir=live_dir)
+    r = train(manifest, out / SPLITS_NAME, out, params, synth=synth if arm == "synth" else None, live_dir=live_dir,
+              pixels=pixels)
     return (f"curve {arm}@{curve.budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
             f"after {r.epochs} epochs in {r.seconds:.0f} s")
 

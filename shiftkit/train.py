@@ -49,6 +49,7 @@ from shiftkit import data, io, models
 from shiftkit.config import TrainParams
 from shiftkit.console import console, make_progress, rate_text
 from shiftkit.errors import ConfigError, DataError, ModelError
+from shiftkit.pixels import PixelStore
 
 STATE_NAME = "state.pt"
 # settings that change how fast a run goes, never what it computes: left out of the params hash
@@ -285,10 +286,31 @@ def select_items(
     return labels, train_items, dev_items
 
 
-def _cached(paths: list[str], params: TrainParams, pinned: bool) -> torch.Tensor:
-    cache = data.empty_cache(len(paths), params.img_size, params.channels, pinned=pinned)
-    data.build_cache(paths, params.img_size, params.channels, params.workers or 1, out=cache.numpy())
+def _cached(rows: pl.DataFrame, params: TrainParams, pinned: bool, store: PixelStore | None) -> torch.Tensor:
+    """The decoded uint8 cache of ``rows``: copied from the shared store where it has them, else decoded."""
+    size, ch, workers = params.img_size, params.channels, params.workers or 1
+    cache = data.empty_cache(rows.height, size, ch, pinned=pinned)
+    out, paths = cache.numpy(), rows["abspath"].to_list()
+    if store is None:
+        data.build_cache(paths, size, ch, workers, out=out)
+        return cache
+    todo = np.flatnonzero(~store.fill(rows["image_id"].to_list(), out))
+    if len(todo):
+        out[todo] = data.build_cache([paths[i] for i in todo], size, ch, workers)
     return cache
+
+
+def open_store(pixels: str | os.PathLike[str] | None, params: TrainParams, main: bool) -> PixelStore | None:
+    """The shared decoded-image store when it was decoded at this size and channels (else a note, None)."""
+    if pixels is None or not params.cache:
+        return None
+    store = PixelStore.open(pixels)
+    if not store.matches(params.img_size, params.channels):
+        if main:
+            console.print(f"[yellow]train: {pixels} holds {store.size} px, {store.channels}-channel images, not "
+                          f"{params.img_size} px, {params.channels}-channel; decoding instead.[/]")
+        return None
+    return store
 
 
 def _why_no_cache(params: TrainParams, n: int) -> str | None:
@@ -302,10 +324,12 @@ def _why_no_cache(params: TrainParams, n: int) -> str | None:
 
 
 def build_data(
-    labels: list[str], train_items: pl.DataFrame, dev_items: pl.DataFrame, params: TrainParams, feed: Feed
+    labels: list[str], train_items: pl.DataFrame, dev_items: pl.DataFrame, params: TrainParams, feed: Feed,
+    *, store: PixelStore | None = None,
 ) -> TrainData:
-    """Batch sources of the train and dev rows: decoded once into a uint8 cache and assembled on the
-    device when they fit ``train.cache_mb``, else today's worker-process loader (with one line saying so)."""
+    """Batch sources of the train and dev rows: decoded once into a uint8 cache (or copied from the
+    shared ``store``) and assembled on the device when they fit ``train.cache_mb``, else today's
+    worker-process loader (with one line saying so)."""
     size, ch, bs = params.img_size, params.channels, params.batch_size
     augment = data.Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
     tr_paths, dv_paths = train_items["abspath"].to_list(), dev_items["abspath"].to_list()
@@ -317,7 +341,7 @@ def build_data(
     drop_last = dist_info.world_size > 1 or (len(tr_paths) > 1 and len(tr_paths) % bs == 1)
     if why is None:
         train_b = data.DeviceBatches(
-            _cached(tr_paths, params, cuda),
+            _cached(train_items, params, cuda, store),
             tr_y,
             batch_size=bs,
             feed=feed.inputs,
@@ -326,7 +350,8 @@ def build_data(
             seed=params.seed,
             drop_last=drop_last,
         )
-        dev_b = data.DeviceBatches(_cached(dv_paths, params, cuda), dv_y, batch_size=max(bs, 256), feed=dev_feed)
+        dev_cache = _cached(dev_items, params, cuda, store)
+        dev_b = data.DeviceBatches(dev_cache, dv_y, batch_size=max(bs, 256), feed=dev_feed)
         return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y, "device")
     if dist_info.main:
         console.print(
@@ -623,8 +648,12 @@ def train(
     live_dir: str | os.PathLike[str] | None = "dvclive",
     resume: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
+    pixels: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train ``params.model`` on the train split (and its synthesised children); track dev.
+
+    ``pixels``: a decoded-image store (:mod:`shiftkit.pixels`) shared by several trainings; its
+    images are copied instead of decoded again (same pixels, same model).
 
     ``on_batch(epoch, batch)`` is called after each optimizer step (progress hooks, tests that
     interrupt a run). Under ``torchrun`` every process trains its shard and rank 0 writes.
@@ -646,7 +675,8 @@ def train(
     model.to(feed.device)
     if feed.inputs.channels_last:
         model.to(memory_format=torch.channels_last)
-    tdata = build_data(labels, train_items, dev_items, params, feed)
+    store = open_store(pixels, params, dist_info.main)
+    tdata = build_data(labels, train_items, dev_items, params, feed, store=store)
     meta = {**_meta(params, labels, mean_t, std_t, plan), "batch_path": tdata.path}
     state = load_resume_point(out, meta, resume, dist_info.main)
     start_epoch = int(state["epoch"]) if state is not None else 0
