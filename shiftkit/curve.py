@@ -271,6 +271,8 @@ class Worth:
     gain_ci: tuple[float, float]
     largest: int  # labelled images of the baseline's largest budget
     reason: str
+    p_value: float = 1.0  # one-sided bootstrap p of "the arm gains nothing here"
+    p_adjusted: float = 1.0  # Holm-adjusted over every (arm, budget) compared in one curve
 
     def text(self) -> str:
         """The figure in words: 'about 265 [120, 510]', 'more than 854', 'not estimable'."""
@@ -283,25 +285,40 @@ class Worth:
         return f"about {self.images:.0f} [{lo:.0f}, {hi_text}]"
 
 
+def gain_p_value(gains: np.ndarray) -> float:
+    """One-sided bootstrap p-value of "the arm gains nothing": the share of resamples without a gain."""
+    return float((1 + np.count_nonzero(gains <= 0)) / (gains.size + 1))
+
+
 def worth(arm: str, budget: str, index: int, ns: np.ndarray, point: np.ndarray, boot: np.ndarray,
-          level: float = 0.95) -> Worth:
+          level: float = 0.95, *, p_adjusted: float | None = None, tests: int = 1) -> Worth:
     """The worth of ``arm`` at the baseline's budget ``index``.
 
     ``point`` holds two rows, the baseline's dev errors at every budget of ``ns`` and the arm's
     (only its column ``index`` is read); ``boot`` the same two rows per replicate (replicates, 2,
     budgets), all from one paired resampling of the dev clusters. The figure is estimable only when
-    the arm's gain over the baseline at this budget has its interval above zero; otherwise the
-    curves cross (the arm is worse) or the intervals overlap, and no number is claimed.
+    the arm's gain over the baseline at this budget is claimed: its p-value (``p_adjusted`` when
+    this is one of ``tests`` comparisons, see :func:`worth_all`) at most ``(1 - level) / 2``, the
+    one-sided share of a ``level`` interval. Otherwise the curves cross (the arm is worse) or the
+    gain may be noise, and no number is claimed.
     """
     base, own = point[0], float(point[1, index])
     gain = float(base[index] - own)
     gains = boot[:, 0, index] - boot[:, 1, index]
     gain_ci = interval(gains, level)
     largest = int(ns[-1])
-    common = dict(arm=arm, budget=budget, n=int(ns[index]), gain=gain, gain_ci=gain_ci, largest=largest)
-    if gain_ci[0] <= 0:
-        why = "the arm is worse than the baseline here (the curves cross)" if gain < 0 else (
-            "the arm's gain over the baseline has an interval that reaches zero (the intervals overlap)")
+    p = gain_p_value(gains)
+    adjusted = p if p_adjusted is None else p_adjusted
+    common = dict(arm=arm, budget=budget, n=int(ns[index]), gain=gain, gain_ci=gain_ci, largest=largest,
+                  p_value=p, p_adjusted=adjusted)
+    if gain <= 0 or adjusted > (1.0 - level) / 2:
+        if gain < 0:
+            why = "the arm is worse than the baseline here (the curves cross)"
+        elif p <= (1.0 - level) / 2:
+            why = (f"the arm's gain over the baseline is not clear once {tests} comparisons are made at once "
+                   f"(Holm-adjusted p {adjusted:.3f})")
+        else:
+            why = "the arm's gain over the baseline has an interval that reaches zero (the intervals overlap)"
         return Worth(status="not_estimable", images=None, ci=None, reason=why, **common)
     images = reach(ns, base, own, index)
     samples = np.array([reach(ns, b[0], b[1, index], index) for b in boot])
@@ -310,3 +327,28 @@ def worth(arm: str, budget: str, index: int, ns: np.ndarray, point: np.ndarray, 
         return Worth(status="more_than", images=None, ci=ci, reason="the baseline stays above the arm's error "
                      "up to its largest budget", **common)
     return Worth(status="estimate", images=images, ci=ci, reason="read off the baseline's curve", **common)
+
+
+def worth_all(
+    names: Sequence[str], ns: np.ndarray, baseline: tuple[np.ndarray, np.ndarray],
+    arms: Mapping[str, tuple[np.ndarray, np.ndarray]], level: float = 0.95,
+) -> list[Worth]:
+    """Every arm's worth at every budget, its claims made together.
+
+    ``baseline`` and each of ``arms`` are (dev errors per budget, (replicates, budgets) resampled
+    errors), all from one paired resampling. A curve compares arms x budgets at once; Holm's
+    step-down over all of them keeps the chance of claiming any gain that is not there at most
+    ``(1 - level) / 2``, however many budgets and arms a team adds.
+    """
+    from shiftkit.decompose import holm
+
+    base_point, base_boot = baseline
+    p = {f"{a}@{n}": gain_p_value(base_boot[:, i] - bt[:, i])
+         for a, (_, bt) in arms.items() for i, n in enumerate(names)}
+    adjusted = holm(p)
+    out = []
+    for a, (pt, bt) in arms.items():
+        point, boot = np.stack([base_point, pt]), np.stack([base_boot, bt], axis=1)
+        out += [worth(a, n, i, ns, point, boot, level, p_adjusted=adjusted[f"{a}@{n}"], tests=len(p))
+                for i, n in enumerate(names)]
+    return out

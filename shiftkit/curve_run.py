@@ -218,12 +218,12 @@ def build_curve(
         points.append(_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams))
     worths = []
     if "baseline" in cparams.arms:
-        base_cols = [col[f"baseline@{n}"] for n in names]
-        for a in (x for x in cparams.arms if x != "baseline"):
-            arm_cols = [col[f"{a}@{n}"] for n in names]
-            pt = np.stack([point[base_cols], point[arm_cols]])
-            bt = np.stack([boot[:, base_cols], boot[:, arm_cols]], axis=1)
-            worths += [curve.worth(a, n, i, ns, pt, bt, cparams.level) for i, n in enumerate(names)]
+        def run(arm: str) -> tuple[np.ndarray, np.ndarray]:
+            cols = [col[f"{arm}@{n}"] for n in names]
+            return point[cols], boot[:, cols]
+
+        others = {a: run(a) for a in cparams.arms if a != "baseline"}
+        worths = curve.worth_all(names, ns, run("baseline"), others, cparams.level)
     return {"budgets": names, "images": [int(x) for x in ns], "arms": list(cparams.arms), "axis": "log(1 + n)",
             "clusters": len(m.sizes), "dev_images": int(m.sizes.sum()), "level": cparams.level,
             "replicates": cparams.replicates, "points": points,

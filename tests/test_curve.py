@@ -179,3 +179,61 @@ def test_runs_on_different_dev_images_are_refused():
     b = _dev(10, 99)
     with pytest.raises(DataError, match="different dev images"):
         curve.cluster_matrix({"a": a, "b": b}, pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String}))
+
+
+def _null_curve(rng, n=400, errors=(0.5, 0.2, 0.1, 0.05), arms=("synth", "finetune"), seed=0):
+    """Every arm truly equal to the baseline at every budget: any claimed gain is a false claim."""
+    names = [str(x) for x in NS]
+    ids = [f"d{i:05d}" for i in range(n)]
+    runs = {f"{r}@{b}": pl.DataFrame({"image_id": ids, "correct": rng.random(n) >= e})
+            for r in ("baseline", *arms) for b, e in zip(names, errors, strict=True)}
+    m = curve.cluster_matrix(runs, pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String}))
+    point, boot = m.error_rates(), curve.resample_errors(m, 1000, seed)
+    col = {r: i for i, r in enumerate(m.runs)}
+
+    def run(arm):
+        cols = [col[f"{arm}@{b}"] for b in names]
+        return point[cols], boot[:, cols]
+
+    return curve.worth_all(names, NS, run("baseline"), {a: run(a) for a in arms})
+
+
+def test_claims_over_every_arm_and_budget_stay_rare_when_no_arm_helps():
+    """Eight comparisons at once (2 arms x 4 budgets): each alone would make a false claim 2.5% of
+    the time, about 18% for any of the eight; Holm's correction keeps any false claim near 2.5%."""
+    rng = np.random.default_rng(11)
+    sims = 150
+    false_claims = raw_claims = 0
+    for s in range(sims):
+        worths = _null_curve(rng, seed=s)
+        assert len(worths) == 8
+        false_claims += any(w.status != "not_estimable" for w in worths)
+        raw_claims += any(w.p_value <= 0.025 and w.gain > 0 for w in worths)
+    assert false_claims / sims <= 0.06
+    assert raw_claims / sims >= 0.08  # the uncorrected rule would have claimed far more often
+
+
+def test_a_real_gain_survives_the_correction_and_a_marginal_one_says_why_not():
+    rng = np.random.default_rng(12)
+    names = [str(x) for x in NS]
+    worths = []
+    for _ in range(20):
+        n = 600
+        ids = [f"d{i:05d}" for i in range(n)]
+        errs = {"baseline": (0.5, 0.2, 0.1, 0.05), "synth": (0.1, 0.1, 0.08, 0.05)}
+        runs = {f"{r}@{b}": pl.DataFrame({"image_id": ids, "correct": rng.random(n) >= e})
+                for r, es in errs.items() for b, e in zip(names, es, strict=True)}
+        m = curve.cluster_matrix(runs, pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String}))
+        point, boot = m.error_rates(), curve.resample_errors(m, 1000, 0)
+        cols = {r: [list(m.runs).index(f"{r}@{b}") for b in names] for r in errs}
+        worths = curve.worth_all(names, NS, (point[cols["baseline"]], boot[:, cols["baseline"]]),
+                                 {"synth": (point[cols["synth"]], boot[:, cols["synth"]])})
+        # 50% -> 10% at budget 0 is clear however many comparisons are made
+        assert worths[0].status == "estimate" and worths[0].p_adjusted <= 0.025
+    # a gain that passes alone but not after the correction is not claimed, and says so
+    w = _worth([500, 200, 100, 50], 450, rng=np.random.default_rng(0))
+    assert w.status == "estimate" and w.p_value <= 0.025
+    m = curve.worth("synth", "0", 0, NS, np.array([[0.5, 0.2, 0.1, 0.05], [0.45, np.nan, np.nan, np.nan]]),
+                    np.stack([np.tile([0.5, 0.2, 0.1, 0.05], (100, 1)),
+                              np.tile([0.45, 0.3, 0.3, 0.3], (100, 1))], axis=1), p_adjusted=0.04, tests=8)
+    assert m.status == "not_estimable" and "8 comparisons" in m.reason
