@@ -155,14 +155,18 @@ def cluster_ids(manifest: pl.DataFrame | None = None, synth: pl.DataFrame | None
     Images in neither table are their own cluster (see :func:`outcomes`).
 
     Raises:
-        DataError: when an image id is listed twice (in the manifest or in the synth table).
+        DataError: when the manifest lists an image id twice (byte-identical synthesised copies share
+            one id and are kept once).
     """
     parts = []
     groups = None
     if manifest is not None and manifest.height:
         groups = manifest.select("image_id", cluster=pl.coalesce("dup_group", "image_id"))
     if synth is not None and synth.height:
-        kids = synth.select("image_id", "parent_id")
+        # byte-identical copies share an image_id (and, almost always, their parent): one row each,
+        # the smallest parent id when two parents happened to give the same bytes
+        kids = synth.select("image_id", "parent_id").sort("image_id", "parent_id")
+        kids = kids.unique("image_id", keep="first", maintain_order=True)
         if groups is not None:
             kids = kids.join(groups.rename({"image_id": "parent_id"}), on="parent_id", how="left")
             kids = kids.select("image_id", cluster=pl.coalesce("cluster", "parent_id"))

@@ -67,7 +67,8 @@ def select_rows(
         )
     frames = []
     for split in schema.SPLITS:
-        f = data.items(man, manifest, spl, [split], syn, synth)
+        # one prediction per distinct image: byte-identical synthesised copies share an image_id
+        f = data.items(man, manifest, spl, [split], syn, synth).unique("image_id", keep="first", maintain_order=True)
         real = f.filter(pl.col("source") == "manifest")
         if real.height == 0:
             raise DataError(
@@ -80,7 +81,7 @@ def select_rows(
                 [_sample(real, params.train_sample, params.seed), _sample(kids, params.train_sample, params.seed)]
             )
         frames.append(f)
-    return pl.concat(frames)
+    return pl.concat(frames).unique("image_id", keep="first", maintain_order=True)
 
 
 def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams, device: torch.device, where: str):

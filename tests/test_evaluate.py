@@ -162,3 +162,29 @@ def test_predictions_are_replaced_whole_or_not_at_all(example, tmp_path, monkeyp
         evaluate(m, s, model_dir, out, _params(train_sample=20))
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]
+
+
+def test_byte_identical_copies_are_predicted_once_and_reported(example, tmp_path):
+    # a recipe without random parameters gives a parent's copies the same bytes, so the same image_id:
+    # they weight the parent in training, but an image is one prediction and one outcome
+    from shiftkit.decompose import cluster_ids
+    from shiftkit.report import build_report, write_report
+
+    base, m, s, _, model_dir = example
+    syn = build_synth(tmp_path, m, s, per_parent=3, limit=8)
+    table = io.read_table(syn, schema.SYNTH)
+    assert table.height == 24 and table["image_id"].n_unique() == 8
+    out = tmp_path / "pred" / "predictions.parquet"
+    evaluate(m, s, model_dir, out, _params(), synth=syn)
+    df = io.read_table(out, schema.PREDICTIONS)
+    assert df["image_id"].n_unique() == df.height
+    assert df.filter(pl.col("domain") == "synth").height == 8
+    clusters = cluster_ids(io.read_table(m, schema.MANIFEST), table)
+    assert clusters["image_id"].n_unique() == clusters.height
+    kids = clusters.join(table.select("image_id", "parent_id").unique(), on="image_id")
+    parents = io.read_table(m, schema.MANIFEST).select(pl.col("image_id").alias("parent_id"), "dup_group")
+    kids = kids.join(parents, on="parent_id").with_columns(want=pl.coalesce("dup_group", "parent_id"))
+    assert (kids["cluster"] == kids["want"]).all()  # each copy resampled with its parent
+    report = build_report(out, manifest=m, synth=syn)
+    write_report(report, tmp_path / "report")
+    assert "synth" in (tmp_path / "report" / "report.md").read_text()

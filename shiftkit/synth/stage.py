@@ -115,11 +115,27 @@ def run_synth(
                                                                                  params.seed))
         items, meta = _plan_children(parents, src_paths, counts, root or tmp, params.seed)
         rows, seconds = _write_children(items, chosen.recipe, params.workers)
-        io.write_table(_synth_table(rows, meta, root), tmp / "synth.parquet", schema.SYNTH)
+        table = _synth_table(rows, meta, root)
+        _note_identical_copies(table)
+        io.write_table(table, tmp / "synth.parquet", schema.SYNTH)
         if params.preview:
             pairs = [(it[0], it[1], r[2]) for it, r in zip(items, rows, strict=True)][: params.preview]
             write_contact_sheet(tmp / "preview.png", pairs)
     return _summary(chosen, rows, parents.height, seconds, weighted)
+
+
+def _note_identical_copies(table: pl.DataFrame) -> None:
+    """Say when copies came out byte-identical (a recipe without random parameters left): they are
+    one image (one ``image_id``), which weights its parent in training and is evaluated once."""
+    from shiftkit.console import console
+
+    distinct = table["image_id"].n_unique()
+    if distinct < table.height:
+        console.print(
+            f"synth: {table.height - distinct:,} of {table.height:,} copies are byte-identical to another copy "
+            f"({distinct:,} distinct images): the fitted recipe has no random parameters left, so a parent's "
+            "extra copies only weight it in training; evaluation counts each distinct image once."
+        )
 
 
 def _choose_recipe(mdf: pl.DataFrame, sdf: pl.DataFrame, manifest: PathLike, params: SynthParams,
