@@ -19,7 +19,7 @@ def _parser():
     b.add_argument("--out", default="data/curve/budgets")
     x = sub.add_parser("pixels", help="decode every training image once, for every point")
     x.add_argument("--splits", default="data/splits/splits.parquet")
-    x.add_argument("--synth", default="data/synth/synth.parquet")
+    x.add_argument("--synth", default="", help="also store this synth table's copies ('' for none)")
     x.add_argument("--out", default="data/curve/pixels")
     t = sub.add_parser("train", help="train one (arm, budget) point")
     t.add_argument("--arm", required=True)

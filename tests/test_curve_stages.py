@@ -47,7 +47,7 @@ def run(tmp_path_factory):
     budgets = base / "budgets"
     assert _curve([*common, "budgets", "--splits", str(s), "--out", str(budgets)]) == 0
     px = base / "pixels"
-    assert _curve([*common, "pixels", "--splits", str(s), "--synth", str(syn), "--out", str(px)]) == 0
+    assert _curve([*common, "pixels", "--splits", str(s), "--out", str(px)]) == 0
     web = base / "models" / "web"
     assert _curve([*common, "train", "--arm", "baseline", "--budget", "0", "--budgets", str(budgets),
                    "--out", str(web), "--pixels", str(px)]) == 0
