@@ -667,7 +667,7 @@ class TrainParams(ParamsSection):
     channels: int = param(3, Options((1, 3)))  # 1 (grey) or 3 (RGB)
     batch_size: int = param(64, COUNT)  # per process
     head_epochs: int = param(1, NONNEG)  # phase (a): frozen backbone, new head (skipped when not pretrained)
-    finetune_epochs: int = param(4, NONNEG)  # phase (b): unfrozen layers at a low learning rate
+    finetune_epochs: int = param(3, NONNEG)  # phase (b): unfrozen layers at a low learning rate
     head_lr: float = param(1e-3, Interval(float, 0, None, "neither"))
     finetune_lr: float = param(1e-3, Interval(float, 0, None, "neither"))  # pretrained weights: lower (1e-4)
     unfreeze_stages: int = param(0, NONNEG)  # phase (b): 0 unfreezes everything, K the last K stages
@@ -736,7 +736,7 @@ class CurveParams(ParamsSection):
     """Learning curves over the labelled-target budget (``pipelines/learning_curve.py``, shiftkit/curve.py)."""
 
     # which arms train at every budget
-    arms: tuple[str, ...] = param(("baseline", "synth", "finetune"), Each(Options(CURVE_ARMS), max_items=3))
+    arms: tuple[str, ...] = param(("baseline", "synth"), Each(Options(CURVE_ARMS), max_items=3))
     # labelled target train images per point (nested, stratified); all: every one
     budgets: tuple[int | str, ...] = param((0, "all"), Each(BudgetValue(), max_items=32))
     seed: int = param(0, SEED)  # which target train images each budget keeps; the curve's resampling

@@ -166,3 +166,17 @@ def test_a_points_gaps_resample_synthesised_children_with_their_parents(run, tmp
         assert with_parents[("baseline", str(b))] == alone[("baseline", str(b))]
         mine, theirs = with_parents[("synth", str(b))]["variance"], alone[("synth", str(b))]["variance"]
         assert mine["value"] == theirs["value"] and mine["ci"] != theirs["ci"]
+
+
+def test_the_reports_curve_table_keeps_the_decompositions_gap_order(run, tmp_path):
+    from shiftkit.report import curve as curve_report
+
+    base = run[0]
+    data = json.loads((base / "curve" / "curve.json").read_text())
+    # metrics.json sorts keys: the table must not follow them
+    for p in data["points"]:
+        p["gaps"] = dict(sorted(p["gaps"].items()))
+    assert curve_report.header(data)[3:7] == ["bias", "variance", "mismatch", "dev overfit"]
+    first = data["points"][0]
+    want = f"{first['gaps']['variance']['value'] * 100:+.1f}"
+    assert curve_report.rows(data)[0][4].startswith(want)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from shiftkit import io
-from shiftkit.decompose import GAP_TITLES
+from shiftkit.decompose import GAP_NAMES
 from shiftkit.report.sections import ci, pct, pts
 
 CURVE_JSON = "curve.json"
@@ -51,15 +51,20 @@ def rows(data: dict[str, Any]) -> list[list[str]]:
     """One row per arm and budget: images, dev error with interval, the four gaps, the diagnosis."""
     out = []
     for p in data["points"]:
-        gaps = [f"{pts(g['value'])} {ci(*g['ci'])}" for g in p["gaps"].values()]
+        gaps = [f"{pts(p['gaps'][n]['value'])} {ci(*p['gaps'][n]['ci'])}" for n in _gap_names(data)]
         out.append([p["arm"], str(p["images"]), f"{pct(p['dev_error'])} {ci(*p['dev_ci'], unit='%')}", *gaps,
                     p["diagnosis"]])
     return out
 
 
+def _gap_names(data: dict[str, Any]) -> list[str]:
+    """The gaps in the decomposition's order (a JSON round trip may have sorted the keys)."""
+    have = data["points"][0]["gaps"] if data["points"] else GAP_NAMES
+    return [g for g in GAP_NAMES if g in have]
+
+
 def header(data: dict[str, Any]) -> list[str]:
-    names = list(data["points"][0]["gaps"]) if data["points"] else list(GAP_TITLES)
-    return ["arm", "labelled target images", "dev error", *[_SHORT.get(g, g) for g in names], "diagnosis"]
+    return ["arm", "labelled target images", "dev error", *[_SHORT.get(g, g) for g in _gap_names(data)], "diagnosis"]
 
 
 def worth_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -74,8 +79,9 @@ def intro(data: dict[str, Any]) -> str:
         f"images. Intervals: {pct_level}, from {data['replicates']} resamples of {data['clusters']} dev clusters "
         "(near copies together), the same resamples for every point. \"Worth\": how many labelled target images "
         "the baseline would need to reach the arm's dev error, read off the baseline's curve (linear in "
-        "log(1 + n), so budget 0 sits at 0); not estimable where the arm's gain at that budget has an interval "
-        "that reaches zero."
+        "log(1 + n), so budget 0 sits at 0); not estimable where no gain of the arm at that budget is claimed: "
+        "its interval reaches zero, or it does not pass Holm's step-down over every (arm, budget) compared, "
+        f"one-sided at {(1 - data['level']) / 2 * 100:.1f}%."
     )
 
 
