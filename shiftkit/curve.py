@@ -240,6 +240,20 @@ def position(n: float | np.ndarray) -> float | np.ndarray:
     return np.log1p(n)
 
 
+# A step of the baseline's curve wider than this in log(1 + n) (a factor 4) is too coarse to read a
+# figure off: a straight line across it can miss the real curve by a factor of several (measured on
+# the example: 527 labelled images read across 0 -> 854, 152 with budgets 100 and 300 added).
+WIDE_STEP = math.log(4.0)
+
+
+def crossing(ns: np.ndarray, errors: np.ndarray, target: float, start: int = 0) -> int | None:
+    """The first budget index after ``start`` where the baseline reaches ``target`` (None: never, or
+    already at ``start``): the figure is read on the step that ends there."""
+    if errors[start] <= target:
+        return None
+    return next((j for j in range(start + 1, len(ns)) if errors[j] <= target), None)
+
+
 def reach(ns: np.ndarray, errors: np.ndarray, target: float, start: int = 0) -> float:
     """Labelled images the baseline needs to reach dev error ``target``, from its point ``start`` on.
 
@@ -273,6 +287,8 @@ class Worth:
     reason: str
     p_value: float = 1.0  # one-sided bootstrap p of "the arm gains nothing here"
     p_adjusted: float = 1.0  # Holm-adjusted over every (arm, budget) compared in one curve
+    step: tuple[int, int] | None = None  # the two baseline budgets the figure is read between
+    coarse: bool = False  # that step is wider than WIDE_STEP: only the step is claimed, not a figure
 
     def text(self) -> str:
         """The figure in words: 'about 265 [120, 510]', 'more than 854', 'not estimable'."""
@@ -280,6 +296,8 @@ class Worth:
             return "not estimable"
         if self.status == "more_than":
             return f"more than {self.largest}"
+        if self.coarse and self.step is not None:
+            return f"between {self.step[0]} and {self.step[1]} (a straight line between them says {self.images:.0f})"
         lo, hi = self.ci
         hi_text = f"more than {self.largest}" if math.isinf(hi) else f"{hi:.0f}"
         return f"about {self.images:.0f} [{lo:.0f}, {hi_text}]"
@@ -326,7 +344,14 @@ def worth(arm: str, budget: str, index: int, ns: np.ndarray, point: np.ndarray, 
     if math.isinf(images):
         return Worth(status="more_than", images=None, ci=ci, reason="the baseline stays above the arm's error "
                      "up to its largest budget", **common)
-    return Worth(status="estimate", images=images, ci=ci, reason="read off the baseline's curve", **common)
+    j = crossing(ns, base, own, index)
+    step = None if j is None else (int(ns[j - 1]), int(ns[j]))
+    coarse = j is not None and float(position(ns[j]) - position(ns[j - 1])) > WIDE_STEP
+    reason = "read off the baseline's curve"
+    if coarse:
+        reason = (f"read across the baseline's step from {step[0]} to {step[1]} labelled images, too wide for a "
+                  "figure: add budgets between them")
+    return Worth(status="estimate", images=images, ci=ci, reason=reason, step=step, coarse=coarse, **common)
 
 
 def worth_all(

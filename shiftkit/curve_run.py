@@ -247,10 +247,14 @@ def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
         if w.status == "not_estimable":
             continue
         verb = {"synth": "Synthesis", "finetune": "Fine-tuning the web-only model"}.get(w.arm, w.arm)
+        need = f"{w.text()} labelled target images to match it"
+        if w.coarse and w.step is not None:
+            need = (f"between {w.step[0]} and {w.step[1]} labelled target images to match it (a straight line "
+                    f"between those budgets says about {w.images:.0f}; add budgets between them, dvc exp run -S "
+                    "'curve.budgets=[...]', to turn that range into a figure)")
         parts.append(
             f"{verb} with {w.n} labelled target images reaches {err[(w.arm, w.budget)] * 100:.1f}% dev error "
-            f"(baseline {err[('baseline', w.budget)] * 100:.1f}%): the baseline would need {w.text()} labelled "
-            f"target images to match it"
+            f"(baseline {err[('baseline', w.budget)] * 100:.1f}%): the baseline would need {need}"
         )
         break
     if not parts:

@@ -130,7 +130,10 @@ def test_worth_interpolates_in_log_one_plus_n():
     # budget 0 sits at log(1) = 0: 35% is halfway between 50% at 0 and 20% at 100
     w0 = _worth([500, 200, 100, 50], 350, rng=np.random.default_rng(4))
     assert w0.images == pytest.approx(math.sqrt(101) - 1)
-    assert "about 9 [" in w0.text()
+    # ... but 0 -> 100 is a step too wide to read a figure off: only the step is claimed
+    assert w0.coarse and w0.step == (0, 100)
+    assert w0.text() == "between 0 and 100 (a straight line between them says 9)"
+    assert not w.coarse and w.step == (100, 300) and w.text().startswith("about 173 [")
 
 
 def test_worth_beyond_the_largest_budget_is_more_than_n():
@@ -237,3 +240,19 @@ def test_a_real_gain_survives_the_correction_and_a_marginal_one_says_why_not():
                     np.stack([np.tile([0.5, 0.2, 0.1, 0.05], (100, 1)),
                               np.tile([0.45, 0.3, 0.3, 0.3], (100, 1))], axis=1), p_adjusted=0.04, tests=8)
     assert m.status == "not_estimable" and "8 comparisons" in m.reason
+
+
+def test_a_figure_read_across_a_wide_step_says_so_in_the_sentence():
+    from shiftkit.curve_run import sentence
+
+    ns = np.array([0, 854])
+    point = np.array([[0.666, 0.011], [0.058, 0.016]])
+    boot = np.repeat(point[None], 200, axis=0) + np.random.default_rng(0).normal(0, 0.01, (200, 2, 2))
+    (w0, w1) = curve.worth_all(["0", "all"], ns, (point[0], boot[:, 0]), {"synth": (point[1], boot[:, 1])})
+    assert w0.status == "estimate" and w0.coarse and w0.step == (0, 854)
+    assert "between 0 and 854" in w0.text() and "wide" in w0.reason
+    points = [{"arm": a, "budget": b, "images": n, "dev_error": float(point[i, j])}
+              for i, a in enumerate(("baseline", "synth")) for j, (b, n) in enumerate((("0", 0), ("all", 854)))]
+    text = sentence(points, [w0, w1])
+    assert "would need between 0 and 854 labelled target images" in text
+    assert "a straight line between those budgets says about 527" in text and "add budgets between them" in text

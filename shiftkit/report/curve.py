@@ -81,7 +81,9 @@ def intro(data: dict[str, Any]) -> str:
         "the baseline would need to reach the arm's dev error, read off the baseline's curve (linear in "
         "log(1 + n), so budget 0 sits at 0); not estimable where no gain of the arm at that budget is claimed: "
         "its interval reaches zero, or it does not pass Holm's step-down over every (arm, budget) compared, "
-        f"one-sided at {(1 - data['level']) / 2 * 100:.1f}%."
+        f"one-sided at {(1 - data['level']) / 2 * 100:.1f}%. Where the baseline's curve reaches the arm's error "
+        "only across a step wider than a factor 4 in 1 + n (0 to 854, say), the worth is the step, not a figure: "
+        "add budgets inside it."
     )
 
 
