@@ -255,4 +255,4 @@ def test_a_figure_read_across_a_wide_step_says_so_in_the_sentence():
               for i, a in enumerate(("baseline", "synth")) for j, (b, n) in enumerate((("0", 0), ("all", 854)))]
     text = sentence(points, [w0, w1])
     assert "would need between 0 and 854 labelled target images" in text
-    assert "a straight line between those budgets says about 527" in text and "add budgets between them" in text
+    assert "a straight line between those budgets says about 526" in text and "add budgets between them" in text
