@@ -686,7 +686,7 @@ def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tupl
 
 def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
     from shiftkit.console import output_to, stderr_console
-    from shiftkit.parallel import stop_all
+    from shiftkit.parallel import reap_children, stop_all
 
     signals = _SignalsRaise(final)
     try:
@@ -698,6 +698,8 @@ def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[in
         # workers of an imap generator that an exception left suspended (also one that typer caught
         # and turned into exit code 130): reaped here, before the process exits
         stop_all()
+        if final:  # the process exits next: no child of it may outlive it
+            reap_children()
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
         print(_interrupted_line(prog, signals.received), file=sys.stderr)

@@ -186,3 +186,36 @@ def test_sigterm_exits_143_with_one_line(work, command, group):
     assert seconds < EXIT_WITHIN
     assert err.strip().splitlines()[-1] == "shiftkit: terminated: nothing was written", err
     assert not (work / f"term-{command}").exists() or not any((work / f"term-{command}").iterdir())
+
+
+def _deaf_worker(seconds: float) -> float:
+    # a worker that cannot hear SIGTERM (as one forked a moment ago, before it unblocks the signal)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    time.sleep(seconds)
+    return seconds
+
+
+def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
+    """Ctrl-C while the workers cannot hear SIGTERM: they are killed and reaped at once, not after
+    a timeout per worker (SIGTERM and a 2 s wait each made one CI run's Ctrl-C take 5.1 s)."""
+    import threading
+
+    from shiftkit import parallel
+
+    fired: list[float] = []
+
+    def ctrl_c() -> None:
+        fired.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(1.0, ctrl_c)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in parallel.imap(_deaf_worker, [30.0] * 4, workers=2, chunksize=1):
+                pass
+        took = time.monotonic() - fired[0]
+    finally:
+        timer.cancel()
+    assert took < 1.0, f"the interrupted map took {took:.1f} s to stop its workers"
+    assert not [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
