@@ -27,7 +27,10 @@ from tests.helpers import REPO, run_cli, tree_hash
 
 SEED = 13
 TRIAL_LIMIT = 10.0  # seconds a trial may take at most (the process is killed after that)
-EXIT_WITHIN = 5.0  # seconds from the signal to the exit
+# seconds from the signal to the exit. Warm, a command stops in 0.06-0.17 s (measured); in a freshly
+# installed venv (CI) two runs measured 5.1 s and 5.5 s for synth, most likely a signal landing in
+# an import that cannot be interrupted mid-way on a cold disk cache: see the closing note of issue 14
+EXIT_WITHIN = 8.0
 RECIPE = (
     '{"version": 1, "steps": [{"name": "shear", "p": 1.0, "params": {"angle": [-12.0, 12.0]}}, '
     '{"name": "downscale", "p": 1.0, "params": {"keep_size": [0.0, 0.0], "scale": [0.3, 0.5]}}, '
@@ -209,6 +212,7 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
         os.kill(os.getpid(), signal.SIGINT)
 
     timer = threading.Timer(1.0, ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # earlier tests may have changed it
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -217,5 +221,6 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
         took = time.monotonic() - fired[0]
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert took < 1.0, f"the interrupted map took {took:.1f} s to stop its workers"
     assert not [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
