@@ -21,10 +21,10 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from shiftkit.dedup import hamming_pairs
-from shiftkit.ingest import ingest
-from shiftkit.io import read_table
-from shiftkit.schema import MANIFEST
+from shiftkit.core.files import read_table
+from shiftkit.core.schema import MANIFEST
+from shiftkit.images.dedup import hamming_pairs
+from shiftkit.ingest.stage import ingest
 from tests import helpers
 
 RADII = (2, 4, 6, 8, 10)
@@ -75,9 +75,9 @@ def main() -> int:
             for q, rs in ((75, Image.BICUBIC), (90, Image.BILINEAR)):
                 catch_rate(name, x, y, tmp, q, rs)
 
-        from shiftkit.check import run_check
-        from shiftkit.config import load_params
-        from shiftkit.splits import run_split
+        from shiftkit.check.stage import run_check
+        from shiftkit.core.config import load_params
+        from shiftkit.splits.stage import run_split
 
         ref_x, ref_y = helpers.mnist_many(3000)
         helpers.write_folder(tmp / "ref" / "web", ref_x, ref_y, prefix="w")

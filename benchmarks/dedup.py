@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shiftkit import dedup, images  # noqa: E402
+from shiftkit.images import decode as images
+from shiftkit.images import dedup  # noqa: E402
 from tests import helpers  # noqa: E402  (MNIST: shared if present, else shipped)
 
 
@@ -40,7 +41,7 @@ def catch(radius: int) -> None:
     import polars as pl
     from PIL import Image
 
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
     from tests import helpers
 
     mx, my = helpers.mnist(2000, 30000)

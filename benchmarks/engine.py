@@ -35,12 +35,12 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 import ingest as ingest_bench  # noqa: E402  (benchmarks/ingest.py: the sets A and B)
 import synth as synth_bench  # noqa: E402  (benchmarks/synth.py: parents, tables, recipe)
 
-from shiftkit import engine  # noqa: E402
-from shiftkit.config import IngestParams, params_from_mapping  # noqa: E402
+from shiftkit.core.config import IngestParams, params_from_mapping  # noqa: E402
+from shiftkit.runtime import engine  # noqa: E402
 
 
 def ingest_rate(root: Path | str, out: Path, workers: int) -> float:
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     shutil.rmtree(out, ignore_errors=True)
     res = ingest({"web": root}, out, params=IngestParams(workers=workers), show=False)

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shiftkit import parallel  # noqa: E402
+from shiftkit.runtime import parallel  # noqa: E402
 from tests import helpers  # noqa: E402  (MNIST: shared if present, else shipped)
 
 
@@ -100,8 +100,8 @@ def limit_rate(files: list[str], workers: int) -> tuple[float, float]:
 
 
 def ingest_rate(root: Path, out: Path, workers: int) -> tuple[float, float]:
-    """(images/s, CPU seconds) of a fresh ``shiftkit.ingest.ingest`` run."""
-    from shiftkit.ingest import ingest
+    """(images/s, CPU seconds) of a fresh ``shiftkit.ingest.stage.ingest`` run."""
+    from shiftkit.ingest.stage import ingest
 
     shutil.rmtree(out, ignore_errors=True)
     c, t = _cpu(), time.perf_counter()

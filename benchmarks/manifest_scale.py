@@ -2,12 +2,12 @@
 
 Each step runs in its own process, so that its peak resident memory (ru_maxrss) is its own:
   make    build N manifest rows (sha256-like ids, paths, labels of 1,000 classes, 10% target,
-          2% of the images in groups of 4 near copies) and write manifest.parquet (shiftkit.io);
-  read    read it back through shiftkit.io.read_table (schema check);
+          2% of the images in groups of 4 near copies) and write manifest.parquet (shiftkit.core.files);
+  read    read it back through shiftkit.core.files.read_table (schema check);
   scan    polars' lazy scan: the target rows' ids and labels only (what a partitioned,
           lazily scanned manifest would cost per question);
-  split   shiftkit.splits.run_split on it (default params: dev/test from the target);
-  report  the error decomposition's counts and bootstrap on N predictions (shiftkit.decompose).
+  split   shiftkit.splits.stage.run_split on it (default params: dev/test from the target);
+  report  the error decomposition's counts and bootstrap on N predictions (shiftkit.stats.decompose).
 Prints seconds, peak RSS and the file size per step, and the linear estimate at --estimate rows.
 
     PYTHONPATH=. python benchmarks/manifest_scale.py [--rows 10000000] [--estimate 100000000]
@@ -43,7 +43,8 @@ def make(n: int, folder: Path) -> None:
     import numpy as np
     import polars as pl
 
-    from shiftkit import io, schema
+    from shiftkit.core import files as io
+    from shiftkit.core import schema
 
     rng = np.random.default_rng(0)
     ids = _ids(n, 0)
@@ -71,7 +72,7 @@ def report(n: int) -> None:
     import numpy as np
     import polars as pl
 
-    from shiftkit import decompose
+    from shiftkit.stats import decompose
 
     rng = np.random.default_rng(1)
     splits = np.array(["train", "bridge", "dev", "test"])[rng.integers(0, 4, n)]
@@ -86,7 +87,8 @@ def step(name: str, n: int, folder: Path) -> dict:
     if name == "make":
         make(n, folder)
     elif name == "read":
-        from shiftkit import io, schema
+        from shiftkit.core import files as io
+        from shiftkit.core import schema
 
         io.read_table(folder / "manifest.parquet", schema.MANIFEST)
     elif name == "scan":
@@ -95,8 +97,8 @@ def step(name: str, n: int, folder: Path) -> dict:
         (pl.scan_parquet(folder / "manifest.parquet").filter(pl.col("domain") == "target")
          .select("image_id", "label").collect())
     elif name == "split":
-        from shiftkit.config import SplitParams
-        from shiftkit.splits import run_split
+        from shiftkit.core.config import SplitParams
+        from shiftkit.splits.stage import run_split
 
         run_split(folder / "manifest.parquet", folder / "splits", SplitParams())
     elif name == "report":

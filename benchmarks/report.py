@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
-    from shiftkit import io, schema
-    from shiftkit.config import ReportParams
-    from shiftkit.report import build_report, write_report
+    from shiftkit.core import files as io
+    from shiftkit.core import schema
+    from shiftkit.core.config import ReportParams
+    from shiftkit.report.stage import build_report, write_report
 
     preds, manifest = build(args.rows)
     with tempfile.TemporaryDirectory() as tmp:

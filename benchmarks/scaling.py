@@ -40,9 +40,9 @@ def build(root: Path, n: int) -> dict[str, Path]:
 
 
 def run(n: int, tmp: Path) -> dict[str, float]:
-    from shiftkit.config import load_params
-    from shiftkit.ingest import ingest
-    from shiftkit.splits import run_split
+    from shiftkit.core.config import load_params
+    from shiftkit.ingest.stage import ingest
+    from shiftkit.splits.stage import run_split
     from shiftkit.synth import run_synth
 
     params = load_params(REPO / "params.yaml")

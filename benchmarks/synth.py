@@ -30,9 +30,11 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shiftkit import io, schema, synth  # noqa: E402
-from shiftkit.config import params_from_mapping  # noqa: E402
-from shiftkit.parallel import resolve_workers  # noqa: E402
+from shiftkit import synth  # noqa: E402
+from shiftkit.core import files as io  # noqa: E402
+from shiftkit.core import schema  # noqa: E402
+from shiftkit.core.config import params_from_mapping  # noqa: E402
+from shiftkit.runtime.parallel import resolve_workers  # noqa: E402
 
 SIGMA, SCALE, QUALITY = 1.0, 0.5, 70
 

@@ -5,7 +5,7 @@
 - loader: the worker-process path (uint8 cache, albumentations per image in ``--workers``
   worker processes, collated batches copied to the device), which training falls back to when
   the images do not fit ``train.cache_mb``;
-- device: the device path (:class:`shiftkit.data.DeviceBatches`: the batch indexed from the
+- device: the device path (:class:`shiftkit.training.loader.DeviceBatches`: the batch indexed from the
   uint8 cache, pinned on CUDA, copied as uint8, one batched affine on the device, prefetched on
   a side stream).
 
@@ -36,8 +36,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shiftkit import data, models  # noqa: E402
-from shiftkit.example import mnist_subset  # noqa: E402
+from shiftkit.ingest.example import mnist_subset  # noqa: E402
+from shiftkit.training import loader as data  # noqa: E402
+from shiftkit.training import models
 
 AUGMENT = data.Augment(translate=0.08, scale=0.1, rotate=10)  # params.yaml's train defaults
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.check import run_latest_drop_check
-        from shiftkit.config import load_params
+        from shiftkit.check.stage import run_latest_drop_check
+        from shiftkit.core.config import load_params
 
         args = ap.parse_args(argv)
         report = run_latest_drop_check(args.reference, splits=args.splits, out=args.out,

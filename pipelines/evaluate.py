@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.config import load_params
-        from shiftkit.evaluate import evaluate
+        from shiftkit.core.config import load_params
+        from shiftkit.training.evaluate import evaluate
 
         args = ap.parse_args(argv)
         r = evaluate(args.manifest, args.splits, args.model, args.out, load_params(args.params).evaluate,

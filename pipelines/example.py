@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,8 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.config import load_params
-        from shiftkit.example import write_example
+        from shiftkit.core.config import load_params
+        from shiftkit.ingest.example import write_example
 
         args = ap.parse_args(argv)
         counts = write_example("digits", args.out, load_params(args.params).example)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit import engine
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
+from shiftkit.runtime import engine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.config import load_params, parse_assignments
-        from shiftkit.ingest import ingest
+        from shiftkit.core.config import load_params, parse_assignments
+        from shiftkit.ingest.stage import ingest
 
         args = ap.parse_args(argv)
         params = load_params(args.params)

@@ -1,12 +1,12 @@
 """DVC stages of the learning curve (curve_* in dvc.yaml): budgets, train and evaluate one point, the curve.
 
-Each step is a function of shiftkit.curve_run; one (arm, budget) point is one DVC matrix entry."""
+Each step is a function of shiftkit.curve.stage; one (arm, budget) point is one DVC matrix entry."""
 
 from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def _parser():
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = _parser()
 
     def work() -> str:
-        from shiftkit import curve, curve_run
-        from shiftkit.config import load_params
+        from shiftkit.core.config import load_params
+        from shiftkit.curve import stage as curve_run
+        from shiftkit.curve import worth as curve
 
         args = ap.parse_args(argv)
         p = load_params(args.params)

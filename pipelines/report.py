@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.config import load_params
-        from shiftkit.report import run_report
+        from shiftkit.core.config import load_params
+        from shiftkit.report.stage import run_report
 
         args = ap.parse_args(argv)
         data = run_report(args.predictions, args.out, manifest=args.manifest, synth=args.synth,

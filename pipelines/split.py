@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml", help="params.yaml (section split)")
 
     def work() -> str:
-        from shiftkit.config import load_params
-        from shiftkit.splits import run_split
+        from shiftkit.core.config import load_params
+        from shiftkit.splits.stage import run_split
 
         args = ap.parse_args(argv)
         return run_split(args.manifest, args.out, load_params(args.params).split).summary()

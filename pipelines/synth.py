@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit import engine
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
+from shiftkit.runtime import engine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images-url", default=None, help="write the images under this URL/<run id>/, not in --out")
 
     def work() -> str:
-        from shiftkit.config import load_params
+        from shiftkit.core.config import load_params
         from shiftkit.synth import run_synth
 
         args = ap.parse_args(argv)

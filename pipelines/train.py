@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from shiftkit.cli import run_stage, stage_parser
+from shiftkit.cli.app import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
 
     def work() -> str | None:
-        from shiftkit.config import load_params
-        from shiftkit.train import train
+        from shiftkit.core.config import load_params
+        from shiftkit.training.train import train
 
         args = ap.parse_args(argv)
         tp = load_params(args.params).train

@@ -2,9 +2,9 @@
 
 The top-level package imports nothing heavy (no torch, timm or albumentations), so that the
 command line and ``shiftkit check`` start fast. Stage functions live in their modules:
-``shiftkit.ingest``, ``shiftkit.splits``, ``shiftkit.check``, ``shiftkit.synth``,
-``shiftkit.shift``, ``shiftkit.train``, ``shiftkit.evaluate``, ``shiftkit.decompose`` and
-``shiftkit.report``.
+``shiftkit.ingest.stage``, ``shiftkit.splits.stage``, ``shiftkit.check.stage``, ``shiftkit.synth``,
+``shiftkit.shift.stage``, ``shiftkit.training.train``, ``shiftkit.training.evaluate``, ``shiftkit.stats.decompose`` and
+``shiftkit.report.stage``.
 """
 
 import os
@@ -14,7 +14,7 @@ import os
 # turns the check off. Set here, before any shiftkit module can import albumentations.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from shiftkit.errors import (  # noqa: E402
+from shiftkit.core.errors import (  # noqa: E402
     CheckFailed,
     ConfigError,
     DataError,

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from shiftkit.errors import Terminated
+from shiftkit.core.errors import Terminated
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        from shiftkit.cli import run
+        from shiftkit.cli.app import run
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"shiftkit: {what}: nothing was written", file=sys.stderr)

@@ -25,7 +25,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_report_header(config):
     if helpers.mnist_source() == "shared":
         return f"MNIST for tests: the 60,000 digits in {helpers.MNIST_DIR}"
-    return "MNIST for tests: the 12,000 digits shipped in shiftkit/data/mnist_subset.npz (no ../shared)"
+    return "MNIST for tests: the 12,000 digits shipped in shiftkit/ingest/data/mnist_subset.npz (no ../shared)"
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +57,8 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One real local Ray instance with 2 CPUs for the whole session (starting Ray costs seconds)."""
-    from shiftkit import engine
-    from shiftkit.errors import ConfigError
+    from shiftkit.core.errors import ConfigError
+    from shiftkit.runtime import engine
 
     for attempt in range(1, 4):  # each connect tries 3 times: Ray's start-up window is short on a loaded machine
         try:

@@ -1,7 +1,7 @@
 """Real image data for tests: MNIST digits (web-like) and load_digits (target-like).
 
 MNIST comes from ../shared/datasets/mnist (the IDX files, 60,000 digits) when that folder is
-beside the checkout, else from the 12,000 digits shipped in shiftkit/data/mnist_subset.npz;
+beside the checkout, else from the 12,000 digits shipped in shiftkit/ingest/data/mnist_subset.npz;
 load_digits ships with scikit-learn. Nothing is fetched from the network.
 """
 
@@ -37,10 +37,10 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
         with gzip.open(MNIST_DIR / "train-labels-idx1-ubyte.gz", "rb") as fh:
             labels = np.frombuffer(fh.read(), np.uint8, offset=8)
         return images, labels
-    from shiftkit.example import mnist_subset
+    from shiftkit.ingest.example import mnist_subset
 
     print(f"tests.helpers: no MNIST files in {MNIST_DIR} (or SHIFTKIT_TEST_MNIST=shipped); "
-          "using the 12,000 digits shipped in shiftkit/data/mnist_subset.npz", file=sys.stderr)
+          "using the 12,000 digits shipped in shiftkit/ingest/data/mnist_subset.npz", file=sys.stderr)
     return mnist_subset()
 
 
@@ -165,7 +165,7 @@ def run_cli(
 ) -> CliResult:
     """Run ``shiftkit ARGS`` and return ``(code, stdout, stderr)``.
 
-    ``in_process=True`` (the default, fast) calls ``shiftkit.cli.main`` with stdout and stderr
+    ``in_process=True`` (the default, fast) calls ``shiftkit.cli.app.main`` with stdout and stderr
     captured; an exception escaping ``main`` is turned into exit code 1 and its traceback into
     stderr, so tests see it as the user would. ``in_process=False`` runs ``python -m shiftkit``
     as a subprocess (with this checkout first on PYTHONPATH), for signals, exit paths and
@@ -179,7 +179,7 @@ def run_cli(
             capture_output=True, text=True, timeout=timeout,
         )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
-    from shiftkit.cli import main
+    from shiftkit.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.ExitStack() as stack:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from shiftkit import io, schema
+from shiftkit.core import files as io
+from shiftkit.core import schema
 from tests import helpers
 
 
@@ -59,7 +60,7 @@ def example_run(tmp: Path, *, dev_error: float = 0.3, synth: bool = True, seed: 
     on disk, a manifest with properties and predictions whose dev errors concentrate on blurry
     images of classes 3 and 8.
     """
-    from shiftkit.images import decode, measure
+    from shiftkit.images.decode import decode, measure
 
     rng = np.random.default_rng(seed)
     web_x, web_y = helpers.mnist(300)

@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from shiftkit.images import measure
-from shiftkit.schema import MANIFEST, conform
+from shiftkit.core.schema import MANIFEST, conform
+from shiftkit.images.decode import measure
 from tests import helpers
 
 

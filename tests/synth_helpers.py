@@ -1,6 +1,6 @@
 """Builders for the synthesis and shift tests: manifests and splits tables without ingest.
 
-The manifest rows conform to schema.MANIFEST (properties from shiftkit.images.measure, ``root``
+The manifest rows conform to schema.MANIFEST (properties from shiftkit.images.decode.measure, ``root``
 relative to the manifest's folder), so the tests do not depend on the ingest issue's code.
 """
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from shiftkit import images, io, schema
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.images import decode as images
 
 
 def manifest_rows(root: Path, domain: str, table_dir: Path) -> list[dict]:

@@ -15,14 +15,14 @@ import polars as pl
 import pytest
 from PIL import Image, ImageFilter
 
-from shiftkit import check
-from shiftkit.cli import main
-from shiftkit.config import load_params
-from shiftkit.errors import CheckFailed, RegistryError
-from shiftkit.ingest import ingest
-from shiftkit.io import image_paths, read_table
-from shiftkit.schema import MANIFEST, SPLITS_TABLE
-from shiftkit.splits import run_split
+from shiftkit.check import stage as check
+from shiftkit.cli.app import main
+from shiftkit.core.config import load_params
+from shiftkit.core.errors import CheckFailed, RegistryError
+from shiftkit.core.files import image_paths, read_table
+from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
+from shiftkit.ingest.stage import ingest
+from shiftkit.splits.stage import run_split
 from tests import helpers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,8 +243,8 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys, monkey
 
 
 def test_check_params_are_validated():
-    from shiftkit.config import params_from_mapping
-    from shiftkit.errors import ConfigError
+    from shiftkit.core.config import params_from_mapping
+    from shiftkit.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"'check.max_corrupt' parameter must be a fraction in \[0, 1\]. Got 2"):
         params_from_mapping({"check": {"max_corrupt": 2}})
@@ -265,7 +265,7 @@ def test_check_starts_without_torch(reference, tmp_path):
     manifest_path, _, _ = reference
     drop = _clean_drop(tmp_path / "drop", n=10)
     code = (
-        "import sys; from shiftkit.cli import main; "
+        "import sys; from shiftkit.cli.app import main; "
         f"rc = main(['check', {str(drop)!r}, '--reference', {str(manifest_path)!r}, "
         f"'--out', {str(tmp_path / 'o')!r}]); "
         "print(rc, [m for m in ('torch', 'timm', 'albumentations') if m in sys.modules])"

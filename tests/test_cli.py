@@ -1,5 +1,5 @@
 """One way to run and to fail: the command line and every ``pipelines/*.py`` script share one
-exception -> exit code mapping (shiftkit.cli.exit_code_for); library output is quiet unless the
+exception -> exit code mapping (shiftkit.cli.app.exit_code_for); library output is quiet unless the
 command line turns it on."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from shiftkit import cli
-from shiftkit.errors import CheckFailed, ConfigError, Terminated
+from shiftkit.cli import app as cli
+from shiftkit.core.errors import CheckFailed, ConfigError, Terminated
 from tests import helpers
 from tests.helpers import REPO, assert_bad_input, run_cli
 
@@ -79,10 +79,10 @@ def test_stage_script_bad_param_is_exit_2_one_line(tmp_path):
 
 
 def test_stage_script_blocked_check_is_exit_1_one_line(tmp_path):
-    from shiftkit.ingest import ingest
-    from shiftkit.io import image_paths, read_table
-    from shiftkit.schema import MANIFEST, SPLITS_TABLE
-    from shiftkit.splits import run_split
+    from shiftkit.core.files import image_paths, read_table
+    from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
+    from shiftkit.ingest.stage import ingest
+    from shiftkit.splits.stage import run_split
 
     x, y = helpers.mnist(150)
     helpers.write_folder(tmp_path / "raw" / "web", x, y, prefix="web")
@@ -105,7 +105,7 @@ def test_stage_script_blocked_check_is_exit_1_one_line(tmp_path):
 
 
 def test_a_library_call_prints_nothing_and_the_command_line_shows_messages(example_folders, tmp_path, capfd):
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     ingest({"web": example_folders / "web"}, tmp_path / "a", workers=1)
     out, err = capfd.readouterr()
@@ -115,7 +115,7 @@ def test_a_library_call_prints_nothing_and_the_command_line_shows_messages(examp
     ingest({"web": example_folders / "web"}, tmp_path / "c", workers=1)  # quiet again after the CLI ran
     assert capfd.readouterr() == ("", "")
     buf = stdio.StringIO()  # a library user can capture the messages
-    from shiftkit.console import output_to
+    from shiftkit.core.console import output_to
 
     with output_to(Console(file=buf, width=200)):
         ingest({"web": example_folders / "web"}, tmp_path / "d", workers=1)

@@ -9,8 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shiftkit import cli, config
-from shiftkit.errors import ConfigError, InputPathError
+from shiftkit.cli import app as cli
+from shiftkit.core import config
+from shiftkit.core.errors import ConfigError, InputPathError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit import curve
-from shiftkit.errors import ConfigError, DataError
+from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.curve import worth as curve
 
 
 def _tables(n_per_label: dict[str, int], web: int = 30):
@@ -243,7 +243,7 @@ def test_a_real_gain_survives_the_correction_and_a_marginal_one_says_why_not():
 
 
 def test_a_figure_read_across_a_wide_step_says_so_in_the_sentence():
-    from shiftkit.curve_run import sentence
+    from shiftkit.curve.stage import sentence
 
     ns = np.array([0, 854])
     point = np.array([[0.666, 0.011], [0.058, 0.016]])

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shiftkit import curve, curve_run
-from shiftkit.config import load_params
+from shiftkit.core.config import load_params
+from shiftkit.curve import stage as curve_run
+from shiftkit.curve import worth as curve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def test_every_budget_of_an_override_is_one_cached_point_per_arm(tmp_path, overr
 
 
 def test_an_override_shiftkit_rejects_is_one_line_not_a_run(tmp_path):
-    from shiftkit.errors import ConfigError
+    from shiftkit.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="curve.budgets"):
         _pipeline(tmp_path, ["curve.budgets=[0,100,100]"])

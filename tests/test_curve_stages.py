@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 import yaml
 
-from shiftkit import io, schema
+from shiftkit.core import files as io
+from shiftkit.core import schema
 from tests.train_helpers import build_example, build_synth
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 import torch
 
-from shiftkit import data
-from shiftkit.errors import DataError
+from shiftkit.core.errors import DataError
+from shiftkit.training import loader as data
 from tests.train_helpers import build_example, build_synth
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shiftkit import decompose as dc
-from shiftkit.errors import ConfigError, DataError
+from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.stats import decompose as dc
 from tests.report_helpers import make_predictions
 
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftkit import dedup, images
-from shiftkit.errors import ConfigError
+from shiftkit.core.errors import ConfigError
+from shiftkit.images import decode as images
+from shiftkit.images import dedup
 from tests import helpers
 
 

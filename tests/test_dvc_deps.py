@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shiftkit import config
+from shiftkit.core import config
 
 ROOT = Path(__file__).resolve().parents[1]
 # inputs a stage reads but must not depend on, and why
@@ -196,9 +196,11 @@ def test_every_listed_param_exists_and_changes_results(dvc, params):
 def test_the_closure_sees_what_runs():
     closure = {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT, ROOT / "pipelines/train.py")}
     synth = module_file(ROOT, "shiftkit.synth").relative_to(ROOT).as_posix()  # a module or a package
-    assert {"shiftkit/__init__.py", "shiftkit/config.py", "shiftkit/io.py", "shiftkit/train.py", synth} <= closure
+    wanted = {"shiftkit/__init__.py", "shiftkit/core/config.py", "shiftkit/core/files.py", "shiftkit/training/train.py"}
+    assert wanted | {synth} <= closure
     example = import_closure(ROOT, ROOT / "pipelines/example.py")
-    assert "shiftkit/data/mnist_subset.npz" in {p.relative_to(ROOT).as_posix() for p in named_data_files(ROOT, example)}
+    named = {p.relative_to(ROOT).as_posix() for p in named_data_files(ROOT, example)}
+    assert "shiftkit/ingest/data/mnist_subset.npz" in named
 
 
 def test_the_closure_follows_lazy_relative_and_package_imports(tmp_path):
@@ -226,11 +228,12 @@ def test_a_trimmed_dvc_yaml_fails(dvc, params):
     web = trimmed["stages"]["curve_web"]
     used = sorted(script_needs(ROOT, "pipelines/learning_curve.py"))
     # the package as a whole replaced by what the stage uses, less the evaluate code it runs
-    web["deps"] = [d for d in web["deps"] if d != "shiftkit"] + [m for m in used if m != "shiftkit/evaluate.py"]
+    kept = [m for m in used if m != "shiftkit/training/evaluate.py"]
+    web["deps"] = [d for d in web["deps"] if d != "shiftkit"] + kept
     trimmed["stages"]["curve_evaluate"]["deps"].remove("pipelines/learning_curve.py")
     trimmed["stages"]["report"]["deps"].remove("data/synth/synth.parquet")
     assert missing_deps(trimmed) == {
-        "curve_web": ["shiftkit/evaluate.py"],
+        "curve_web": ["shiftkit/training/evaluate.py"],
         "curve_evaluate": ["pipelines/learning_curve.py"],
         "report": ["data/synth/synth.parquet"],
     }

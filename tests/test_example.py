@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftkit import cli, example
-from shiftkit.config import ExampleParams
-from shiftkit.errors import ConfigError, InputPathError
+from shiftkit.cli import app as cli
+from shiftkit.core.config import ExampleParams
+from shiftkit.core.errors import ConfigError, InputPathError
+from shiftkit.ingest import example
 
 
 def _digest(root: Path) -> dict[str, str]:

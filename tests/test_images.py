@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
-from shiftkit import images
-from shiftkit.errors import ImageDecodeError
-from shiftkit.schema import QUARANTINE_REASONS, QuarantineReason
+from shiftkit.core.errors import ImageDecodeError
+from shiftkit.core.schema import QUARANTINE_REASONS, QuarantineReason
+from shiftkit.images import decode as images
 from tests import helpers
 
 

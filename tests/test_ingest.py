@@ -8,12 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import cli
-from shiftkit import ingest as ingest_mod
-from shiftkit.config import IngestParams
-from shiftkit.console import output_to, stderr_console
-from shiftkit.errors import ConfigError, DataError, InputPathError
-from shiftkit.schema import QUARANTINE_REASONS
+from shiftkit.cli import app as cli
+from shiftkit.core.config import IngestParams
+from shiftkit.core.console import output_to, stderr_console
+from shiftkit.core.errors import ConfigError, DataError, InputPathError
+from shiftkit.core.schema import QUARANTINE_REASONS
+from shiftkit.ingest import stage as ingest_mod
 from tests import helpers
 from tests.ingest_helpers import bomb_png, count_files, messy_folder, png_bytes
 

@@ -203,7 +203,7 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
     a timeout per worker (SIGTERM and a 2 s wait each made one CI run's Ctrl-C take 5.1 s)."""
     import threading
 
-    from shiftkit import parallel
+    from shiftkit.runtime import parallel
 
     fired: list[float] = []
 

@@ -1,8 +1,9 @@
 import polars as pl
 import pytest
 
-from shiftkit import io, schema
-from shiftkit.errors import DataError, InputPathError, SchemaError
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.errors import DataError, InputPathError, SchemaError
 
 
 def _splits(n=3):

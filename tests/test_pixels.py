@@ -1,4 +1,4 @@
-"""The decoded-image store the learning curve's trainings share (shiftkit.pixels): decoded once,
+"""The decoded-image store the learning curve's trainings share (shiftkit.training.pixels): decoded once,
 copied by every training, and the same model as when a training decodes its own images."""
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit import data, io, pixels, schema
-from shiftkit.config import TrainParams
-from shiftkit.errors import DataError
-from shiftkit.train import train
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import TrainParams
+from shiftkit.core.errors import DataError
+from shiftkit.training import loader as data
+from shiftkit.training import pixels
+from shiftkit.training.train import train
 from tests.train_helpers import build_example, build_synth
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

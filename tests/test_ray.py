@@ -1,7 +1,7 @@
 """The ray engine on a real local Ray cluster (2 CPUs, started once for the test session).
 
 The same stage functions run on the local engine and on Ray; their outputs must be the same
-bytes: manifest, quarantine, synth table and images (shiftkit/engine.py keeps the item order).
+bytes: manifest, quarantine, synth table and images (shiftkit/runtime/engine.py keeps the item order).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import engine
-from shiftkit.config import ExampleParams, load_params
-from shiftkit.example import write_example
+from shiftkit.core.config import ExampleParams, load_params
+from shiftkit.ingest.example import write_example
+from shiftkit.runtime import engine
 from tests import ingest_helpers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +43,8 @@ def example(tmp_path_factory):
 
 
 def _stages(root: Path, out: Path, *, workers: int) -> None:
-    from shiftkit.ingest import ingest
-    from shiftkit.splits import run_split
+    from shiftkit.ingest.stage import ingest
+    from shiftkit.splits.stage import run_split
     from shiftkit.synth import run_synth
 
     params = load_params(REPO / "params.yaml")
@@ -75,7 +75,7 @@ def test_ingest_split_synth_are_byte_identical_on_ray(example, tmp_path, ray_clu
 
 
 def test_cli_engine_option_runs_ingest_on_ray(example, tmp_path, ray_cluster):
-    from shiftkit.cli import main
+    from shiftkit.cli.app import main
 
     out = tmp_path / "m"
     code = main(["ingest", "--domain", f"web={example / 'web'}", "--domain", f"target={example / 'target'}",
@@ -87,7 +87,7 @@ def test_cli_engine_option_runs_ingest_on_ray(example, tmp_path, ray_cluster):
 
 
 def test_ray_errors_in_a_task_reach_the_caller(ray_cluster):
-    from shiftkit.parallel import imap
+    from shiftkit.runtime.parallel import imap
 
     with engine.use("ray"), pytest.raises(ZeroDivisionError):
         list(imap(_inverse, [1, 2, 0, 4], chunksize=1))
@@ -100,8 +100,8 @@ def _inverse(x: int) -> float:
 
 
 def test_engine_name_is_checked():
-    from shiftkit.config import params_from_mapping
-    from shiftkit.errors import ConfigError
+    from shiftkit.core.config import params_from_mapping
+    from shiftkit.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="engine.name"):
         params_from_mapping({"engine": {"name": "spark"}})
@@ -115,8 +115,8 @@ _WITHOUT_RAY = "import sys; sys.modules['ray'] = None\n"
 def test_without_ray_installed_shiftkit_imports_and_the_ray_engine_is_one_line(example, tmp_path):
     """Ray is an optional extra: a Python where ``import ray`` fails still runs the local engine."""
     script = _WITHOUT_RAY + (
-        "import shiftkit.cli, shiftkit.ingest, shiftkit.synth, shiftkit.shift, shiftkit.check\n"
-        "from shiftkit.cli import main\n"
+        "import shiftkit.cli.app, shiftkit.ingest.stage, shiftkit.synth, shiftkit.shift.stage, shiftkit.check.stage\n"
+        "from shiftkit.cli.app import main\n"
         f"sys.exit(main(['ingest', '--domain', 'web={example / 'web'}', '--out', '{tmp_path / 'm'}', "
         "'--engine', 'ray']))\n"
     )

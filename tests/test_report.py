@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import cli
-from shiftkit.config import ConfigError, params_from_mapping
+from shiftkit.cli import app as cli
+from shiftkit.core.config import ConfigError, params_from_mapping
 from tests.report_helpers import example_run, make_predictions, write_predictions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_full_report_on_real_images(run_dir, tmp_path, capsys):
 
 
 def test_same_inputs_give_identical_bytes(run_dir, tmp_path):
-    from shiftkit.report import run_report
+    from shiftkit.report.stage import run_report
 
     for name in ("a", "b"):
         run_report(run_dir["predictions"], tmp_path / name, manifest=run_dir["manifest"], synth=run_dir["synth"])
@@ -221,8 +221,8 @@ def test_params_file_drives_the_report(tmp_path, capsys):
     ids=["avoidable-bias", "dev-overfit", "inconclusive"],
 )
 def test_recommendations_follow_the_diagnosis(tmp_path, spec, human, diagnosis, title):
-    from shiftkit.config import ReportParams
-    from shiftkit.report import build_report
+    from shiftkit.core.config import ReportParams
+    from shiftkit.report.stage import build_report
 
     pred = write_predictions(make_predictions(spec), tmp_path / "p.parquet")
     data = build_report(pred, params=ReportParams(human_error=human))
@@ -284,7 +284,7 @@ def _chromium_console(html_path: Path, tmp_path: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_html_renders_in_chromium_without_console_errors(run_dir, tmp_path):
-    from shiftkit.report import run_report
+    from shiftkit.report.stage import run_report
 
     run_report(run_dir["predictions"], tmp_path / "out", manifest=run_dir["manifest"], synth=run_dir["synth"])
     lines = _chromium_console(tmp_path / "out" / "report.html", tmp_path)
@@ -298,7 +298,7 @@ def test_html_renders_in_chromium_without_console_errors(run_dir, tmp_path):
 
 
 def test_many_classes_are_cut_in_figures_but_kept_in_json(tmp_path):
-    from shiftkit.report import build_report, write_report
+    from shiftkit.report.stage import build_report, write_report
 
     pred = write_predictions(make_predictions(_spec(0.02, 0.03, 0.3, 3000), classes=200), tmp_path / "p.parquet")
     data = build_report(pred)
@@ -328,7 +328,8 @@ def test_compare_says_when_the_mismatch_did_not_shrink(tmp_path, capsys, before_
 
 
 def test_a_section_built_once_reaches_markdown_html_and_terminal(run_dir, monkeypatch):
-    from shiftkit.report import build_report, html, markdown, sections, terminal
+    from shiftkit.report import html, markdown, sections, terminal
+    from shiftkit.report.stage import build_report
 
     data = build_report(run_dir["predictions"])
     extra = sections.Section("extra", "Learning <curve>", 2, [
@@ -345,7 +346,7 @@ def test_a_section_built_once_reaches_markdown_html_and_terminal(run_dir, monkey
 
     from rich.console import Console
 
-    from shiftkit.console import output_to
+    from shiftkit.core.console import output_to
 
     buf = StringIO()
     with output_to(Console(file=buf, width=200)):
@@ -359,8 +360,9 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
-    from shiftkit.errors import InputPathError
-    from shiftkit.report import build_report, html, write_report
+    from shiftkit.core.errors import InputPathError
+    from shiftkit.report import html
+    from shiftkit.report.stage import build_report, write_report
 
     out = tmp_path / "out"
     table = make_predictions({"train": (60, 0.1), "dev": (60, 0.2)})
@@ -394,7 +396,7 @@ def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def good_report(tmp_path_factory):
     """A report folder written from a valid table, copied by each test that tries to spoil it."""
-    from shiftkit.report import build_report, write_report
+    from shiftkit.report.stage import build_report, write_report
 
     tmp = tmp_path_factory.mktemp("good")
     good = write_predictions(make_predictions({"train": (60, 0.1), "dev": (60, 0.2)}), tmp / "good.parquet")

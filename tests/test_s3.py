@@ -15,10 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit import storage
-from shiftkit.config import ExampleParams, load_params
-from shiftkit.errors import ImageDecodeError
-from shiftkit.example import write_example
+from shiftkit.core.config import ExampleParams, load_params
+from shiftkit.core.errors import ImageDecodeError
+from shiftkit.images import storage
+from shiftkit.ingest.example import write_example
 from tests import ingest_helpers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def bucket(s3_server, tmp_path_factory):
 
 
 def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     params = load_params(REPO / "params.yaml").ingest
     url = bucket["url"]
@@ -67,8 +67,8 @@ def test_ingest_from_s3_matches_ingest_from_disk(bucket, tmp_path):
 
 
 def test_split_and_synth_read_their_images_from_an_s3_manifest(bucket, tmp_path):
-    from shiftkit.ingest import ingest
-    from shiftkit.splits import run_split
+    from shiftkit.ingest.stage import ingest
+    from shiftkit.splits.stage import run_split
     from shiftkit.synth import run_synth
 
     params = load_params(REPO / "params.yaml")
@@ -85,7 +85,7 @@ def test_split_and_synth_read_their_images_from_an_s3_manifest(bucket, tmp_path)
 
 
 def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     params = load_params(REPO / "params.yaml").ingest
     res = ingest({"odd": f"{bucket['url']}/odd"}, tmp_path / "m", params=params, workers=1)
@@ -117,8 +117,8 @@ def test_read_objects_reads_the_header_first(bucket):
 
 
 def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
-    from shiftkit.cli import main
-    from shiftkit.ingest import ingest
+    from shiftkit.cli.app import main
+    from shiftkit.ingest.stage import ingest
 
     params = load_params(REPO / "params.yaml")
     ingest({"web": bucket["local"] / "web"}, tmp_path / "ref", params=params.ingest, workers=1)
@@ -131,7 +131,7 @@ def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
 
 
 def test_missing_s3_prefix_is_one_line_exit_2(bucket, tmp_path, capsys):
-    from shiftkit.cli import main
+    from shiftkit.cli.app import main
 
     code = main(["ingest", "--domain", f"web={bucket['url']}/nothing-here", "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -174,12 +174,12 @@ def test_dvc_push_and_pull_a_stage_output_through_the_s3_remote(s3_server, tmp_p
 def test_synthesis_written_to_s3_matches_a_local_run(bucket, tmp_path, capsys):
     """`synth --images-url s3://...`: the workers write the copies as objects below a prefix named by the
     run's inputs; the table stays local, names that prefix in `root`, and train's loading reads it."""
-    from shiftkit import data
-    from shiftkit.cli import main
-    from shiftkit.images import decode
-    from shiftkit.ingest import ingest
-    from shiftkit.splits import run_split
+    from shiftkit.cli.app import main
+    from shiftkit.images.decode import decode
+    from shiftkit.ingest.stage import ingest
+    from shiftkit.splits.stage import run_split
     from shiftkit.synth import run_synth
+    from shiftkit.training import loader as data
 
     params = load_params(REPO / "params.yaml")
     ingest({"web": bucket["local"] / "web", "target": bucket["local"] / "target"}, tmp_path / "m",

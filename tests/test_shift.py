@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftkit import shift
-from shiftkit.cli import main
-from shiftkit.config import params_from_mapping
-from shiftkit.errors import ConfigError, DataError, InputPathError
+from shiftkit.cli.app import main
+from shiftkit.core.config import params_from_mapping
+from shiftkit.core.errors import ConfigError, DataError, InputPathError
+from shiftkit.shift import stage as shift
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits
 

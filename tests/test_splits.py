@@ -12,12 +12,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit import splits
-from shiftkit.cli import main
-from shiftkit.config import SplitParams
-from shiftkit.errors import ConfigError, DataError, SchemaError
-from shiftkit.io import read_table, write_table
-from shiftkit.schema import MANIFEST, SPLITS_TABLE
+from shiftkit.cli.app import main
+from shiftkit.core.config import SplitParams
+from shiftkit.core.errors import ConfigError, DataError, SchemaError
+from shiftkit.core.files import read_table, write_table
+from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
+from shiftkit.splits import stage as splits
 from tests import helpers
 from tests.splits_helpers import example_manifest, full_manifest, manifest_from_images, synthetic_manifest
 
@@ -122,7 +122,7 @@ def test_composition_markdown_has_split_domain_label_counts(example):
 # --- groups and leakage ----------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::shiftkit.splits.SplitWarning")  # groups of 4 cannot fill every quota exactly
+@pytest.mark.filterwarnings("ignore::shiftkit.splits.stage.SplitWarning")  # groups of 4 cannot fill every quota exactly
 def test_every_copy_of_an_image_lands_in_the_same_split():
     m = synthetic_manifest(3000, target_share=0.5, group_size=4)
     t = splits.assign(m).table
@@ -235,7 +235,7 @@ def test_a_manifest_without_target_images_is_refused():
     ids=["negative-count", "fraction-above-one", "fractions-sum-to-one", "unknown-strategy"],
 )
 def test_bad_split_params_name_the_parameter(values, message):
-    from shiftkit.config import params_from_mapping
+    from shiftkit.core.config import params_from_mapping
 
     with pytest.raises(ConfigError, match=message):
         params_from_mapping({"split": values})
@@ -331,7 +331,7 @@ def test_pipeline_stage_script(example, tmp_path, monkeypatch, capsys):
 
 def test_second_drop_through_real_ingest_keeps_every_split(example_folders, tmp_path):
     """The acceptance run: ingest, split, add 1,000 MNIST digits, ingest again, split again."""
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     data = tmp_path / "raw"
     shutil.copytree(example_folders, data)
@@ -417,7 +417,7 @@ def test_class_shares_of_dev_and_test_are_within_the_band_of_the_target(example)
 
 
 def test_downstream_readers_never_see_a_held_out_copy(example, tmp_path):
-    from shiftkit import data
+    from shiftkit.training import loader as data
 
     m = full_manifest(example)
     table = splits.assign(m, SplitParams()).table
@@ -434,7 +434,7 @@ def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, 
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from shiftkit.ingest import ingest
+    from shiftkit.ingest.stage import ingest
 
     raw = tmp_path / "raw"
     x, y = helpers.mnist(300)
@@ -470,7 +470,7 @@ def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, 
 
 
 def test_the_params_accept_exactly_the_strategies_of_the_table():
-    from shiftkit.config import SPLIT_STRATEGIES
-    from shiftkit.splits import STRATEGIES
+    from shiftkit.core.config import SPLIT_STRATEGIES
+    from shiftkit.splits.stage import STRATEGIES
 
     assert set(SPLIT_STRATEGIES) == set(STRATEGIES)

@@ -9,11 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from shiftkit import cli, io, schema
-from shiftkit.config import load_params
-from shiftkit.console import output_to, stderr_console
-from shiftkit.errors import ConfigError, DataError
-from shiftkit.train import STATE_NAME, train
+from shiftkit.cli import app as cli
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import load_params
+from shiftkit.core.console import output_to, stderr_console
+from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.training.train import STATE_NAME, train
 from tests.train_helpers import build_example, build_synth
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,9 +18,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit import decompose as dc
-from shiftkit import io, schema
-from shiftkit.config import ReportParams
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import ReportParams
+from shiftkit.stats import decompose as dc
 from tests import helpers
 
 SPLITS = ("train", "bridge", "dev", "test")
@@ -206,7 +207,7 @@ def truth_run(tmp, web, target, *, synth=None, seed: int = 0, name: str = "run")
 
 
 def report(run: dict, compare_to=None):
-    from shiftkit.report import build_report
+    from shiftkit.report.stage import build_report
 
     return build_report(run["predictions"], manifest=run["manifest"], synth=run.get("synth"),
                         compare_to=compare_to, params=ReportParams(gallery=0))

@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from shiftkit import data, io, schema, splits
-from shiftkit.config import params_from_mapping
-from shiftkit.ingest import ingest
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import params_from_mapping
+from shiftkit.ingest.stage import ingest
+from shiftkit.splits import stage as splits
 from shiftkit.synth import stage
+from shiftkit.training import loader as data
 from tests.helpers import digits, mnist, run_cli, write_folder
 
 TRAINING_SPLITS = ("train", "bridge", "dev", "test")
@@ -87,7 +90,7 @@ def test_ingest_cli_takes_unlabelled_folders_and_refuses_a_missing_one(tmp_path)
 
 
 def test_check_against_a_reference_with_an_unlabelled_pool(pipeline, tmp_path):
-    from shiftkit.check import run_check
+    from shiftkit.check.stage import run_check
 
     root, ing, _result, _fit = pipeline
     write_folder(tmp_path / "drop" / "target", *digits(30, offset=100), size=28)
@@ -99,7 +102,7 @@ def test_check_against_a_reference_with_an_unlabelled_pool(pipeline, tmp_path):
 
 
 def test_shift_reads_the_unlabelled_pool_by_its_split_name(pipeline):
-    from shiftkit import shift
+    from shiftkit.shift import stage as shift
 
     root, ing, _result, _fit = pipeline
     pool = shift.manifest_set("B", ing.manifest_path, splits=root / "splits" / "splits.parquet", split=["unlabelled"])

@@ -9,9 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit import io, schema, shift, synth
-from shiftkit.config import params_from_mapping
-from shiftkit.errors import ConfigError, DataError
+from shiftkit import synth
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import params_from_mapping
+from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.shift import stage as shift
 from shiftkit.synth import weighting as wt
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits

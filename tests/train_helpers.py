@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from shiftkit import io, schema
+from shiftkit.core import files as io
+from shiftkit.core import schema
 from tests import helpers
 
 

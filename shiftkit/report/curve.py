@@ -1,5 +1,5 @@
 """The learning curve's section of the report: a table, a figure and the sentence, rendered from the
-curve's data (``curve.json``, built by :func:`shiftkit.curve_run.build_curve`).
+curve's data (``curve.json``, built by :func:`shiftkit.curve.stage.build_curve`).
 
 ``write_curve`` writes the curve's folder (``curve.json``, ``curve.md``, ``curve.png`` and
 ``plot.json`` for ``dvc plots``); the report stage shows the same section (:func:`section`) in
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from shiftkit import io
-from shiftkit.decompose import GAP_NAMES
+from shiftkit.core import files as io
 from shiftkit.report.sections import ci, pct, pts
+from shiftkit.stats.decompose import GAP_NAMES
 
 CURVE_JSON = "curve.json"
 CURVE_PNG = "curve.png"
@@ -143,7 +143,7 @@ def read_curve(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def recommendation(data: dict[str, Any]):
     """The curve's answer as the report's first next step: label more, or synthesise."""
-    from shiftkit.analysis import Recommendation
+    from shiftkit.report.analysis import Recommendation
 
     worth = [w for w in data["worth"] if w["status"] != "not_estimable"]
     title = ("Label or synthesise: what the learning curve says" if worth

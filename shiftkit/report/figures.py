@@ -10,7 +10,7 @@ import io as _io
 
 import numpy as np
 
-from shiftkit.decompose import GAP_TITLES, GAPS, Decomposition
+from shiftkit.stats.decompose import GAP_TITLES, GAPS, Decomposition
 
 _META = {"Software": None}
 _GAP_COLOURS = {

@@ -8,9 +8,9 @@ from typing import Any
 
 import polars as pl
 
-from shiftkit import io
-from shiftkit.decompose import GAP_NAMES, GAP_TITLES
-from shiftkit.schema import SPLITS
+from shiftkit.core import files as io
+from shiftkit.core.schema import SPLITS
+from shiftkit.stats.decompose import GAP_NAMES, GAP_TITLES
 
 _DIGITS = 6  # rates rounded so that the files read well and float noise never changes the bytes
 

@@ -1,6 +1,6 @@
 """The report's content as data: sections of blocks, built once and drawn by every writer.
 
-Each builder in :data:`BUILDERS` turns the computed :class:`~shiftkit.report.ReportData` into
+Each builder in :data:`BUILDERS` turns the computed :class:`~shiftkit.report.stage.ReportData` into
 zero or more :class:`Section` objects; the markdown, HTML and terminal writers only lay those
 out. To add a section to the report, write one builder here (a function from the report's data
 to a list of sections) and put it in ``BUILDERS`` at the place where the section should appear;
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shiftkit.analysis import Recommendation, shown_classes
-from shiftkit.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
-from shiftkit.schema import SPLITS
+from shiftkit.core.schema import SPLITS
+from shiftkit.report.analysis import Recommendation, shown_classes
+from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
 FORMULA = {
     "avoidable_bias": "train − human",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from shiftkit.console import console
+from shiftkit.core.console import console
 from shiftkit.report.sections import DIAGNOSIS_MARK, Steps, Table, Text, build_sections
 
 

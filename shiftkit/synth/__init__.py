@@ -11,7 +11,7 @@ One module per idea:
 - ``weighting.py``: the density-ratio weighting of parents.
 - ``tables.py``: the fit on the pipeline's tables (target train images only) and the
   weighting's held-out check.
-- ``workers.py``: per-image work in worker processes (through ``shiftkit.parallel.imap``).
+- ``workers.py``: per-image work in worker processes (through ``shiftkit.runtime.parallel.imap``).
 - ``stage.py``: the synth stage, writing its output folder as one set.
 """
 

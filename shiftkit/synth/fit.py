@@ -24,7 +24,7 @@ from shiftkit.synth.recipe import Recipe, Step, describe, make_step, recipe_file
 from shiftkit.synth.registry import GridContext, Move, canonical_order, declared, get, warm
 
 if TYPE_CHECKING:
-    from shiftkit.config import SynthParams
+    from shiftkit.core.config import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 Measures = dict[str, float]  # auc, separability, property_distance, score
@@ -152,7 +152,7 @@ class _Objective:
 
     def __init__(self, web: Sequence[np.ndarray], target: Sequence[np.ndarray], *, feature_size: int, seed: int,
                  dist_weight: float, folds: int) -> None:
-        from shiftkit import shift
+        from shiftkit.shift import stage as shift
 
         self.web = list(web)
         self.seed = seed
@@ -163,7 +163,7 @@ class _Objective:
         self.scale = shift.property_scale(self.target_props)
 
     def measure(self, recipe: Recipe, n: int | None = None) -> Measures:
-        from shiftkit import shift
+        from shiftkit.shift import stage as shift
 
         web = self.web if n is None else self.web[:n]
         moved = [recipe.apply(p, self.seed + i)[0] if recipe.steps else p for i, p in enumerate(web)]
@@ -228,7 +228,7 @@ def fit_recipe(
 
 def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: Sequence[float | None],
          settings: FitSettings, say: Say) -> FitResult:
-    from shiftkit.errors import DataError
+    from shiftkit.core.errors import DataError
 
     folds = settings.folds
     if len(web) < 2 * folds or len(target) < 2 * folds:
@@ -418,7 +418,7 @@ def _score_trial(item: tuple[int, int | None]) -> Measures:
 
 
 def _score_all(obj: _Objective, trials: list[Recipe], workers: int) -> list[Scored]:
-    from shiftkit.parallel import imap
+    from shiftkit.runtime.parallel import imap
 
     global _FIT_STATE
     _FIT_STATE = (obj, trials)
@@ -432,7 +432,7 @@ def _score_all(obj: _Objective, trials: list[Recipe], workers: int) -> list[Scor
 
 def _halving(obj: _Objective, trials: list[Recipe], small: int, keep: float, workers: int) -> list[Scored]:
     """Score every trial on ``small`` images, the best ``keep`` share again on the whole sample."""
-    from shiftkit.parallel import imap
+    from shiftkit.runtime.parallel import imap
 
     global _FIT_STATE
     _FIT_STATE = (obj, trials)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shiftkit.errors import ConfigError
+from shiftkit.core.errors import ConfigError
 from shiftkit.synth.registry import get, transform
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ def load_weighting(path: str | os.PathLike[str]) -> Weighting | None:
 
 
 def _recipe_file(path: str | os.PathLike[str]) -> Any:
-    from shiftkit import io
+    from shiftkit.core import files as io
 
     data = io.read_json(path)
     if isinstance(data, dict) and "recipe" in data and "steps" not in data:

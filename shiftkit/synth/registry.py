@@ -16,7 +16,7 @@ A declaration carries everything the rest of the package needs to know about a d
 - ``build``: makes the albumentations transform once per process (None: the function needs none).
 
 The registry is strict: a second declaration of a name, or a lookup of an unknown one, raises
-:class:`~shiftkit.errors.RegistryError` listing the valid names.
+:class:`~shiftkit.core.errors.RegistryError` listing the valid names.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from shiftkit.errors import RegistryError
+from shiftkit.core.errors import RegistryError
 
 if TYPE_CHECKING:
     from shiftkit.synth.recipe import Step

@@ -2,7 +2,7 @@
 
 Every output (``synth.parquet``, ``recipe.json``, ``fit.json``, ``images/``, ``preview.png``) is
 built in a temporary sibling of the output folder and swapped in as one set
-(``shiftkit.io.replace_dir``): a failed or interrupted run leaves the previous run's folder
+(``shiftkit.core.files.replace_dir``): a failed or interrupted run leaves the previous run's folder
 untouched, and a first run leaves nothing.
 
 With ``images_url`` the copies are written by the workers as objects under
@@ -43,7 +43,7 @@ from shiftkit.synth.tables import SYNTH_SPLITS, fit_from_tables
 if TYPE_CHECKING:
     import polars as pl
 
-    from shiftkit.config import SynthParams
+    from shiftkit.core.config import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 PathLike = str | os.PathLike[str]
@@ -85,8 +85,10 @@ def run_synth(
         DataError: when there are no web images to degrade or too few images to fit.
         ConfigError, RegistryError: when a saved recipe, ``preview`` or ``images_url`` is invalid.
     """
-    from shiftkit import io, schema, storage
-    from shiftkit.errors import ConfigError
+    from shiftkit.core import files as io
+    from shiftkit.core import schema
+    from shiftkit.core.errors import ConfigError
+    from shiftkit.images import storage
 
     if images_url is not None:
         if not storage.is_url(images_url):
@@ -127,7 +129,7 @@ def run_synth(
 def _note_identical_copies(table: pl.DataFrame) -> None:
     """Say when copies came out byte-identical (a recipe without random parameters left): they are
     one image (one ``image_id``), which weights its parent in training and is evaluated once."""
-    from shiftkit.console import console
+    from shiftkit.core.console import console
 
     distinct = table["image_id"].n_unique()
     if distinct < table.height:
@@ -141,7 +143,7 @@ def _note_identical_copies(table: pl.DataFrame) -> None:
 def _choose_recipe(mdf: pl.DataFrame, sdf: pl.DataFrame, manifest: PathLike, params: SynthParams,
                    recipe_path: PathLike | None) -> _Chosen:
     """Load the saved recipe (and its weighting), or fit one; say what was chosen."""
-    from shiftkit.console import console
+    from shiftkit.core.console import console
 
     if recipe_path:
         recipe = load_recipe(recipe_path)
@@ -186,7 +188,7 @@ def _web_pool(mdf: pl.DataFrame, sdf: pl.DataFrame, params: SynthParams, manifes
     """
     import polars as pl
 
-    from shiftkit.errors import DataError
+    from shiftkit.core.errors import DataError
 
     web = (
         mdf.join(sdf.select("image_id", "split"), on="image_id", how="inner")
@@ -206,7 +208,7 @@ def _parents(web: pl.DataFrame, manifest: PathLike, chosen: _Chosen,
     """The parents, their numbers of copies and (with a weighting) a summary of the shares."""
     import polars as pl
 
-    from shiftkit.console import console
+    from shiftkit.core.console import console
 
     if chosen.weighting is None:
         parents = web.filter(pl.Series([_pick(params.seed, i, params.fraction) for i in web["image_id"]]))
@@ -250,8 +252,8 @@ def _plan_children(parents: pl.DataFrame, src_paths: Sequence[Path], counts: Seq
 def _write_children(items: list[tuple[str, str, str, int]], recipe: Recipe,
                     workers: int) -> tuple[list[tuple[str, str, str]], float]:
     """Degrade and write every planned copy over the worker pool; its records and the seconds taken."""
-    from shiftkit.console import make_progress, rate_text
-    from shiftkit.parallel import imap, resolve_workers
+    from shiftkit.core.console import make_progress, rate_text
+    from shiftkit.runtime.parallel import imap, resolve_workers
     from shiftkit.synth.workers import init_worker, synth_one
 
     rows = []
@@ -274,7 +276,7 @@ def _synth_table(rows: Sequence[tuple[str, str, str]], meta: Sequence[tuple[str,
     """The synth table (schema.SYNTH with its optional columns; ``root`` only for a URL) of the written copies."""
     import polars as pl
 
-    from shiftkit import schema
+    from shiftkit.core import schema
 
     table = pl.DataFrame(
         {
@@ -327,7 +329,7 @@ def _weighted_parents(web: pl.DataFrame, manifest: PathLike, recipe: Recipe, wei
     """
     import polars as pl
 
-    from shiftkit import io
+    from shiftkit.core import files as io
     from shiftkit.synth import weighting as wt
     from shiftkit.synth.workers import moved_features
 
@@ -352,8 +354,8 @@ def write_contact_sheet(path: PathLike, pairs: Sequence[tuple[PathLike, PathLike
 
     from PIL import Image, ImageDraw, ImageFont
 
-    from shiftkit import io
-    from shiftkit.images import decode
+    from shiftkit.core import files as io
+    from shiftkit.images.decode import decode
 
     font = ImageFont.load_default()
     text_h = 48

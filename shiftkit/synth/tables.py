@@ -19,7 +19,7 @@ from shiftkit.synth.recipe import Recipe, child_seed
 if TYPE_CHECKING:
     import polars as pl
 
-    from shiftkit.config import SynthParams
+    from shiftkit.core.config import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 SYNTH_SPLITS = ("train", "bridge")  # children never reach dev or test
@@ -48,8 +48,8 @@ def fit_from_tables(manifest_df: pl.DataFrame, splits_df: pl.DataFrame, manifest
     """
     import polars as pl
 
-    from shiftkit import io
-    from shiftkit.errors import DataError
+    from shiftkit.core import files as io
+    from shiftkit.core.errors import DataError
     from shiftkit.synth.workers import decode_many
 
     df = manifest_df.join(splits_df.select("image_id", "split"), on="image_id", how="inner").sort("image_id")
@@ -107,7 +107,7 @@ def check_weighting(recipe: Recipe, tgt: pl.DataFrame, web: pl.DataFrame, seen: 
     Returns:
         (weighting or None, the check as a json-able dict).
     """
-    from shiftkit import io
+    from shiftkit.core import files as io
     from shiftkit.synth import weighting as wt
     from shiftkit.synth.workers import moved_features
 
@@ -154,7 +154,7 @@ def check_weighting(recipe: Recipe, tgt: pl.DataFrame, web: pl.DataFrame, seen: 
 
 def _held_out_measure(target_held: np.ndarray, fs: int, folds: int, seed: int):
     """A function scoring feature rows against the held-out target rows: domain AUC, property distance."""
-    from shiftkit import shift
+    from shiftkit.shift import stage as shift
 
     scale = shift.property_scale(target_held[:, fs * fs:])
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftkit.errors import ConfigError, DataError
+from shiftkit.core.errors import ConfigError, DataError
 
 WEIGHTING_VERSION = 1
 

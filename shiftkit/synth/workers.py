@@ -1,8 +1,8 @@
-"""Per-image work of the synth stage, run in worker processes through ``shiftkit.parallel.imap``.
+"""Per-image work of the synth stage, run in worker processes through ``shiftkit.runtime.parallel.imap``.
 
 Workers receive small items (paths, seeds) and send small records back; the recipe travels
 once per worker, as json, through the pool's initializer. Every pool of the package is
-``shiftkit.parallel.imap``'s, so interrupts and shutdown follow its one rule.
+``shiftkit.runtime.parallel.imap``'s, so interrupts and shutdown follow its one rule.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from shiftkit.synth.recipe import Recipe
 from shiftkit.synth.registry import warm
 
 if TYPE_CHECKING:
-    from shiftkit.images import Decoded
+    from shiftkit.images.decode import Decoded
 
 PathLike = str | os.PathLike[str]
 _RECIPE: Recipe | None = None  # per worker process, set by init_worker
@@ -45,9 +45,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def _write_file(path: str, data: bytes) -> None:
     # the stage builds its whole output folder aside and swaps it in (io.replace_dir): a plain write is safe;
-    # under a URL each object lands whole (shiftkit/storage.py), below a prefix named by its inputs (stage.py)
+    # under a URL each object lands whole (shiftkit/images/storage.py), below a prefix named by its inputs (stage.py)
     if "://" in path:
-        from shiftkit import storage
+        from shiftkit.images import storage
 
         storage.write_bytes(path, data)
         return
@@ -57,7 +57,7 @@ def _write_file(path: str, data: bytes) -> None:
 
 def synth_one(item: tuple[str, str, str, int]) -> tuple[str, str, str]:
     """Worker: decode a parent, degrade it with its seed, write the PNG; (path, sha256, record) back."""
-    from shiftkit.images import decode
+    from shiftkit.images.decode import decode
 
     src, dst, rel, seed = item
     pixels = decode(src).pixels
@@ -69,16 +69,16 @@ def synth_one(item: tuple[str, str, str, int]) -> tuple[str, str, str]:
 
 def decode_many(paths: Sequence[PathLike], workers: int) -> list[Decoded]:
     """Decoded images of ``paths``, in order."""
-    from shiftkit.images import decode
-    from shiftkit.parallel import imap
+    from shiftkit.images.decode import decode
+    from shiftkit.runtime.parallel import imap
 
     return list(imap(decode, [str(p) for p in paths], workers=workers, chunksize=16))
 
 
 def _moved_features(item: tuple[str, int, int]) -> np.ndarray:
     """Worker: the cheap features (thumbnail + properties) of one parent's degraded copy."""
-    from shiftkit import shift
-    from shiftkit.images import decode
+    from shiftkit.images.decode import decode
+    from shiftkit.shift import stage as shift
 
     src, seed, size = item
     pixels = decode(src).pixels
@@ -93,8 +93,8 @@ def moved_features(recipe: Recipe, paths: Sequence[PathLike], seeds: Sequence[in
 
     With ``label``, a progress bar of that name shows the pass.
     """
-    from shiftkit.console import make_progress, rate_text
-    from shiftkit.parallel import imap, resolve_workers
+    from shiftkit.core.console import make_progress, rate_text
+    from shiftkit.runtime.parallel import imap, resolve_workers
 
     items = [(str(p), int(s), size) for p, s in zip(paths, seeds, strict=True)]
     if not items:

@@ -1,0 +1,760 @@
+"""The ``shiftkit`` command line: every pipeline stage by hand, ``report`` and the ``check`` gate.
+
+Commands are thin: parse, load params, call one library function, print a summary. Stage
+modules are imported inside the commands, so ``shiftkit --help`` and ``shiftkit check`` never
+pay for torch or albumentations. ``main(argv)`` returns the exit code:
+
+- 0: done;
+- 1: ``shiftkit check`` found blocking problems in a data drop (and for internal errors);
+- 2: bad input (a missing path, a bad value, an unknown option): one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+import shiftkit
+from shiftkit.core.console import console
+from shiftkit.core.errors import CheckFailed, ShiftkitError, Terminated
+
+app = typer.Typer(
+    name="shiftkit",
+    help=(
+        "Find out why an image classifier errs on its target distribution, and fix it: "
+        "ingest, split, synthesise target-like data, train with transfer learning, evaluate, "
+        "and report the error decomposition (bias, variance, data mismatch, dev overfitting)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+PARAMS_OPTION = typer.Option(
+    Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"shiftkit {shiftkit.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """shiftkit: data-shift diagnosis for image classifiers."""
+
+
+ENGINE_OPTION = typer.Option(
+    None, "--engine", metavar="local|ray",
+    help="Where the per-image work runs: local processes or a Ray cluster (overrides engine.name in params; "
+    "the cluster is engine.address, else RAY_ADDRESS, else a local Ray instance).",
+)
+
+
+def use_engine(p, name: str | None) -> None:
+    """Make the params' engine (or ``--engine``) the one ``shiftkit.runtime.parallel.imap`` uses."""
+    from shiftkit.runtime import engine
+
+    engine.activate(p.engine, name=name)
+
+
+def load_params(path: Path):
+    """Load params.yaml for a command (imported lazily so that config errors exit 2)."""
+    from shiftkit.core.config import load_params as _load
+
+    return _load(path)
+
+
+# =============================================================================================
+# Commands. Each stage owns one block below; keep blocks apart so that edits merge cleanly.
+# =============================================================================================
+
+
+# --- example, ingest ---------------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest_command(
+    domain: list[str] = typer.Option(
+        [],
+        "--domain",
+        "-d",
+        metavar="NAME=PATH",
+        help="A domain and its ImageFolder root (PATH/<label>/<image>); repeat for each domain, "
+        "e.g. --domain web=data/raw/web --domain target=data/raw/target.",
+    ),
+    listing: Path | None = typer.Option(
+        None,
+        "--listing",
+        help="A CSV or parquet file with columns path, label, domain; paths are relative to the "
+        "listing's folder, which is their data root.",
+    ),
+    unlabelled: list[str] = typer.Option(
+        [],
+        "--unlabelled",
+        metavar="NAME=PATH",
+        help="A flat folder of images without labels (PATH/<image>), or a CSV/parquet listing with a path "
+        "column, for domain NAME, e.g. --unlabelled target=data/raw/photos: they enter the manifest with "
+        "no label and go to the split 'unlabelled', "
+        "which synthesis (its fit and parent weighting) and shift read, never train or evaluate.",
+    ),
+    out: Path = typer.Option(
+        Path("data/manifest"),
+        "--out",
+        "-o",
+        file_okay=False,
+        help="Folder for manifest.parquet, quarantine.parquet and summary.json. Outputs of a "
+        "previous run there make this run incremental (only new files are decoded).",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
+    ),
+    engine: str | None = ENGINE_OPTION,
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Decode, measure and hash every image of one or more domains into a manifest.
+
+    Every file ends up exactly once in manifest.parquet or, with a reason, in
+    quarantine.parquet (empty, truncated, not_an_image, decompression_bomb, too_small,
+    outside_root, stray_file, duplicate, conflicting_label, ...).
+    """
+    from shiftkit.core.config import parse_assignments
+    from shiftkit.ingest.stage import ingest
+
+    p = load_params(params)
+    use_engine(p, engine)
+    roots = parse_assignments(domain, "--domain")
+    ingest(
+        roots,
+        out,
+        listing=listing,
+        params=p.ingest,
+        workers=workers,
+        keep_domain=p.split.target_domain,
+        unlabelled=parse_assignments(unlabelled, "--unlabelled"),
+    )
+
+
+@app.command("example")
+def example_command(
+    name: str = typer.Argument(..., metavar="NAME", help="Which example: only 'digits' for now."),
+    dest: Path = typer.Argument(
+        ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
+    from shiftkit.ingest.example import write_example
+
+    p = load_params(params)
+    counts = write_example(name, dest, p.example)
+    console.print(f"example {name}: " + ", ".join(f"{n:,} {d} images" for d, n in counts.items()) + f" in {dest}")
+
+
+# --- split, check ------------------------------------------------------------------------------
+
+
+def _size(name: str, text: str | None) -> int | float | None:
+    """A split size from the command line: an integer count or a fraction."""
+    if text is None:
+        return None
+    from shiftkit.core.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"The '--{name}' option of split must be a fraction in (0, 1) or a count >= 1. Got {text!r} instead."
+        ) from exc
+
+
+@app.command("split")
+def split_command(
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", "-m", help="Manifest to split (from `shiftkit ingest`)."
+    ),
+    out: Path = typer.Option(
+        Path("data/splits"),
+        "--out",
+        "-o",
+        file_okay=False,
+        help="Folder for splits.parquet, composition.json and composition.md. Splits already there are honoured.",
+    ),
+    strategy: str | None = typer.Option(
+        None,
+        "--strategy",
+        help="'target' (dev/test only from the target domain) or 'shuffle' (the naive mix, to compare).",
+    ),
+    target_domain: str | None = typer.Option(None, "--target-domain", help="Domain that dev and test come from."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the membership hash; changing it reshuffles."),
+    dev: str | None = typer.Option(None, "--dev", help="Dev size: a fraction in (0, 1) of the target, or a count."),
+    test: str | None = typer.Option(None, "--test", help="Test size: a fraction in (0, 1) of the target, or a count."),
+    bridge: str | None = typer.Option(
+        None, "--bridge", help="Bridge size: a fraction in (0, 1) of the training pool, or a count."
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore the splits already in --out: assign every image afresh."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Split a manifest into train / bridge / dev / test (dev and test from the target only)."""
+    import warnings
+
+    from shiftkit.splits.stage import run_split
+
+    p = load_params(params)
+    changes = {
+        "strategy": strategy,
+        "target_domain": target_domain,
+        "seed": seed,
+        "dev": _size("dev", dev),
+        "test": _size("test", test),
+        "bridge": _size("bridge", bridge),
+    }
+    p = p.replace("split", **{k: v for k, v in changes.items() if v is not None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # printed below from the result, once
+        result = run_split(manifest, out, p.split, fresh=fresh)
+    for note in result.warnings:
+        console.print(f"[yellow]warning:[/] {note}")
+    for statement in result.composition["statements"]:
+        console.print(statement)
+    typer.echo(result.summary())
+
+
+@app.command("check")
+def check_command(
+    drops: list[str] | None = typer.Argument(
+        None,
+        metavar="[DROP]...",
+        help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
+    ),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Manifest the drop joins (data/manifest/manifest.parquet); never modified."
+    ),
+    splits: Path | None = typer.Option(
+        None,
+        "--splits",
+        "-s",
+        help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block.",
+    ),
+    allow_new_labels: bool = typer.Option(
+        False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
+    ),
+    latest: bool = typer.Option(
+        False,
+        "--latest",
+        help="Instead of a DROP folder, check the newest drop already ingested into the --reference "
+        "manifest against its earlier drops (the pipeline's check stage).",
+    ),
+    out: Path = typer.Option(
+        Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
+    ),
+    engine: str | None = ENGINE_OPTION,
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
+
+    Either give the drop's folders (DROP...), which are ingested to a temporary place, or use
+    --latest after `shiftkit ingest` appended the drop to the manifest.
+    """
+    from shiftkit.check.stage import run_check, run_latest_drop_check
+    from shiftkit.core.errors import ConfigError
+
+    p = load_params(params)
+    use_engine(p, engine)
+    allow = True if allow_new_labels else None
+    if latest and drops:
+        raise ConfigError("Give either DROP folders or --latest, not both.")
+    if latest:
+        report = run_latest_drop_check(
+            reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+        )
+    elif not drops:
+        raise ConfigError(
+            "No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop."
+        )
+    else:
+        report = run_check(
+            drops, reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+        )
+    colours = {"error": "red", "warning": "yellow"}
+    for f in report.findings:
+        if f.severity in colours:
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+    typer.echo(
+        f"check: {report.verdict} ({len(report.errors)} error(s), {len(report.warnings)} warning(s)); "
+        f"report in {out / 'check.md'}"
+    )
+    if report.errors:
+        raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
+
+
+# --- synth, shift ------------------------------------------------------------------------------
+
+
+@app.command("synth")
+def synth_command(
+    manifest: Path = typer.Option(Path("data/manifest/manifest.parquet"), "--manifest", help="The manifest table."),
+    splits: Path = typer.Option(Path("data/splits/splits.parquet"), "--splits", help="The splits table."),
+    out: Path = typer.Option(
+        Path("data/synth"), "--out", help="Output folder (synth.parquet, images/, recipe.json, fit.json)."
+    ),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", help="Reuse a saved recipe.json (or fit.json) and skip the fit."
+    ),
+    preview: int | None = typer.Option(
+        None, "--preview", help="Write preview.png: N parents beside their degraded copies, values under each."
+    ),
+    copies: int | None = typer.Option(None, "--copies", help="Degraded copies per image (overrides synth.copies)."),
+    fraction: float | None = typer.Option(
+        None, "--fraction", help="Share of web train/bridge images to degrade (overrides synth.fraction)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the fit and of every copy (overrides synth.seed)."),
+    workers: int | None = typer.Option(None, "--workers", help="Processes; 0 = all cores (overrides synth.workers)."),
+    images_url: str | None = typer.Option(
+        None, "--images-url", help="Write the images under this URL/<run id>/ (e.g. s3://bucket/synth), not in --out."
+    ),
+    engine: str | None = ENGINE_OPTION,
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Fit degradations to the target's train images, then write target-like copies of web images.
+
+    Children keep their parent's split (train or bridge, never dev or test) and dup group.
+    """
+    from shiftkit import synth
+
+    p = load_params(params)
+    use_engine(p, engine)
+    # every override is validated like the same value in params.yaml (--preview -3 included)
+    overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers,
+                                   "preview": preview}.items() if v is not None}
+    if overrides:
+        p = p.replace("synth", **overrides)
+    summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe, images_url=images_url)
+    if not summary["enabled"]:
+        console.print(f"synth: disabled (synth.enabled: false); wrote an empty table to {out / 'synth.parquet'}")
+        return
+    if not summary["images"]:
+        console.print(f"synth: {summary['note']}; wrote an empty table to {out / 'synth.parquet'}")
+        return
+    console.print(
+        f"synth: {summary['images']} images from {summary['parents']} parents in {summary['seconds']} s "
+        f"({summary['rate']} img/s) -> {out}"
+    )
+
+
+@app.command("shift")
+def shift_command(
+    a: Path | None = typer.Option(None, "--a", help="Folder of set A (instead of --manifest filters)."),
+    b: Path | None = typer.Option(None, "--b", help="Folder of set B (instead of --manifest filters)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest table to draw both sets from."),
+    splits: Path | None = typer.Option(None, "--splits", help="Splits table (needed by --a-split/--b-split)."),
+    a_split: list[str] = typer.Option([], "--a-split", help="Split(s) of set A (repeatable)."),
+    a_domain: list[str] = typer.Option([], "--a-domain", help="Domain(s) of set A (repeatable)."),
+    b_split: list[str] = typer.Option([], "--b-split", help="Split(s) of set B (repeatable)."),
+    b_domain: list[str] = typer.Option([], "--b-domain", help="Domain(s) of set B (repeatable)."),
+    model: str | None = typer.Option(
+        None, "--model", help="timm model whose pooled output are the features (random init offline)."
+    ),
+    max_images: int | None = typer.Option(None, "--max-images", help="Images sampled per set (0: all)."),
+    permutations: int | None = typer.Option(None, "--permutations", help="Permutations of the MMD test."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling, the folds and the permutations."),
+    json_out: Path | None = typer.Option(None, "--json", dir_okay=False, help="Write the result as json to this file."),
+    engine: str | None = ENGINE_OPTION,
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """How far apart two image sets are: per-property KS and Wasserstein, domain AUC, MMD test.
+
+    Give two folders (--a, --b) or a manifest with split/domain filters for each set.
+    """
+    import json
+
+    from shiftkit.core import files as io
+    from shiftkit.core.errors import ConfigError
+    from shiftkit.shift import stage as shift
+
+    p = load_params(params)
+    use_engine(p, engine)
+    overrides = {k: v for k, v in {"model": model, "max_images": max_images, "permutations": permutations,
+                                    "seed": seed}.items() if v is not None}
+    if overrides:
+        p = p.replace("shift", **overrides)
+    sp = p.shift
+    if a is not None or b is not None:
+        if a is None or b is None or manifest is not None:
+            raise ConfigError("Give either two folders (--a and --b) or --manifest with filters, not a mix.")
+        set_a, set_b = shift.folder_set("A", a), shift.folder_set("B", b)
+    elif manifest is not None:
+        set_a = shift.manifest_set("A", manifest, splits=splits, split=a_split, domain=a_domain)
+        set_b = shift.manifest_set("B", manifest, splits=splits, split=b_split, domain=b_domain)
+    else:
+        raise ConfigError("shift needs two image sets: --a and --b folders, or --manifest with filters.")
+    result = shift.compare(
+        set_a, set_b, max_images=sp.max_images, folds=sp.folds, permutations=sp.permutations, seed=sp.seed,
+        feature_size=sp.feature_size, model=sp.model or None, model_size=sp.model_size, workers=sp.workers,
+    )
+    result["mmd"]["rejects"] = result["mmd"]["p_value"] <= sp.alpha
+    result["mmd"]["alpha"] = sp.alpha
+    console.print(shift.render_table(result))
+    if json_out is not None:
+        io.write_json(json_out, result)
+    typer.echo(json.dumps(result, sort_keys=True))
+
+
+# --- train, evaluate ---------------------------------------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."
+    ),
+    splits: Path = typer.Option(
+        Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."
+    ),
+    synth: Path | None = typer.Option(
+        None, "--synth", help="Synth table (synth.parquet); its train children join the training set."
+    ),
+    out: Path = typer.Option(
+        Path("models"), "--out", help="Folder for model.safetensors, model.json and the resume point."
+    ),
+    live: Path = typer.Option(Path("dvclive"), "--live", help="dvclive folder for per-epoch metrics and plots."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last completed epoch in --out."),
+    model: str | None = typer.Option(None, "--model", help="timm model name (overrides train.model)."),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="true (timm hub), false, or a checkpoint path (overrides train.pretrained)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning epochs (overrides train.finetune_epochs)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides train.device)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Data-loader worker processes (overrides train.workers)."
+    ),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Transfer learning with a timm CNN: new head on a frozen backbone, then fine-tuning.
+
+    Writes the model after every epoch (atomically); run with [bold]torchrun[/] for several
+    GPUs or processes (rank 0 writes).
+    """
+    import os
+
+    from shiftkit.training.train import train
+
+    params = load_params(params_path)
+    changes = {}
+    if model is not None:
+        changes["model"] = model
+    if pretrained is not None:
+        low = pretrained.strip().lower()
+        changes["pretrained"] = True if low == "true" else False if low == "false" else pretrained
+    if epochs is not None:
+        changes["finetune_epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    if workers is not None:
+        changes["workers"] = workers
+    tp = params.replace("train", **changes).train if changes else params.train
+    result = train(manifest, splits, out, tp, synth=synth, live_dir=live, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(
+            f"trained {tp.model} for {result.epochs} epoch(s) on {result.device}: dev accuracy "
+            f"{result.dev_accuracy:.3f}, {result.images_per_s:,.0f} img/s, {result.seconds:.0f} s -> {out}"
+        )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    manifest: Path = typer.Option(
+        Path("data/manifest/manifest.parquet"), "--manifest", help="Manifest table from ingest."
+    ),
+    splits: Path = typer.Option(
+        Path("data/splits/splits.parquet"), "--splits", help="Splits table (train/bridge/dev/test)."
+    ),
+    synth: Path | None = typer.Option(
+        None, "--synth", help="Synth table; its children are predicted as domain 'synth'."
+    ),
+    model_dir: Path = typer.Option(Path("models"), "--model", help="Model folder written by shiftkit train."),
+    out: Path = typer.Option(
+        Path("data/predictions/predictions.parquet"), "--out", dir_okay=False, help="Predictions table to write."
+    ),
+    train_sample: int | None = typer.Option(
+        None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
+    from shiftkit.training.evaluate import evaluate
+
+    params = load_params(params_path)
+    changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
+    ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
+    result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
+    acc = ", ".join(f"{k} {v:.3f}" for k, v in result.accuracy.items())
+    console.print(
+        f"predicted {sum(result.counts.values()):,} images on {result.device} "
+        f"in {result.seconds:.1f} s ({acc}) -> {out}"
+    )
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@app.command("report")
+def report_command(
+    predictions: Path = typer.Argument(
+        ..., help="predictions.parquet from `shiftkit evaluate`, or a run folder that holds one."
+    ),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Manifest (image properties and files): enables the blur/resolution/brightness "
+        "analysis and the gallery's thumbnails."
+    ),
+    synth: Path | None = typer.Option(
+        None, "--synth", help="Synth table: tells the report whether synthesis is on and what it changed."
+    ),
+    human_error: float | None = typer.Option(
+        None, "--human-error", help="Human-level error in [0, 1) (overrides report.human_error in params)."
+    ),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Another run's predictions (file or run folder): each gap's change, with an interval."
+    ),
+    out: Path = typer.Option(
+        Path("reports"), "--out", file_okay=False, help="Folder for report.md, report.html, metrics.json, plots/."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary tables."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Decompose the errors (avoidable bias, variance, data mismatch, dev overfitting) with bootstrap
+    intervals, analyse the dev errors and say what to do next."""
+    from rich.console import Console
+
+    from shiftkit.core.console import current, output_to
+    from shiftkit.report.stage import run_report
+
+    p = load_params(params).report
+    with output_to(Console(quiet=True) if quiet else current()):
+        data = run_report(
+            predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
+        )
+    console.print(f"report: diagnosis {data.decomposition.diagnosis}; wrote {out}/report.md, report.html, metrics.json")
+
+
+# =============================================================================================
+# Entry points
+# =============================================================================================
+
+
+def _usage_exceptions() -> tuple[type[BaseException], ...]:
+    """Usage-error classes of whichever click the installed typer is built on."""
+    found: list[type[BaseException]] = []
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = __import__(modname, fromlist=["ClickException"])
+        except ImportError:
+            continue
+        found.append(mod.ClickException)
+    return tuple(found)
+
+
+def _exit_exceptions() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [typer.Exit]
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(modname, fromlist=["Exit"]).Exit)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+#: an error message quotes at most this many characters (a value can be megabytes long)
+MAX_MESSAGE = 400
+
+
+def _one_line(text: object) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 25] + f" ... ({len(line):,} characters)"
+
+
+def _interrupted_line(prog: str, signum: int) -> str:
+    from shiftkit.core.console import kept_notes
+
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    kept = kept_notes()
+    if kept:
+        return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
+    return f"{prog}: {what}: nothing was written"
+
+
+def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
+    """THE mapping from an exception to an exit code, printing ONE line on stderr (never a traceback).
+
+    Used by :func:`main` and :func:`run_stage` alike: 0 done (or ``--help``); 1 a blocked
+    ``check`` (:class:`CheckFailed`) or an internal error; 2 bad input (any
+    :class:`ShiftkitError`, a usage error, an ``OSError`` such as a folder where a file should
+    be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
+    the traceback of an internal error.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        print(_interrupted_line(prog, signum), file=sys.stderr)
+        return 128 + signum
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if isinstance(exc, _exit_exceptions()):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, CheckFailed):
+        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    if isinstance(exc, ShiftkitError):
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, _usage_exceptions()):
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or prog
+        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MemoryError):
+        print(f"{prog}: error: out of memory (an input too large, or too deeply nested?)", file=sys.stderr)
+        return 2
+    if type(exc).__name__ == "Abort" and type(exc).__module__.startswith(("typer", "click")):
+        print(f"{prog}: aborted.", file=sys.stderr)
+        return 1
+    if os.environ.get("SHIFTKIT_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+          "(a bug: please report it; SHIFTKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
+
+
+class _SignalsRaise:
+    """SIGTERM raises :class:`Terminated` (and SIGINT KeyboardInterrupt) in the main thread, so that
+    ``finally`` blocks, worker pools and ``io.replace_dir`` clean up; the last signal is kept in
+    ``received`` because typer turns an interrupt inside a command into a plain exit code 130."""
+
+    def __init__(self, final: bool = False) -> None:
+        self.received: int | None = None
+        self.final = final  # the process exits right after: later signals change nothing
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def __enter__(self) -> _SignalsRaise:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in (signal.SIG_IGN, None):
+                    continue  # started with the signal ignored (nohup): keep it so
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, previous in self._previous.items():
+            # in a process that is about to exit, the work is done (outputs complete): a signal
+            # from now on must not turn a finished run into an interpreter killed by SIGINT (-2)
+            signal.signal(signum, signal.SIG_IGN if self.final else previous)
+
+
+def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
+    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
+    from shiftkit.core.console import recording_kept
+
+    with recording_kept():
+        return _guarded_run(prog, work, final)
+
+
+def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
+    from shiftkit.core.console import output_to, stderr_console
+    from shiftkit.runtime.parallel import reap_children, stop_all
+
+    signals = _SignalsRaise(final)
+    try:
+        with output_to(stderr_console()), signals:
+            result = work()
+    except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
+        return exit_code_for(exc, prog), None
+    finally:
+        # workers of an imap generator that an exception left suspended (also one that typer caught
+        # and turned into exit code 130): reaped here, before the process exits
+        stop_all()
+        if final:  # the process exits next: no child of it may outlive it
+            reap_children()
+    if signals.received is not None and result == 130:
+        # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
+        print(_interrupted_line(prog, signals.received), file=sys.stderr)
+        return 128 + signals.received, None
+    return 0, result
+
+
+def main(argv: list[str] | None = None, *, final: bool = False) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    ``final``: the process exits right after (the console script), so signals that arrive once
+    the command has finished are ignored instead of killing the interpreter on its way out.
+    """
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    code, result = _guarded("shiftkit", lambda: app(args=args, standalone_mode=False, prog_name="shiftkit"), final)
+    if code:
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    code = main(final=True)
+    if code in (130, 143):
+        # CPython exits by SIGINT itself (code -2) when a KeyboardInterrupt once escaped code run
+        # by exec() of a string (a sticky interpreter flag), even though main handled it: leave
+        # with the code main chose. Workers and temporary folders were cleaned up already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def stage_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a ``pipelines/*.py`` stage: a usage error is one line, exit 2."""
+    return _StageParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+
+
+class _StageParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line (argparse prints the whole usage first)
+        from shiftkit.core.errors import ConfigError
+
+        raise ConfigError(f"{message} (see '{self.prog} --help')")
+
+
+def run_stage(name: str, work: Callable[[], str]) -> int:
+    """Run a DVC stage script's ``work`` and print the summary line it returns; the exit code.
+
+    Every ``pipelines/*.py`` script is ``stage_parser`` + a ``work`` that parses its arguments,
+    calls the library and returns one summary line + ``run_stage``: failures go through the
+    same :func:`exit_code_for` as the command line (``<name>: error: ...``, exit 2; a blocked
+    check 1; interrupted 130, terminated 143).
+    """
+    code, summary = _guarded(name, work)
+    if code == 0 and summary is not None:
+        print(summary)
+    return code

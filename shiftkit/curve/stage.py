@@ -1,0 +1,273 @@
+"""The learning-curve steps of the pipeline: write the budgets, train and evaluate one (arm, budget),
+then summarise every point into the curve (``pipelines/learning_curve.py`` calls these).
+
+Training and evaluation are :func:`shiftkit.training.train.train` and :func:`shiftkit.training.evaluate.evaluate`
+unchanged: a point is only a different splits table (:mod:`shiftkit.curve.worth`), with or without the
+synth table, or other starting weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.config import CurveParams, EvaluateParams, ReportParams, TrainParams
+from shiftkit.core.errors import DataError, InputPathError
+from shiftkit.curve import worth as curve
+
+SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept beside its model
+BUDGETS_JSON = "budgets.json"
+
+
+def budget_file(budgets_dir: str | os.PathLike[str], budget: curve.Budget) -> Path:
+    return Path(budgets_dir) / f"{curve.budget_name(budget)}.parquet"
+
+
+def write_budgets(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+    params: CurveParams,
+) -> dict[str, int]:
+    """One splits table per budget in ``out_dir`` (``0.parquet``, ``all.parquet``, ...) and
+    ``budgets.json`` (labelled target train images per budget, and per label). Returns the counts.
+
+    Raises:
+        DataError: when a budget asks for more images than the target's train split holds.
+    """
+    man = io.read_table(manifest, schema.MANIFEST)
+    spl = io.read_table(splits, schema.SPLITS_TABLE)
+    pool = curve.target_train(spl, man, params.target_domain)
+    order = curve.draw_order(pool, params.seed)
+    counts: dict[str, int] = {}
+    per_label: dict[str, dict[str, int]] = {}
+    with io.replace_dir(out_dir, owned=("*.parquet", BUDGETS_JSON)) as tmp:
+        # budget 0 is always written: it is also the web-only model's table (finetune's start)
+        io.write_table(curve.budget_splits(spl, order, 0), budget_file(tmp, 0), schema.SPLITS_TABLE)
+        for b in params.budgets:
+            name = curve.budget_name(b)
+            k = curve.budget_size(b, order.height)
+            io.write_table(curve.budget_splits(spl, order, b), budget_file(tmp, b), schema.SPLITS_TABLE)
+            counts[name] = k
+            kept = order.filter(pl.col("rank") < k)["label"].value_counts().sort("label")
+            per_label[name] = dict(zip(kept["label"].to_list(), kept["count"].to_list(), strict=True))
+        io.write_json(tmp / BUDGETS_JSON, {"target_domain": params.target_domain, "seed": params.seed,
+                                           "images": counts, "per_label": per_label})
+    return counts
+
+
+def write_pixels(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+    params: TrainParams, *, synth: str | os.PathLike[str] | None = None,
+) -> str:
+    """Decode every image any point trains on once, at ``train.img_size`` and ``train.channels``,
+    into the store every point's training reads (:mod:`shiftkit.training.pixels`). Returns a one-line summary."""
+    from shiftkit.training.pixels import write_store
+
+    meta = write_store(manifest, splits, out_dir, params.img_size, params.channels, synth=synth,
+                       max_mb=params.cache_mb, workers=params.workers,
+                       skip="" if params.cache else "train.cache is false")
+    if meta["skipped"]:
+        return f"curve pixels: none stored ({meta['skipped']}); each training decodes its own; wrote {out_dir}/"
+    return (f"curve pixels: {meta['images']:,} images decoded once at {params.img_size} px for every point; "
+            f"wrote {out_dir}/")
+
+
+def _copy_model(src: Path, out: Path) -> None:
+    if not src.is_dir():
+        raise InputPathError(f"Model folder {src} does not exist; run the web-only training first.")
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.name != SPLITS_NAME:
+            with io.atomic_path(out / f.name) as tmp:
+                shutil.copyfile(f, tmp)
+
+
+def _log_copied(start: Path, live_dir: str | os.PathLike[str]) -> None:
+    """The dvclive record of a point that is the web-only model: its final dev accuracy, no epochs."""
+    from shiftkit.training.train import open_live
+
+    info = io.read_json(start / "model.json")
+    live = open_live(live_dir, False, 0)
+    live.log_metric("dev/accuracy", float(info.get("dev_accuracy", float("nan"))), plot=False)
+    live.log_param("copied_from", str(start))
+    live.end()
+
+
+def train_arm(
+    arm: str, budget: curve.Budget, manifest: str | os.PathLike[str], budgets_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
+    synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = None, pixels: str | os.PathLike[str] | None = None,
+) -> str:
+    """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
+
+    ``pixels``: the curve's decoded-image store (:func:`write_pixels`), shared by every point.
+
+    ``start`` is the web-only model: ``finetune`` starts from it, and an arm without any training
+    image of its own at this budget (``baseline`` and ``finetune`` at 0) is that model, copied
+    rather than trained again. Returns a one-line summary.
+
+    Raises:
+        DataError, InputPathError: on missing inputs or an empty split (see shiftkit.training.train.train).
+    """
+    from shiftkit.training.train import train
+
+    man = io.read_table(manifest, schema.MANIFEST)
+    spl = io.read_table(budget_file(budgets_dir, budget), schema.SPLITS_TABLE)
+    k = curve.target_train(spl, man, cparams.target_domain).height
+    if arm == "synth" and not synth:
+        raise InputPathError("The synth arm needs the synth table (--synth data/synth/synth.parquet).")
+    out = io.ensure_dir(out_dir)
+    if arm != "synth" and k == 0 and start:
+        # the web-only model, with the splits it was trained on
+        io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
+        _copy_model(Path(start), out)
+        if live_dir is not None:
+            _log_copied(Path(start), live_dir)
+        return f"curve {arm}@{curve.budget_name(budget)}: no target images to train on; the web-only model {start}"
+    spl = curve.arm_splits(spl, man, arm, cparams.target_domain)
+    io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
+    if arm == "finetune":
+        if not start:
+            raise InputPathError("The finetune arm needs the web-only model to start from (--start).")
+        params = dataclasses.replace(params, pretrained=str(start), finetune_lr=cparams.finetune_lr,
+                                     finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
+    r = train(manifest, out / SPLITS_NAME, out, params, synth=synth if arm == "synth" else None, live_dir=live_dir,
+              pixels=pixels)
+    return (f"curve {arm}@{curve.budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
+            f"after {r.epochs} epochs in {r.seconds:.0f} s")
+
+
+def evaluate_arm(
+    arm: str, manifest: str | os.PathLike[str], model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
+    params: EvaluateParams, *, synth: str | os.PathLike[str] | None = None,
+) -> str:
+    """Predictions of one point, on the splits its model trained on (kept in the model folder)."""
+    from shiftkit.training.evaluate import evaluate
+
+    r = evaluate(manifest, Path(model_dir) / SPLITS_NAME, model_dir, out_path, params,
+                 synth=synth if arm == "synth" else None)
+    return f"curve evaluate {arm}: dev accuracy {r.accuracy.get('dev/' + 'target', float('nan')):.3f}; wrote {out_path}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the curve: every point's dev error and gaps, and each arm's worth in labelled images
+
+
+def point_path(predictions_dir: str | os.PathLike[str], arm: str, budget: curve.Budget) -> Path:
+    return Path(predictions_dir) / f"{arm}-{curve.budget_name(budget)}" / "predictions.parquet"
+
+
+def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], preds: pl.DataFrame,
+           clusters: pl.DataFrame, rparams: ReportParams) -> dict[str, Any]:
+    from shiftkit.stats.decompose import decompose, run_table
+
+    # the gaps resample clusters (near copies, a parent with its synthesised children), as the report does
+    d = decompose(run_table(preds, clusters, include_synth=rparams.include_synth), rparams.human_error,
+                  replicates=rparams.replicates, level=rparams.level, seed=rparams.seed)
+    gaps = {g: {"value": v.value, "ci": [v.ci_low, v.ci_high]} for g, v in d.gaps.items()}
+    return {"arm": arm, "budget": name, "images": n, "dev_error": err, "dev_ci": list(ci),
+            "errors": dict(d.errors), "gaps": gaps, "diagnosis": d.diagnosis}
+
+
+def build_curve(
+    predictions_dir: str | os.PathLike[str], budgets_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
+    cparams: CurveParams, rparams: ReportParams | None = None, *, synth: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Read every point's predictions and build the curve: points, worth figures and the sentence.
+
+    ``synth``: the synth table, so that a synthesised child is resampled with its parent.
+
+    Raises:
+        InputPathError: when a point's predictions are missing.
+        DataError: when points were evaluated on different dev images.
+    """
+    from shiftkit.report.stage import read_predictions
+
+    rparams = rparams or ReportParams()
+    counts = io.read_json(Path(budgets_dir) / BUDGETS_JSON)["images"]
+    budgets = curve.check_budgets(cparams.budgets)
+    names = [curve.budget_name(b) for b in budgets]
+    missing = [n for n in names if n not in counts]
+    if missing:
+        raise DataError(
+            f"{Path(budgets_dir) / BUDGETS_JSON} lacks the budget(s) {', '.join(missing)}; re-run the budgets step."
+        )
+    ns = np.array([counts[n] for n in names], dtype=np.float64)
+    preds = {(a, n): read_predictions(point_path(predictions_dir, a, b))
+             for a in cparams.arms for b, n in zip(budgets, names, strict=True)}
+    dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
+           for (a, n), p in preds.items()}
+    from shiftkit.stats.decompose import cluster_ids
+
+    man_df = io.read_table(manifest, schema.MANIFEST)
+    syn_df = io.read_table(synth, schema.SYNTH) if synth else None
+    clusters = cluster_ids(man_df, syn_df)
+    m = curve.cluster_matrix(dev, clusters)
+    point = m.error_rates()
+    boot = curve.resample_errors(m, cparams.replicates, cparams.seed)
+    col = {r: i for i, r in enumerate(m.runs)}
+    points = []
+    for (a, n), p in preds.items():
+        j = col[f"{a}@{n}"]
+        ci = curve.interval(boot[:, j], cparams.level)
+        points.append(_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams))
+    worths = []
+    if "baseline" in cparams.arms:
+        def run(arm: str) -> tuple[np.ndarray, np.ndarray]:
+            cols = [col[f"{arm}@{n}"] for n in names]
+            return point[cols], boot[:, cols]
+
+        others = {a: run(a) for a in cparams.arms if a != "baseline"}
+        worths = curve.worth_all(names, ns, run("baseline"), others, cparams.level)
+    return {"budgets": names, "images": [int(x) for x in ns], "arms": list(cparams.arms), "axis": "log(1 + n)",
+            "clusters": len(m.sizes), "dev_images": int(m.sizes.sum()), "level": cparams.level,
+            "replicates": cparams.replicates, "points": points,
+            "worth": [_worth_dict(w) for w in worths], "sentence": sentence(points, worths)}
+
+
+def _worth_dict(w: curve.Worth) -> dict[str, Any]:
+    d = dataclasses.asdict(w)
+    if d["ci"] is not None:
+        d["ci"] = [None if np.isinf(x) else x for x in d["ci"]]  # JSON has no infinity: null = beyond
+    d["text"] = w.text()
+    return d
+
+
+def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
+    """The answer in one sentence (at the smallest budget where an arm is clearly worth something,
+    else why not), plus what labelling up to the next budget buys the baseline."""
+    err = {(p["arm"], p["budget"]): p["dev_error"] for p in points}
+    parts = []
+    for w in worths:
+        if w.status == "not_estimable":
+            continue
+        verb = {"synth": "Synthesis", "finetune": "Fine-tuning the web-only model"}.get(w.arm, w.arm)
+        need = f"{w.text()} labelled target images to match it"
+        if w.coarse and w.step is not None:
+            need = (f"between {w.step[0]} and {w.step[1]} labelled target images to match it (a straight line "
+                    f"between those budgets says about {w.images:.0f}; add budgets between them, dvc exp run -S "
+                    "'curve.budgets=[...]', to turn that range into a figure)")
+        parts.append(
+            f"{verb} with {w.n} labelled target images reaches {err[(w.arm, w.budget)] * 100:.1f}% dev error "
+            f"(baseline {err[('baseline', w.budget)] * 100:.1f}%): the baseline would need {need}"
+        )
+        break
+    if not parts:
+        shown = sorted({w.arm for w in worths})
+        if not shown:
+            return "No arm to compare with the baseline."
+        parts.append(f"No clear gain over the baseline at any budget for {', '.join(shown)} "
+                     "(every worth figure is not estimable)")
+    base = sorted((p["images"], p["dev_error"]) for p in points if p["arm"] == "baseline")
+    if len(base) >= 2:
+        (n0, e0), (n1, e1) = base[0], base[1]
+        parts.append(f"labelling {n1 - n0} more target images cuts the baseline's dev error by "
+                     f"{(e0 - e1) * 100:.1f} points ({e0 * 100:.1f}% -> {e1 * 100:.1f}%)")
+    return "; ".join(parts) + "."

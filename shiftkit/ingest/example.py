@@ -1,0 +1,99 @@
+"""The embedded example: real MNIST digits as the sharp "web" domain, scikit-learn's 8x8
+load_digits as the blurry, low-resolution "target" domain, written as PNG ImageFolders.
+
+The same parameters always write the same bytes (PNG encoding has no timestamps), so the
+example can be a DVC stage whose outputs are cached and compared.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from shiftkit.core.config import ExampleParams
+from shiftkit.core.errors import ConfigError, InputPathError
+from shiftkit.core.files import ensure_dir
+
+EXAMPLES = ("digits",)
+MNIST_FILE = "mnist_subset.npz"
+TARGET_MAX = 1797
+_OURS = {"web": re.compile(r"^\d/mnist_\d{5}\.png$"), "target": re.compile(r"^\d/digit_\d{4}\.png$")}
+
+
+def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
+    """The shipped MNIST subset: (12000, 28, 28) uint8 images and their labels (see data/README.md)."""
+    with resources.files("shiftkit.ingest").joinpath("data", MNIST_FILE).open("rb") as fh:
+        with np.load(fh) as npz:
+            return npz["images"].copy(), npz["labels"].copy()
+
+
+def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's load_digits as uint8 (1797, 8, 8) images scaled from 0..16 to 0..255."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return np.rint(d.images * (255.0 / 16.0)).astype(np.uint8), d.target.astype(np.uint8)
+
+
+def _clear(folder: Path, domain: str) -> None:
+    """Remove a previous example folder, but only if it holds nothing but the example's files."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise InputPathError(f"{folder} exists and is not a folder; choose another destination.")
+    foreign = [
+        p for p in folder.rglob("*") if not p.is_dir() and not _OURS[domain].match(p.relative_to(folder).as_posix())
+    ]
+    if foreign:
+        raise InputPathError(
+            f"{folder} already holds files that the example did not write (e.g. {foreign[0]}); "
+            "choose an empty destination."
+        )
+    shutil.rmtree(folder)
+
+
+def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, prefix: str, width: int) -> int:
+    for img, lab, idx in zip(images, labels, indices, strict=False):
+        d = folder / str(int(lab))
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(d / f"{prefix}_{int(idx):0{width}d}.png", format="PNG")
+    return len(images)
+
+
+def write_example(name: str, dest: str | Path, params: ExampleParams | None = None) -> dict[str, int]:
+    """Write example ``name`` into ``dest``/web and ``dest``/target; return the image counts.
+
+    ``params.web_images`` MNIST digits are drawn (seeded, without replacement) from the shipped
+    12,000; the first ``params.target_images`` load_digits images form the target.
+
+    Raises:
+        ConfigError: on an unknown example name or more web images than are shipped.
+        InputPathError: when ``dest`` cannot be written or already holds other files.
+    """
+    if name not in EXAMPLES:
+        raise ConfigError(f"Unknown example {name!r}; valid examples: {', '.join(EXAMPLES)}.")
+    params = params or ExampleParams()
+    web_x, web_y = mnist_subset()
+    if params.web_images > len(web_x):
+        raise ConfigError(
+            f"The 'example.web_images' parameter must be at most {len(web_x)} (the shipped MNIST subset). "
+            f"Got {params.web_images} instead."
+        )
+    if params.web_images < len(web_x):
+        pick = np.sort(np.random.default_rng(params.seed).choice(len(web_x), params.web_images, replace=False))
+    else:
+        pick = np.arange(len(web_x))
+    tgt_x, tgt_y = load_digits_images()
+    n_tgt = min(params.target_images, TARGET_MAX)
+    root = ensure_dir(dest)
+    for domain in ("web", "target"):
+        _clear(root / domain, domain)
+    return {
+        "web": _write(root / "web", web_x[pick], web_y[pick], pick, "mnist", 5),
+        "target": _write(root / "target", tgt_x[:n_tgt], tgt_y[:n_tgt], np.arange(n_tgt), "digit", 4),
+    }

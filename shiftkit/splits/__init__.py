@@ -1,0 +1,1 @@
+"""shiftkit.splits."""
