@@ -76,7 +76,7 @@ def main() -> int:
                 catch_rate(name, x, y, tmp, q, rs)
 
         from shiftkit.check.stage import run_check
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
         from shiftkit.splits.stage import run_split
 
         ref_x, ref_y = helpers.mnist_many(3000)

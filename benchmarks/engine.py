@@ -35,7 +35,8 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 import ingest as ingest_bench  # noqa: E402  (benchmarks/ingest.py: the sets A and B)
 import synth as synth_bench  # noqa: E402  (benchmarks/synth.py: parents, tables, recipe)
 
-from shiftkit.core.config import IngestParams, params_from_mapping  # noqa: E402
+from shiftkit.ingest.params import IngestParams  # noqa: E402
+from shiftkit.params import params_from_mapping  # noqa: E402
 from shiftkit.runtime import engine  # noqa: E402
 
 

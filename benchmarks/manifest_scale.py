@@ -97,7 +97,7 @@ def step(name: str, n: int, folder: Path) -> dict:
         (pl.scan_parquet(folder / "manifest.parquet").filter(pl.col("domain") == "target")
          .select("image_id", "label").collect())
     elif name == "split":
-        from shiftkit.core.config import SplitParams
+        from shiftkit.splits.params import SplitParams
         from shiftkit.splits.stage import run_split
 
         run_split(folder / "manifest.parquet", folder / "splits", SplitParams())

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from shiftkit.core import files as io
     from shiftkit.core import schema
-    from shiftkit.core.config import ReportParams
+    from shiftkit.report.params import ReportParams
     from shiftkit.report.stage import build_report, write_report
 
     preds, manifest = build(args.rows)

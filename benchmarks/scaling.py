@@ -40,8 +40,8 @@ def build(root: Path, n: int) -> dict[str, Path]:
 
 
 def run(n: int, tmp: Path) -> dict[str, float]:
-    from shiftkit.core.config import load_params
     from shiftkit.ingest.stage import ingest
+    from shiftkit.params import load_params
     from shiftkit.splits.stage import run_split
     from shiftkit.synth import run_synth
 

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> str:
         from shiftkit.check.stage import run_latest_drop_check
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
         report = run_latest_drop_check(args.reference, splits=args.splits, out=args.out,

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
         from shiftkit.training.evaluate import evaluate
 
         args = ap.parse_args(argv)

@@ -13,8 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.core.config import load_params
         from shiftkit.ingest.example import write_example
+        from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
         counts = write_example("digits", args.out, load_params(args.params).example)

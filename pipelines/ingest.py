@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
-        from shiftkit.core.config import load_params, parse_assignments
+        from shiftkit.core.config import parse_assignments
         from shiftkit.ingest.stage import ingest
+        from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
         params = load_params(args.params)

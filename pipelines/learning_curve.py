@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = _parser()
 
     def work() -> str:
-        from shiftkit.core.config import load_params
         from shiftkit.curve import stage as curve_run
         from shiftkit.curve import worth as curve
+        from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
         p = load_params(args.params)

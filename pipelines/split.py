@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml", help="params.yaml (section split)")
 
     def work() -> str:
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
         from shiftkit.splits.stage import run_split
 
         args = ap.parse_args(argv)

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images-url", default=None, help="write the images under this URL/<run id>/, not in --out")
 
     def work() -> str:
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
         from shiftkit.synth import run_synth
 
         args = ap.parse_args(argv)

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
 
     def work() -> str | None:
-        from shiftkit.core.config import load_params
+        from shiftkit.params import load_params
         from shiftkit.training.train import train
 
         args = ap.parse_args(argv)

@@ -17,11 +17,11 @@ from PIL import Image, ImageFilter
 
 from shiftkit.check import stage as check
 from shiftkit.cli.app import main
-from shiftkit.core.config import load_params
 from shiftkit.core.errors import CheckFailed, RegistryError
 from shiftkit.core.files import image_paths, read_table
 from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
 from shiftkit.ingest.stage import ingest
+from shiftkit.params import load_params
 from shiftkit.splits.stage import run_split
 from tests import helpers
 
@@ -243,8 +243,8 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys, monkey
 
 
 def test_check_params_are_validated():
-    from shiftkit.core.config import params_from_mapping
     from shiftkit.core.errors import ConfigError
+    from shiftkit.params import params_from_mapping
 
     with pytest.raises(ConfigError, match=r"'check.max_corrupt' parameter must be a fraction in \[0, 1\]. Got 2"):
         params_from_mapping({"check": {"max_corrupt": 2}})

@@ -9,8 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shiftkit import params as config
 from shiftkit.cli import app as cli
-from shiftkit.core import config
+from shiftkit.core import config as core_config
 from shiftkit.core.errors import ConfigError, InputPathError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,12 +98,12 @@ def test_params_yaml_equals_the_dataclass_defaults_key_by_key():
 
 
 def test_a_section_field_without_constraints_is_refused():
-    @config.frozen
-    class Bare(config.ParamsSection):
+    @core_config.frozen
+    class Bare(core_config.ParamsSection):
         size: int = 3
 
     with pytest.raises(TypeError, match=r"declare size with config.param"):
-        config.section("test_bare")(Bare)
+        core_config.section("test_bare")(Bare)
     assert "test_bare" not in config.section_names()
 
 

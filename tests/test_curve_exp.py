@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shiftkit.core.config import load_params
 from shiftkit.curve import stage as curve_run
 from shiftkit.curve import worth as curve
+from shiftkit.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shiftkit.core import config
+from shiftkit import params as config
 
 ROOT = Path(__file__).resolve().parents[1]
 # inputs a stage reads but must not depend on, and why

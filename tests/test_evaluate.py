@@ -7,8 +7,8 @@ import torch
 from shiftkit.cli import app as cli
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import load_params
 from shiftkit.core.errors import DataError, ModelError
+from shiftkit.params import load_params
 from shiftkit.training import models
 from shiftkit.training.evaluate import evaluate
 from shiftkit.training.train import write_model

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from shiftkit.cli import app as cli
-from shiftkit.core.config import ExampleParams
 from shiftkit.core.errors import ConfigError, InputPathError
 from shiftkit.ingest import example
+from shiftkit.ingest.params import ExampleParams
 
 
 def _digest(root: Path) -> dict[str, str]:

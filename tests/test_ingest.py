@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 from shiftkit.cli import app as cli
-from shiftkit.core.config import IngestParams
 from shiftkit.core.console import output_to, stderr_console
 from shiftkit.core.errors import ConfigError, DataError, InputPathError
 from shiftkit.core.schema import QUARANTINE_REASONS
 from shiftkit.ingest import stage as ingest_mod
+from shiftkit.ingest.params import IngestParams
 from tests import helpers
 from tests.ingest_helpers import bomb_png, count_files, messy_folder, png_bytes
 

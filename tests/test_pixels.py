@@ -11,10 +11,10 @@ import pytest
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import TrainParams
 from shiftkit.core.errors import DataError
 from shiftkit.training import loader as data
 from shiftkit.training import pixels
+from shiftkit.training.params import TrainParams
 from shiftkit.training.train import train
 from tests.train_helpers import build_example, build_synth
 

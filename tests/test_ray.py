@@ -15,8 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit.core.config import ExampleParams, load_params
 from shiftkit.ingest.example import write_example
+from shiftkit.ingest.params import ExampleParams
+from shiftkit.params import load_params
 from shiftkit.runtime import engine
 from tests import ingest_helpers
 
@@ -100,8 +101,8 @@ def _inverse(x: int) -> float:
 
 
 def test_engine_name_is_checked():
-    from shiftkit.core.config import params_from_mapping
     from shiftkit.core.errors import ConfigError
+    from shiftkit.params import params_from_mapping
 
     with pytest.raises(ConfigError, match="engine.name"):
         params_from_mapping({"engine": {"name": "spark"}})

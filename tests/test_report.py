@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from shiftkit.cli import app as cli
-from shiftkit.core.config import ConfigError, params_from_mapping
+from shiftkit.core.config import ConfigError
+from shiftkit.params import params_from_mapping
 from tests.report_helpers import example_run, make_predictions, write_predictions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,7 +222,7 @@ def test_params_file_drives_the_report(tmp_path, capsys):
     ids=["avoidable-bias", "dev-overfit", "inconclusive"],
 )
 def test_recommendations_follow_the_diagnosis(tmp_path, spec, human, diagnosis, title):
-    from shiftkit.core.config import ReportParams
+    from shiftkit.report.params import ReportParams
     from shiftkit.report.stage import build_report
 
     pred = write_predictions(make_predictions(spec), tmp_path / "p.parquet")

@@ -15,10 +15,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit.core.config import ExampleParams, load_params
 from shiftkit.core.errors import ImageDecodeError
 from shiftkit.images import storage
 from shiftkit.ingest.example import write_example
+from shiftkit.ingest.params import ExampleParams
+from shiftkit.params import load_params
 from tests import ingest_helpers
 
 REPO = Path(__file__).resolve().parents[1]

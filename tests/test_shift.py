@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from shiftkit.cli.app import main
-from shiftkit.core.config import params_from_mapping
 from shiftkit.core.errors import ConfigError, DataError, InputPathError
+from shiftkit.params import params_from_mapping
 from shiftkit.shift import stage as shift
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits

@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 
 from shiftkit.cli.app import main
-from shiftkit.core.config import SplitParams
 from shiftkit.core.errors import ConfigError, DataError, SchemaError
 from shiftkit.core.files import read_table, write_table
 from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
 from shiftkit.splits import stage as splits
+from shiftkit.splits.params import SplitParams
 from tests import helpers
 from tests.splits_helpers import example_manifest, full_manifest, manifest_from_images, synthetic_manifest
 
@@ -235,7 +235,7 @@ def test_a_manifest_without_target_images_is_refused():
     ids=["negative-count", "fraction-above-one", "fractions-sum-to-one", "unknown-strategy"],
 )
 def test_bad_split_params_name_the_parameter(values, message):
-    from shiftkit.core.config import params_from_mapping
+    from shiftkit.params import params_from_mapping
 
     with pytest.raises(ConfigError, match=message):
         params_from_mapping({"split": values})
@@ -470,7 +470,7 @@ def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, 
 
 
 def test_the_params_accept_exactly_the_strategies_of_the_table():
-    from shiftkit.core.config import SPLIT_STRATEGIES
+    from shiftkit.splits.params import SPLIT_STRATEGIES
     from shiftkit.splits.stage import STRATEGIES
 
     assert set(SPLIT_STRATEGIES) == set(STRATEGIES)

@@ -14,10 +14,10 @@ from shiftkit import synth
 from shiftkit.cli.app import main
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import load_params, params_from_mapping
 from shiftkit.core.console import output_to
 from shiftkit.core.errors import ConfigError, DataError, RegistryError, ShiftkitError
 from shiftkit.images.decode import decode
+from shiftkit.params import load_params, params_from_mapping
 from tests import helpers
 from tests.synth_helpers import folder_digest, reduce, small_tables, write_manifest, write_splits
 

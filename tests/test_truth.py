@@ -20,7 +20,7 @@ import pytest
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import ReportParams
+from shiftkit.report.params import ReportParams
 from shiftkit.stats import decompose as dc
 from tests import helpers
 

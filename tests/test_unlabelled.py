@@ -15,8 +15,8 @@ from PIL import Image
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import params_from_mapping
 from shiftkit.ingest.stage import ingest
+from shiftkit.params import params_from_mapping
 from shiftkit.splits import stage as splits
 from shiftkit.synth import stage
 from shiftkit.training import loader as data

@@ -12,8 +12,8 @@ import pytest
 from shiftkit import synth
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import params_from_mapping
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.params import params_from_mapping
 from shiftkit.shift import stage as shift
 from shiftkit.synth import weighting as wt
 from tests import helpers

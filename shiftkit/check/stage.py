@@ -33,11 +33,12 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from shiftkit.core.config import CheckParams, Params
+from shiftkit.check.params import CheckParams
 from shiftkit.core.console import output_to
 from shiftkit.core.errors import CheckFailed, DataError, InputPathError, RegistryError
 from shiftkit.core.files import image_paths, read_table, replace_dir, write_json, write_text
 from shiftkit.core.schema import MANIFEST, QUARANTINE, SPLITS_TABLE, QuarantineReason
+from shiftkit.params import Params
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES = ("error", "warning", "info")
@@ -669,7 +670,7 @@ def run_latest_drop_check(
         CheckFailed: when a finding is an error (and ``raise_on_fail``).
         InputPathError, SchemaError, DataError: bad paths or tables.
     """
-    from shiftkit.core.config import load_params
+    from shiftkit.params import load_params
 
     params = params or load_params(None)
     cp = params.check
@@ -744,8 +745,8 @@ def run_check(
         CheckFailed: when a finding is an error (and ``raise_on_fail``).
         InputPathError, SchemaError, DataError, ConfigError: bad paths, tables or options.
     """
-    from shiftkit.core.config import load_params
     from shiftkit.ingest import stage as ingest_mod
+    from shiftkit.params import load_params
 
     params = params or load_params(None)
     cp = params.check

@@ -76,7 +76,7 @@ def use_engine(p, name: str | None) -> None:
 
 def load_params(path: Path):
     """Load params.yaml for a command (imported lazily so that config errors exit 2)."""
-    from shiftkit.core.config import load_params as _load
+    from shiftkit.params import load_params as _load
 
     return _load(path)
 

@@ -19,9 +19,11 @@ import polars as pl
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import CurveParams, EvaluateParams, ReportParams, TrainParams
 from shiftkit.core.errors import DataError, InputPathError
 from shiftkit.curve import worth as curve
+from shiftkit.curve.params import CurveParams
+from shiftkit.report.params import ReportParams
+from shiftkit.training.params import EvaluateParams, TrainParams
 
 SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept beside its model
 BUDGETS_JSON = "budgets.json"

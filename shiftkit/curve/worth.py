@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from shiftkit.core.config import CURVE_ARMS
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.curve.params import CURVE_ARMS
 
 ALL = "all"  # the budget that keeps every labelled target train image
 UNUSED = "unused"  # the split of target train images outside a budget (never trained on or evaluated)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shiftkit.core.config import ExampleParams
 from shiftkit.core.errors import ConfigError, InputPathError
 from shiftkit.core.files import ensure_dir
+from shiftkit.ingest.params import ExampleParams
 
 EXAMPLES = ("digits",)
 MNIST_FILE = "mnist_subset.npz"

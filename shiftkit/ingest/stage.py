@@ -48,7 +48,6 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from shiftkit.core.config import IngestParams
 from shiftkit.core.console import console, make_progress, rate_text
 from shiftkit.core.errors import ConfigError, DataError, ImageDecodeError, InputPathError
 from shiftkit.core.files import ensure_dir, read_json, read_table, relative_root, replace_dir, write_json, write_table
@@ -56,6 +55,7 @@ from shiftkit.core.schema import MANIFEST, QUARANTINE, QuarantineReason
 from shiftkit.images import decode as images
 from shiftkit.images import storage
 from shiftkit.images.dedup import THUMB_SIZE, group_ids
+from shiftkit.ingest.params import IngestParams
 from shiftkit.runtime.parallel import imap, resolve_workers
 
 Reason = QuarantineReason

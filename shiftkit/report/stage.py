@@ -16,9 +16,9 @@ import polars as pl
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import ReportParams
 from shiftkit.core.errors import DataError, ImageDecodeError, InputPathError
 from shiftkit.report.analysis import Analysis, Recommendation, analyse, recommend
+from shiftkit.report.params import ReportParams
 from shiftkit.stats.decompose import (
     GAP_TITLES,
     SYNTH_DOMAIN,

@@ -63,10 +63,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shiftkit.core.config import SplitParams
 from shiftkit.core.errors import DataError, InputPathError
 from shiftkit.core.files import read_json, read_table, replace_dir, write_json, write_table, write_text
 from shiftkit.core.schema import HELD_OUT_COPY, MANIFEST, SPLITS, SPLITS_TABLE, UNLABELLED, validate
+from shiftkit.splits.params import SplitParams
 
 HELD_OUT = ("dev", "test")
 RARE = "(rare labels)"

@@ -24,7 +24,7 @@ from shiftkit.synth.recipe import Recipe, Step, describe, make_step, recipe_file
 from shiftkit.synth.registry import GridContext, Move, canonical_order, declared, get, warm
 
 if TYPE_CHECKING:
-    from shiftkit.core.config import SynthParams
+    from shiftkit.synth.params import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 Measures = dict[str, float]  # auc, separability, property_distance, score

@@ -43,7 +43,7 @@ from shiftkit.synth.tables import SYNTH_SPLITS, fit_from_tables
 if TYPE_CHECKING:
     import polars as pl
 
-    from shiftkit.core.config import SynthParams
+    from shiftkit.synth.params import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 PathLike = str | os.PathLike[str]

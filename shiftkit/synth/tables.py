@@ -19,7 +19,7 @@ from shiftkit.synth.recipe import Recipe, child_seed
 if TYPE_CHECKING:
     import polars as pl
 
-    from shiftkit.core.config import SynthParams
+    from shiftkit.synth.params import SynthParams
     from shiftkit.synth.weighting import Weighting
 
 SYNTH_SPLITS = ("train", "bridge")  # children never reach dev or test

@@ -19,11 +19,11 @@ import torch
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.config import EvaluateParams
 from shiftkit.core.console import console, make_progress
 from shiftkit.core.errors import DataError
 from shiftkit.training import loader as data
 from shiftkit.training import models
+from shiftkit.training.params import EvaluateParams
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,11 @@ from torch import nn
 
 import shiftkit
 from shiftkit.core import files as io
-from shiftkit.core.config import TrainParams
 from shiftkit.core.console import console, make_progress, rate_text
 from shiftkit.core.errors import ConfigError, DataError, ModelError
 from shiftkit.training import loader as data
 from shiftkit.training import models
+from shiftkit.training.params import TrainParams
 from shiftkit.training.pixels import PixelStore
 
 STATE_NAME = "state.pt"

@@ -1,0 +1,67 @@
+"""The params.yaml section(s) of the learning curve: one frozen dataclass each, defaults equal to params.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from shiftkit.core.config import (  # noqa: F401
+    _INT64,
+    SEED,
+    Each,
+    Interval,
+    Options,
+    ParamsSection,
+    Text,
+    _is_int,
+    frozen,
+    param,
+    section,
+    show,
+)
+from shiftkit.core.errors import ConfigError
+
+
+# --- curve ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BudgetValue:
+    """A budget of labelled target images: an integer >= 0, or 'all' (every one)."""
+
+    def accepts(self, value: Any) -> bool:
+        return value == "all" or (_is_int(value) and 0 <= value < _INT64)
+
+    def describe(self) -> str:
+        return "an integer >= 0 or 'all'"
+
+
+CURVE_ARMS = ("baseline", "synth", "finetune")
+
+
+@section("curve")
+@frozen
+class CurveParams(ParamsSection):
+    """Learning curves over the labelled-target budget (``pipelines/learning_curve.py``, shiftkit/curve/worth.py)."""
+
+    # which arms train at every budget
+    arms: tuple[str, ...] = param(("baseline", "synth"), Each(Options(CURVE_ARMS), max_items=3))
+    # labelled target train images per point (nested, stratified); all: every one
+    budgets: tuple[int | str, ...] = param((0, "all"), Each(BudgetValue(), max_items=32))
+    seed: int = param(0, SEED)  # which target train images each budget keeps; the curve's resampling
+    target_domain: str = param("target", Text("a domain name"))  # the domain whose train images are budgeted
+    finetune_lr: float = param(1e-4, Interval(float, 0, None, "neither"))  # finetune arm: learning rate
+    finetune_epochs: int = param(8, Interval(int, 1, None))  # finetune arm: epochs on the budget's target images
+    head_epochs: int = param(1, Interval(int, 0, None))  # finetune arm: frozen-backbone epochs first (0: none)
+    replicates: int = param(1000, Interval(int, 100, None))  # resamples of dev clusters for the intervals
+    level: float = param(0.95, Interval(float, 0, 1, "neither"))  # confidence level of the intervals
+
+    def check_together(self) -> None:
+        if not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ConfigError(
+                f"The 'curve.arms' parameter must list distinct arms, at least one. "
+                f"Got {show(list(self.arms))} instead."
+            )
+        if not self.budgets or len(set(self.budgets)) != len(self.budgets):
+            raise ConfigError(
+                f"The 'curve.budgets' parameter must list distinct budgets, at least one. "
+                f"Got {show(list(self.budgets))} instead."
+            )

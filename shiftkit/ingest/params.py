@@ -1,0 +1,41 @@
+"""params.yaml sections of the example and ingest: frozen dataclasses, defaults as in params.yaml."""
+
+from __future__ import annotations
+
+from shiftkit.core.config import (  # noqa: F401
+    COUNT,
+    SEED,
+    WORKERS,
+    Interval,
+    ParamsSection,
+    frozen,
+    param,
+    section,
+)
+
+
+# --- example --------------------------------------------------------------------------------------
+@section("example")
+@frozen
+class ExampleParams(ParamsSection):
+    """The embedded example data set (MNIST as web, scikit-learn's load_digits as target)."""
+
+    web_images: int = param(6000, COUNT)  # how many MNIST digits to write (at most the shipped subset)
+    target_images: int = param(1797, Interval(int, 1, 1797))  # how many load_digits images (at most 1797)
+    seed: int = param(0, SEED)
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+@section("ingest")
+@frozen
+class IngestParams(ParamsSection):
+    """Decoding limits, duplicate detection and parallelism of ``shiftkit ingest``."""
+
+    max_pixels: int = param(89_478_485, COUNT)  # above this (width x height from the header): decompression_bomb
+    min_size: int = param(8, COUNT)  # images with a side smaller than this are quarantined as too_small
+    # phash Hamming distance at or below which images are near copies (phash distances come in
+    # even steps; at 4 the example chains 2,534 digits of several classes into one group through
+    # near neighbours, at 2 the largest group is 547 ones)
+    near_dup_radius: int = param(2, Interval(int, 0, 32))
+    background: int = param(255, Interval(int, 0, 255))  # grey level that transparent pixels are composited on
+    workers: int = param(0, WORKERS, speed_only=True)  # processes; 0 means all cores
