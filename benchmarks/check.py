@@ -92,7 +92,7 @@ def main() -> int:
             tmp / "refm" / "manifest.parquet",
             splits=tmp / "refs" / "splits.parquet",
             out=tmp / "out",
-            params=load_params(None),
+            params=load_params(None).check, ingest_params=load_params(None).ingest,
             raise_on_fail=False,
         )
         s = time.perf_counter() - t0

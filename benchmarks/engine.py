@@ -38,6 +38,7 @@ import synth as synth_bench  # noqa: E402  (benchmarks/synth.py: parents, tables
 from shiftkit.ingest.params import IngestParams  # noqa: E402
 from shiftkit.params import params_from_mapping  # noqa: E402
 from shiftkit.runtime import engine  # noqa: E402
+from shiftkit.runtime import ray as ray_engine  # noqa: E402
 
 
 def ingest_rate(root: Path | str, out: Path, workers: int) -> float:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         # processes share, that alone would starve them against the local engine's nice-0 pool
         os.environ.setdefault("RAY_worker_niceness", "0")
         t0 = time.perf_counter()
-        ray = engine.connect(engine.Engine("ray"), cpus=args.workers)
+        ray = ray_engine.connect(engine.make("ray"), cpus=args.workers)
         print(f"ray: started a local instance with {args.workers} CPUs in {time.perf_counter() - t0:.1f} s "
               f"(ray {ray.__version__})", flush=True)
         ingest_bench.build_png_set(tmp / "A", args.small)

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shiftkit.runtime import parallel  # noqa: E402
+from shiftkit.runtime.imap import imap  # noqa: E402
 from tests import helpers  # noqa: E402  (MNIST: shared if present, else shipped)
 
 
@@ -94,7 +94,7 @@ def _cpu() -> float:
 def limit_rate(files: list[str], workers: int) -> tuple[float, float]:
     """(images/s, CPU seconds) of the plain read + full decode loop."""
     c, t = _cpu(), time.perf_counter()
-    for _ in parallel.imap(_decode_file, files, workers=workers, chunksize=64):
+    for _ in imap(_decode_file, files, workers=workers, chunksize=64):
         pass
     return len(files) / (time.perf_counter() - t), _cpu() - c
 

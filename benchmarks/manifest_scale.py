@@ -72,13 +72,13 @@ def report(n: int) -> None:
     import numpy as np
     import polars as pl
 
-    from shiftkit.stats import decompose
+    from shiftkit.stats import bootstrap, decompose
 
     rng = np.random.default_rng(1)
     splits = np.array(["train", "bridge", "dev", "test"])[rng.integers(0, 4, n)]
     correct = rng.random(n) > np.select([splits == "train", splits == "bridge"], [0.05, 0.08], 0.15)
     preds = pl.DataFrame({"image_id": _ids(n, 1), "split": splits, "correct": correct})
-    counts = decompose.split_counts(preds)
+    counts = bootstrap.split_counts(preds)
     decompose.decompose(counts, replicates=1000, seed=0)
 
 

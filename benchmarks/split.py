@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from shiftkit import splits
 from shiftkit.core.files import write_table
 from shiftkit.core.schema import MANIFEST
-from shiftkit.splits import stage as splits
 from tests.splits_helpers import full_manifest, synthetic_manifest
 
 LIMIT_S = 1.0

@@ -34,7 +34,7 @@ from shiftkit import synth  # noqa: E402
 from shiftkit.core import files as io  # noqa: E402
 from shiftkit.core import schema  # noqa: E402
 from shiftkit.params import params_from_mapping  # noqa: E402
-from shiftkit.runtime.parallel import resolve_workers  # noqa: E402
+from shiftkit.runtime.imap import resolve_workers  # noqa: E402
 
 SIGMA, SCALE, QUALITY = 1.0, 0.5, 70
 

@@ -5,7 +5,7 @@
 - loader: the worker-process path (uint8 cache, albumentations per image in ``--workers``
   worker processes, collated batches copied to the device), which training falls back to when
   the images do not fit ``train.cache_mb``;
-- device: the device path (:class:`shiftkit.training.loader.DeviceBatches`: the batch indexed from the
+- device: the device path (:class:`shiftkit.training.batches.DeviceBatches`: the batch indexed from the
   uint8 cache, pinned on CUDA, copied as uint8, one batched affine on the device, prefetched on
   a side stream).
 
@@ -37,8 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shiftkit.ingest.example import mnist_subset  # noqa: E402
+from shiftkit.training import batches, models  # noqa: E402
 from shiftkit.training import loader as data  # noqa: E402
-from shiftkit.training import models
 
 AUGMENT = data.Augment(translate=0.08, scale=0.1, rotate=10)  # params.yaml's train defaults
 
@@ -100,7 +100,7 @@ def run_pass(step, batches, device) -> tuple[float, float]:
 class _InMemory:
     """The limit: uint8 batches already on the device, normalised as they are handed out."""
 
-    def __init__(self, cache: torch.Tensor, y: np.ndarray, bs: int, feed: data.Feed) -> None:
+    def __init__(self, cache: torch.Tensor, y: np.ndarray, bs: int, feed: batches.Feed) -> None:
         order = np.random.default_rng(0).permutation(len(y))
         dev = feed.device
         self.feed = feed
@@ -112,7 +112,7 @@ class _InMemory:
 
     def __iter__(self):
         f = self.feed
-        return ((data.to_input(x, f.mean, f.std, f.device, f.channels_last), y) for x, y in self.batches)
+        return ((batches.to_input(x, f.mean, f.std, f.device, f.channels_last), y) for x, y in self.batches)
 
 
 def _sources(args, paths, y, feed, cache) -> dict[str, object]:
@@ -122,10 +122,10 @@ def _sources(args, paths, y, feed, cache) -> dict[str, object]:
     loader = data.make_loader(loader_ds, batch_size=bs, shuffle=True, seed=0, workers=args.workers, pin_memory=cuda)
     return {
         "limit: batches already on the device": _InMemory(cache, y, bs, feed),
-        f"loader: cache, albumentations, {args.workers} workers": data.LoaderBatches(
+        f"loader: cache, albumentations, {args.workers} workers": batches.LoaderBatches(
             loader, feed.device, feed.mean, feed.std, feed.channels_last
         ),
-        "device: cache, batched affine on the device": data.DeviceBatches(
+        "device: cache, batched affine on the device": batches.DeviceBatches(
             cache, y, batch_size=bs, feed=feed, augment=AUGMENT, shuffle=True, seed=0
         ),
     }
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (compare with the default AMP + channels_last)")
     args = ap.parse_args(argv)
 
-    device = data.resolve_device(args.device)
+    device = batches.resolve_device(args.device)
     cuda = device.type == "cuda"
     amp_dtype = None
     if cuda and not args.no_amp:
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
         if cuda and not args.no_amp:
             model.to(memory_format=torch.channels_last)
         mean_t, std_t = models.data_config(model, 3)
-        feed = data.Feed.of(device, mean_t, std_t, channels_last=cuda and not args.no_amp)
+        feed = batches.Feed.of(device, mean_t, std_t, channels_last=cuda and not args.no_amp)
         step = _step_fn(model, device, amp_dtype)
 
         t0 = time.perf_counter()

@@ -1,10 +1,10 @@
-"""DVC stage `ingest`: the example's domains -> data/manifest (manifest, quarantine, summary)."""
+"""DVC stage `ingest`: the example's domains -> the manifest folder (manifest, quarantine, summary)."""
 
 from __future__ import annotations
 
 import sys
 
-from shiftkit.cli.app import run_stage, stage_parser
+from shiftkit.cli.run import run_stage, stage_parser
 from shiftkit.runtime import engine
 
 
@@ -12,12 +12,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = stage_parser(__doc__)
     ap.add_argument("--domain", action="append", default=[], metavar="NAME=PATH", help="repeat per domain")
     ap.add_argument("--listing", default=None, help="CSV/parquet with columns path, label, domain")
-    ap.add_argument("--out", default="data/manifest")
+    ap.add_argument("--out", required=True, help="folder for manifest.parquet, quarantine.parquet, summary.json")
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
         from shiftkit.core.config import parse_assignments
-        from shiftkit.ingest.stage import ingest
+        from shiftkit.ingest.stage import ingest, summary_line
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
@@ -25,8 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
         res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=params.ingest,
                      keep_domain=params.split.target_domain)
-        return (f"ingest: {res.files} files -> {res.accepted} in the manifest, {res.quarantined} quarantined "
-                f"(drop {res.drop})")
+        return summary_line(res)
 
     return run_stage("ingest", work)
 

@@ -1,4 +1,4 @@
-"""DVC stage `split`: manifest -> data/splits (splits.parquet, composition.json/.md).
+"""DVC stage `split`: manifest -> the splits folder (splits.parquet, composition.json/.md).
 
 Previous splits in the output folder are honoured (the stage's output is ``persist: true`` in
 dvc.yaml so that DVC does not delete them before the run): old images keep their split.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from shiftkit.cli.app import run_stage, stage_parser
+from shiftkit.cli.run import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = stage_parser(__doc__)
-    ap.add_argument("--manifest", default="data/manifest/manifest.parquet", help="manifest.parquet from ingest")
-    ap.add_argument("--out", default="data/splits", help="output folder")
+    ap.add_argument("--manifest", required=True, help="manifest.parquet from ingest")
+    ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--params", default="params.yaml", help="params.yaml (section split)")
 
     def work() -> str:

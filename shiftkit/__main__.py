@@ -23,7 +23,7 @@ def main() -> None:
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        from shiftkit.cli.app import run
+        from shiftkit.cli.run import run
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"shiftkit: {what}: nothing was written", file=sys.stderr)

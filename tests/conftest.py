@@ -59,10 +59,11 @@ def ray_cluster():
     """One real local Ray instance with 2 CPUs for the whole session (starting Ray costs seconds)."""
     from shiftkit.core.errors import ConfigError
     from shiftkit.runtime import engine
+    from shiftkit.runtime import ray as ray_engine
 
     for attempt in range(1, 4):  # each connect tries 3 times: Ray's start-up window is short on a loaded machine
         try:
-            ray = engine.connect(engine.Engine("ray"), cpus=2)  # shiftkit's own way of starting one
+            ray = ray_engine.connect(engine.make("ray"), cpus=2)  # shiftkit's own way of starting one
             break
         except ConfigError:
             if attempt == 3:

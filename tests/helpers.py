@@ -165,7 +165,7 @@ def run_cli(
 ) -> CliResult:
     """Run ``shiftkit ARGS`` and return ``(code, stdout, stderr)``.
 
-    ``in_process=True`` (the default, fast) calls ``shiftkit.cli.app.main`` with stdout and stderr
+    ``in_process=True`` (the default, fast) calls ``shiftkit.cli.run.main`` with stdout and stderr
     captured; an exception escaping ``main`` is turned into exit code 1 and its traceback into
     stderr, so tests see it as the user would. ``in_process=False`` runs ``python -m shiftkit``
     as a subprocess (with this checkout first on PYTHONPATH), for signals, exit paths and
@@ -179,7 +179,7 @@ def run_cli(
             capture_output=True, text=True, timeout=timeout,
         )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
-    from shiftkit.cli.app import main
+    from shiftkit.cli.run import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.ExitStack() as stack:

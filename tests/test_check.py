@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 from PIL import Image, ImageFilter
 
-from shiftkit.check import stage as check
-from shiftkit.cli.app import main
+from shiftkit import check
+from shiftkit.cli.run import main
 from shiftkit.core.errors import CheckFailed, RegistryError
 from shiftkit.core.files import image_paths, read_table
 from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
@@ -215,6 +215,12 @@ def test_rule_registry_is_strict():
         check.get_rule("nope")
 
 
+def test_rules_say_at_their_definition_whether_they_need_a_reference():
+    # the first drop has nothing to compare with: run_latest_drop_check skips these
+    needing = [n for n in check.rule_names() if check.needs_reference(n)]
+    assert needing == ["class_share", "drift", "leakage", "new_labels", "train_copies"]
+
+
 def test_cohens_d_and_drift_table_on_known_samples():
     rng = np.random.default_rng(0)
     a, b = rng.normal(1.0, 1.0, 4000), rng.normal(0.0, 1.0, 4000)
@@ -257,7 +263,10 @@ def test_library_raises_check_failed(reference, tmp_path):
     shutil.copy(dev["file"][0], drop / "leak.png")
     with pytest.raises(CheckFailed, match=r"1 blocking finding\(s\); first: \[leakage\]"):
         check.run_check(
-            [f"target={tmp_path / 'drop' / 'target'}"], manifest_path, splits=splits_path, params=load_params(None)
+            [f"target={tmp_path / 'drop' / 'target'}"],
+            manifest_path,
+            splits=splits_path,
+            params=load_params(None).check,
         )
 
 
@@ -265,7 +274,7 @@ def test_check_starts_without_torch(reference, tmp_path):
     manifest_path, _, _ = reference
     drop = _clean_drop(tmp_path / "drop", n=10)
     code = (
-        "import sys; from shiftkit.cli.app import main; "
+        "import sys; from shiftkit.cli.run import main; "
         f"rc = main(['check', {str(drop)!r}, '--reference', {str(manifest_path)!r}, "
         f"'--out', {str(tmp_path / 'o')!r}]); "
         "print(rc, [m for m in ('torch', 'timm', 'albumentations') if m in sys.modules])"

@@ -1,6 +1,6 @@
 """Every function in shiftkit/ fits in one's head: at most 80 lines (docstring included) and at most
 8 positional parameters. Typer command functions (decorated with ``@app.command``) are excepted from
-the parameter count: their parameters are the command's options."""
+the parameter count: their parameters are the command's options. Every module stays within 600 lines."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 80
 MAX_POSITIONAL = 8
+MAX_MODULE_LINES = 600  # a module a newcomer can read in one sitting; split larger ones at their seams
 
 
 def _is_typer_command(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -74,3 +75,21 @@ def test_no_function_is_longer_than_80_lines():
 def test_no_function_takes_more_than_8_positional_parameters():
     _, too_many = offenders()
     assert too_many == [], "\n".join(too_many)
+
+
+def long_modules(root: Path = ROOT / "shiftkit", limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Every module under ``root`` longer than ``limit`` lines."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > limit:
+            found.append(f"{path.relative_to(root.parent).as_posix()} ({n} lines)")
+    return found
+
+
+def test_no_module_is_longer_than_600_lines(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "big.py").write_text("x = 1\n" * 601)
+    (tmp_path / "pkg" / "fits.py").write_text("x = 1\n" * 600)
+    assert long_modules(tmp_path / "pkg") == ["pkg/big.py (601 lines)"]  # the check can fail
+    assert long_modules() == []

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shiftkit import params as config
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core import config as core_config
 from shiftkit.core.errors import ConfigError, InputPathError
 

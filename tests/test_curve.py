@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.core.errors import ConfigError, DataError, RegistryError
+from shiftkit.curve import arms, budgets
 from shiftkit.curve import worth as curve
 
 
@@ -38,14 +39,14 @@ def _tables(n_per_label: dict[str, int], web: int = 30):
 
 def test_budgets_are_nested_stratified_seeded_and_leave_other_splits_alone():
     manifest, spl = _tables({"0": 60, "1": 30, "2": 10})
-    pool = curve.target_train(spl, manifest, "target")
+    pool = budgets.target_train(spl, manifest, "target")
     assert pool.height == 100
-    order = curve.draw_order(pool, seed=3)
-    assert order.equals(curve.draw_order(pool, seed=3))
-    assert not order.equals(curve.draw_order(pool, seed=4))
+    order = budgets.draw_order(pool, seed=3)
+    assert order.equals(budgets.draw_order(pool, seed=3))
+    assert not order.equals(budgets.draw_order(pool, seed=4))
     kept = {}
     for b in (0, 10, 40, "all"):
-        table = curve.budget_splits(spl, order, b)
+        table = budgets.budget_splits(spl, order, b)
         assert table.columns == spl.columns and table.height == spl.height
         train = set(table.filter(pl.col("split") == "train")["image_id"])
         kept[b] = {i for i in train if i.startswith("t")}
@@ -59,28 +60,28 @@ def test_budgets_are_nested_stratified_seeded_and_leave_other_splits_alone():
     # 60/30/10 of 40 is 24/12/4: each label within one image of its share
     assert abs(counts["0"] - 24) <= 1 and abs(counts["1"] - 12) <= 1 and abs(counts["2"] - 4) <= 1
     with pytest.raises(DataError, match="asks for 101 labelled target images"):
-        curve.budget_splits(spl, order, 101)
+        budgets.budget_splits(spl, order, 101)
 
 
 def test_finetune_trains_on_target_images_only():
     manifest, spl = _tables({"0": 5, "1": 5})
-    table = curve.budget_splits(spl, curve.draw_order(curve.target_train(spl, manifest, "target"), 0), 4)
-    ft = curve.arm_splits(table, manifest, "finetune", "target")
+    table = budgets.budget_splits(spl, budgets.draw_order(budgets.target_train(spl, manifest, "target"), 0), 4)
+    ft = arms.arm_splits(table, manifest, "finetune", "target")
     train = ft.filter(pl.col("split") == "train")["image_id"].to_list()
     assert len(train) == 4 and all(i.startswith("t") for i in train)
-    assert curve.arm_splits(table, manifest, "synth", "target").equals(table)
-    with pytest.raises(ConfigError, match="Unknown arm"):
-        curve.arm_splits(table, manifest, "magic", "target")
+    assert arms.arm_splits(table, manifest, "synth", "target").equals(table)
+    with pytest.raises(RegistryError, match="Unknown arm"):
+        arms.arm_splits(table, manifest, "magic", "target")
 
 
 def test_budget_lists_are_checked():
-    assert curve.check_budgets([300, "all", 0]) == (0, 300, "all")
+    assert budgets.check_budgets([300, "all", 0]) == (0, 300, "all")
     for bad in ([], [-1], [0, 0], ["most"], [True]):
         with pytest.raises(ConfigError):
-            curve.check_budgets(bad)
-    assert curve.parse_budget("all") == "all" and curve.parse_budget("30") == 30
+            budgets.check_budgets(bad)
+    assert budgets.parse_budget("all") == "all" and budgets.parse_budget("30") == 30
     with pytest.raises(ConfigError):
-        curve.parse_budget("-3")
+        budgets.parse_budget("-3")
 
 
 # --- the worth-N estimator on simulated curves -------------------------------------------------

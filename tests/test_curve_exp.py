@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from shiftkit.curve import budgets as curve
 from shiftkit.curve import stage as curve_run
-from shiftkit.curve import worth as curve
 from shiftkit.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +50,8 @@ def test_every_budget_of_an_override_is_one_cached_point_per_arm(tmp_path, overr
         argv = shlex.split(train.cmd)
         assert argv[argv.index("--arm") + 1] == a and argv[argv.index("--budget") + 1] == b
         # the train entry reads exactly the table the budgets step writes for its budget
-        table = curve_run.budget_file("data/curve/budgets", curve.parse_budget(b)).as_posix()
-        assert table in {d.def_path for d in train.deps}
+        table = curve.budget_file("data/curve/budgets", curve.parse_budget(b)).as_posix()
+        assert table in {d.def_path for d in train.deps} and argv[argv.index("--splits") + 1] == table
         model = f"models/{a}-{b}"
         assert model in {o.def_path for o in train.outs} and model in {d.def_path for d in evaluate.deps}
         (pred,) = [o.def_path for o in evaluate.outs]

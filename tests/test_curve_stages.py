@@ -50,13 +50,13 @@ def run(tmp_path_factory):
     px = base / "pixels"
     assert _curve([*common, "pixels", "--splits", str(s), "--out", str(px)]) == 0
     web = base / "models" / "web"
-    assert _curve([*common, "train", "--arm", "baseline", "--budget", "0", "--budgets", str(budgets),
+    assert _curve([*common, "train", "--arm", "baseline", "--budget", "0", "--splits", str(budgets / "0.parquet"),
                    "--out", str(web), "--pixels", str(px)]) == 0
     for arm in ARMS:
         for b in BUDGETS:
             model = base / "models" / f"{arm}-{b}"
-            assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--budgets", str(budgets),
-                           "--synth", str(syn), "--start", str(web), "--out", str(model),
+            assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--splits",
+                           str(budgets / f"{b}.parquet"), "--synth", str(syn), "--start", str(web), "--out", str(model),
                            "--live", str(base / "dvclive" / f"{arm}-{b}"), "--pixels", str(px)]) == 0
             out = base / "predictions" / f"{arm}-{b}" / "predictions.parquet"
             assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from shiftkit.core.errors import DataError
+from shiftkit.training import batches
 from shiftkit.training import loader as data
 from tests.train_helpers import build_example, build_synth
 
@@ -103,9 +104,9 @@ def test_normalised_input_on_device():
     x = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
     mean = torch.tensor([0.5, 0.5, 0.5]).view(1, -1, 1, 1)
     std = torch.tensor([0.25, 0.25, 0.25]).view(1, -1, 1, 1)
-    out = data.to_input(x, mean, std, torch.device("cpu"), channels_last=False)
+    out = batches.to_input(x, mean, std, torch.device("cpu"), channels_last=False)
     assert out.dtype == torch.float32 and torch.allclose(out, torch.full_like(out, 2.0))
-    assert data.to_input(x, mean, std, torch.device("cpu"), True).is_contiguous(memory_format=torch.channels_last)
+    assert batches.to_input(x, mean, std, torch.device("cpu"), True).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_cache_budget():
@@ -157,8 +158,8 @@ def test_batched_affine_is_albumentations_affine_then_flip(tx, ty, sx, sy, degre
     ]
     want = A.Compose(ops + ([A.HorizontalFlip(p=1.0)] if flip else []))(image=img)["image"].astype(np.float64)
     one = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
-    theta = data.affine_matrix(one(tx), one(ty), one(sx), one(sy), one(degrees), torch.tensor([flip]), 32)
-    got = data.augment_batch(torch.from_numpy(img).permute(2, 0, 1)[None].float(), theta)[0].permute(1, 2, 0).numpy()
+    theta = batches.affine_matrix(one(tx), one(ty), one(sx), one(sy), one(degrees), torch.tensor([flip]), 32)
+    got = batches.augment_batch(torch.from_numpy(img).permute(2, 0, 1)[None].float(), theta)[0].permute(1, 2, 0).numpy()
     diff = np.abs(got - want)
     assert diff.max() <= 0.51 and diff.mean() < 0.25
 
@@ -166,17 +167,17 @@ def test_batched_affine_is_albumentations_affine_then_flip(tx, ty, sx, sy, degre
 def test_drawn_parameters_follow_the_documented_ranges():
     n, size = 20000, 32
     gen = torch.Generator().manual_seed(0)
-    shift = data.affine_thetas(data.Augment(translate=0.08), n, size, gen)
+    shift = batches.affine_thetas(data.Augment(translate=0.08), n, size, gen)
     px = (-shift[:, 0, 2] * size / 2).double()  # theta's offset is minus the shift, in units of 2/size
     assert torch.allclose(px, px.round(), atol=1e-4)  # whole pixels
     counts = {int(v): int(c) for v, c in zip(*px.round().unique(return_counts=True), strict=False)}
     assert set(counts) == {-2, -1, 0, 1, 2}  # 0.08 * 32 = 2.56 px, truncated towards zero
     assert abs(counts[0] / n - 1 / 2.56) < 0.02 and abs(counts[2] / n - 0.56 / 5.12) < 0.02
-    zoom = data.affine_thetas(data.Augment(scale=0.1), n, size, gen)
+    zoom = batches.affine_thetas(data.Augment(scale=0.1), n, size, gen)
     sx, sy = 1 / zoom[:, 0, 0], 1 / zoom[:, 1, 1]
     assert 0.9 <= sx.min() < 0.905 and 1.095 < sx.max() <= 1.1 and abs(float(sx.mean()) - 1.0) < 0.003
     assert abs(float(torch.corrcoef(torch.stack([sx, sy]))[0, 1])) < 0.05  # x and y drawn independently
-    turn = data.affine_thetas(data.Augment(rotate=10, hflip=True), n, size, gen)
+    turn = batches.affine_thetas(data.Augment(rotate=10, hflip=True), n, size, gen)
     flipped = turn[:, 0, 0] < 0
     assert abs(float(flipped.float().mean()) - 0.5) < 0.02
     deg = torch.rad2deg(torch.atan2(turn[:, 1, 0] * torch.where(flipped, -1, 1), turn[:, 1, 1]))
@@ -193,8 +194,8 @@ def _cache_of(example, size=16, channels=3):
 def test_device_batches_without_augmentation_equal_the_loader_path(example):
     paths, cache = _cache_of(example)
     y = np.arange(len(paths)) % 10
-    feed = data.Feed.of(torch.device("cpu"), (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
-    old = data.LoaderBatches(
+    feed = batches.Feed.of(torch.device("cpu"), (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    old = batches.LoaderBatches(
         data.make_loader(
             data.ImageDataset(paths, y, size=16, channels=3, cache=cache), batch_size=16, shuffle=True, seed=5
         ),
@@ -202,7 +203,7 @@ def test_device_batches_without_augmentation_equal_the_loader_path(example):
         feed.mean,
         feed.std,
     )
-    new = data.DeviceBatches(cache, y, batch_size=16, feed=feed, shuffle=True, seed=5)
+    new = batches.DeviceBatches(cache, y, batch_size=16, feed=feed, shuffle=True, seed=5)
     assert len(new) == len(old) == -(-len(paths) // 16)
     for epoch in (0, 3):
         old.set_epoch(epoch)
@@ -215,10 +216,10 @@ def test_device_batches_without_augmentation_equal_the_loader_path(example):
 def test_device_augmentation_is_a_function_of_seed_epoch_and_batch(example):
     paths, cache = _cache_of(example)
     aug = data.Augment(translate=0.1, scale=0.1, rotate=15, hflip=True)
-    feed = data.Feed.of(torch.device("cpu"), (0.5,) * 3, (0.25,) * 3, channels_last=True)
+    feed = batches.Feed.of(torch.device("cpu"), (0.5,) * 3, (0.25,) * 3, channels_last=True)
 
     def epoch(e, seed=0):
-        src = data.DeviceBatches(
+        src = batches.DeviceBatches(
             cache, np.zeros(len(paths)), batch_size=8, feed=feed, augment=aug, shuffle=True, seed=seed
         )
         src.set_epoch(e)
@@ -228,7 +229,7 @@ def test_device_augmentation_is_a_function_of_seed_epoch_and_batch(example):
     assert first[0].is_contiguous(memory_format=torch.channels_last) and first[0].dtype == torch.float32
     assert all(torch.equal(a, b) for a, b in zip(first, epoch(1), strict=True))  # a fresh source, same draws
     assert not torch.equal(first[0], epoch(2)[0]) and not torch.equal(first[0], epoch(1, seed=1)[0])
-    plain = data.DeviceBatches(cache, np.zeros(len(paths)), batch_size=8, feed=feed, shuffle=True)
+    plain = batches.DeviceBatches(cache, np.zeros(len(paths)), batch_size=8, feed=feed, shuffle=True)
     plain.set_epoch(1)
     assert not torch.equal(first[0], next(iter(plain))[0])
 

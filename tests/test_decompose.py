@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.stats import bootstrap as bs
 from shiftkit.stats import decompose as dc
 from tests.report_helpers import make_predictions
 
 
 def _decompose(spec, **kw):
-    return dc.decompose(dc.split_counts(make_predictions(spec)), kw.pop("human", 0.01), **kw)
+    return dc.decompose(bs.split_counts(make_predictions(spec)), kw.pop("human", 0.01), **kw)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_inconclusive_estimates_how_many_more_images_resolve_the_largest_gap():
 @pytest.mark.parametrize("human", [-0.1, 1.0, 1.5, float("nan")], ids=["negative", "one", "above-one", "nan"])
 def test_human_error_outside_unit_interval_is_refused(human):
     with pytest.raises(ConfigError, match=r"'human_error' parameter of report must be a fraction in \[0, 1\)"):
-        dc.decompose({"train": dc.SplitCount(10, 1)}, human)
+        dc.decompose({"train": bs.SplitCount(10, 1)}, human)
 
 
 def test_unknown_split_and_empty_table_are_refused():
@@ -83,9 +84,9 @@ def test_unknown_split_and_empty_table_are_refused():
     import polars as pl
 
     with pytest.raises(DataError, match="unknown split name.*'valid'"):
-        dc.split_counts(df.with_columns(split=pl.lit("valid")))
+        bs.split_counts(df.with_columns(split=pl.lit("valid")))
     with pytest.raises(DataError, match="no rows"):
-        dc.split_counts(df.head(0))
+        bs.split_counts(df.head(0))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_coverage_of_95_percent_intervals(truth, n):
     }
     hits = {g: 0 for g in true_gaps}
     for i in range(sims):
-        counts = {s: dc.SplitCount(n, int(k[i, j])) for j, s in enumerate(("train", "bridge", "dev", "test"))}
+        counts = {s: bs.SplitCount(n, int(k[i, j])) for j, s in enumerate(("train", "bridge", "dev", "test"))}
         d = dc.decompose(counts, human, replicates=1000, seed=i)
         for g, t in true_gaps.items():
             hits[g] += d.gaps[g].ci_low <= t <= d.gaps[g].ci_high
@@ -122,15 +123,15 @@ def test_coverage_of_95_percent_intervals(truth, n):
 def test_compare_pairs_shared_images_and_detects_a_shrinking_mismatch():
     before = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.03), "dev": (800, 0.15)}, seed=1)
     after = make_predictions({"train": (1000, 0.02), "bridge": (1000, 0.04), "dev": (800, 0.06)}, seed=2)
-    db, da = (dc.decompose(dc.run_table(x), 0.0) for x in (before, after))
-    joint = dc.joint_table(before, after)
+    db, da = (dc.decompose(bs.run_table(x), 0.0) for x in (before, after))
+    joint = bs.joint_table(before, after)
     # the same image ids in both runs: one stratum per split, each cluster drawn for both runs at once
     assert {st.mask for st in joint.strata} == {0b1001, 0b10010, 0b100100}
     ch = dc.compare(da, db, joint)
     assert ch["data_mismatch"].value == pytest.approx(0.02 - 0.12)
     assert ch["data_mismatch"].verdict == "shrank"
     assert ch["dev_overfit"].verdict == "not computable"
-    same = dc.compare(db, db, dc.joint_table(before, before))
+    same = dc.compare(db, db, bs.joint_table(before, before))
     # the same run against itself: no change, and a tight interval because dev is paired
     assert same["dev"].value == 0 and same["dev"].verdict == "no clear change"
     assert same["dev"].ci_high - same["dev"].ci_low < 0.01
@@ -144,11 +145,11 @@ def test_synthesised_children_count_only_when_asked():
     df = make_predictions({"train": (100, 0.0), "bridge": (100, 0.0)})
     synth = make_predictions({"bridge": (50, 0.2)}, domain={"bridge": "synth"}, id_prefix="s")
     both = pl.concat([df, synth])
-    assert dc.split_counts(both)["bridge"] == dc.SplitCount(150, 10)
-    assert dc.split_counts(both, include_synth=False)["bridge"] == dc.SplitCount(100, 0)
+    assert bs.split_counts(both)["bridge"] == bs.SplitCount(150, 10)
+    assert bs.split_counts(both, include_synth=False)["bridge"] == bs.SplitCount(100, 0)
 
 
-def _paired_table(n_br: int, k_br: tuple[int, int], cells: np.ndarray) -> dc.ClusterTable:
+def _paired_table(n_br: int, k_br: tuple[int, int], cells: np.ndarray) -> bs.ClusterTable:
     """Runs a (before) and b (after): bridge on different images, dev on the same images (paired)."""
     cols = ("a:bridge", "a:dev", "b:bridge", "b:dev")
 
@@ -157,13 +158,13 @@ def _paired_table(n_br: int, k_br: tuple[int, int], cells: np.ndarray) -> dc.Clu
         k = np.zeros_like(n)
         for r, (nn, kk) in enumerate(rows):
             n[r], k[r] = nn, kk
-        return dc.Stratum(mask, n, k, np.asarray(weight, np.int64))
+        return bs.Stratum(mask, n, k, np.asarray(weight, np.int64))
 
     br_a = stratum(0b0001, [((1, 0, 0, 0), (0, 0, 0, 0)), ((1, 0, 0, 0), (1, 0, 0, 0))], [n_br - k_br[0], k_br[0]])
     br_b = stratum(0b0100, [((0, 0, 1, 0), (0, 0, 0, 0)), ((0, 0, 1, 0), (0, 0, 1, 0))], [n_br - k_br[1], k_br[1]])
     one = (0, 1, 0, 1)
     dev = stratum(0b1010, [(one, (0, 1, 0, 1)), (one, (0, 1, 0, 0)), (one, (0, 0, 0, 1)), (one, (0, 0, 0, 0))], cells)
-    return dc.ClusterTable(cols, (br_a, dev, br_b))
+    return bs.ClusterTable(cols, (br_a, dev, br_b))
 
 
 @pytest.mark.slow
@@ -181,8 +182,8 @@ def test_coverage_of_compare_intervals_with_paired_dev():
     for i in range(sims):
         c = rng.multinomial(n_dev, cells)
         kb = (int(rng.binomial(n_br, br_before)), int(rng.binomial(n_br, br_after)))
-        before = {"bridge": dc.SplitCount(n_br, kb[0]), "dev": dc.SplitCount(n_dev, int(c[0] + c[1]))}
-        after = {"bridge": dc.SplitCount(n_br, kb[1]), "dev": dc.SplitCount(n_dev, int(c[0] + c[2]))}
+        before = {"bridge": bs.SplitCount(n_br, kb[0]), "dev": bs.SplitCount(n_dev, int(c[0] + c[1]))}
+        after = {"bridge": bs.SplitCount(n_br, kb[1]), "dev": bs.SplitCount(n_dev, int(c[0] + c[2]))}
         ch = dc.compare(dc.decompose(after, 0.0, seed=i), dc.decompose(before, 0.0, seed=i), _paired_table(n_br, kb, c))
         for k, t in truth.items():
             hits[k] += ch[k].ci_low <= t <= ch[k].ci_high

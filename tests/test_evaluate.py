@@ -4,14 +4,14 @@ import polars as pl
 import pytest
 import torch
 
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.errors import DataError, ModelError
 from shiftkit.params import load_params
 from shiftkit.training import models
+from shiftkit.training.checkpoint import write_model
 from shiftkit.training.evaluate import evaluate
-from shiftkit.training.train import write_model
 from tests.train_helpers import build_example, build_synth
 
 LABELS = [str(i) for i in range(10)]
@@ -171,7 +171,7 @@ def test_byte_identical_copies_are_predicted_once_and_reported(example, tmp_path
     # a recipe without random parameters gives a parent's copies the same bytes, so the same image_id:
     # they weight the parent in training, but an image is one prediction and one outcome
     from shiftkit.report.stage import build_report, write_report
-    from shiftkit.stats.decompose import cluster_ids
+    from shiftkit.stats.bootstrap import cluster_ids
 
     base, m, s, _, model_dir = example
     syn = build_synth(tmp_path, m, s, per_parent=3, limit=8)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core.errors import ConfigError, InputPathError
 from shiftkit.ingest import example
 from shiftkit.ingest.params import ExampleParams

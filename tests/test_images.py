@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from shiftkit.core.errors import ImageDecodeError
-from shiftkit.core.schema import QUARANTINE_REASONS, QuarantineReason
+from shiftkit.core.reasons import QUARANTINE_REASONS, QuarantineReason
 from shiftkit.images import decode as images
 from tests import helpers
 

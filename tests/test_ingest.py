@@ -8,12 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core.console import output_to, stderr_console
 from shiftkit.core.errors import ConfigError, DataError, InputPathError
-from shiftkit.core.schema import QUARANTINE_REASONS
+from shiftkit.core.reasons import QUARANTINE_REASONS
 from shiftkit.ingest import stage as ingest_mod
 from shiftkit.ingest.params import IngestParams
+from shiftkit.ingest.walk import read_listing
 from tests import helpers
 from tests.ingest_helpers import bomb_png, count_files, messy_folder, png_bytes
 
@@ -212,7 +213,7 @@ def test_listing_without_a_column_is_refused(tmp_path):
     listing = tmp_path / "l.csv"
     listing.write_text("path,domain\na.png,web\n")
     with pytest.raises(DataError, match="lacks column\\(s\\) label; expected columns: path, label, domain"):
-        ingest_mod.read_listing(listing)
+        read_listing(listing)
 
 
 def _cli(args, capsys):

@@ -203,7 +203,7 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
     a timeout per worker (SIGTERM and a 2 s wait each made one CI run's Ctrl-C take 5.1 s)."""
     import threading
 
-    from shiftkit.runtime import parallel
+    from shiftkit.runtime.imap import imap
 
     fired: list[float] = []
 
@@ -216,7 +216,7 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            for _ in parallel.imap(_deaf_worker, [30.0] * 4, workers=2, chunksize=1):
+            for _ in imap(_deaf_worker, [30.0] * 4, workers=2, chunksize=1):
                 pass
         took = time.monotonic() - fired[0]
     finally:

@@ -111,7 +111,7 @@ def test_cli_pretrained_text_or_pickle_is_one_line_exit_2(tmp_path, capsys, kind
     import pickle
     import warnings
 
-    from shiftkit.cli import app as cli
+    from shiftkit.cli import run as cli
     from tests.train_helpers import build_example
 
     m, s = build_example(tmp_path, n_web=20, n_target=20, n_dev=5, n_test=5, n_bridge=0)

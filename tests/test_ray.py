@@ -1,7 +1,7 @@
 """The ray engine on a real local Ray cluster (2 CPUs, started once for the test session).
 
 The same stage functions run on the local engine and on Ray; their outputs must be the same
-bytes: manifest, quarantine, synth table and images (shiftkit/runtime/engine.py keeps the item order).
+bytes: manifest, quarantine, synth table and images (every engine in shiftkit/runtime/ keeps the item order).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_ingest_split_synth_are_byte_identical_on_ray(example, tmp_path, ray_clu
 
 
 def test_cli_engine_option_runs_ingest_on_ray(example, tmp_path, ray_cluster):
-    from shiftkit.cli.app import main
+    from shiftkit.cli.run import main
 
     out = tmp_path / "m"
     code = main(["ingest", "--domain", f"web={example / 'web'}", "--domain", f"target={example / 'target'}",
@@ -88,7 +88,7 @@ def test_cli_engine_option_runs_ingest_on_ray(example, tmp_path, ray_cluster):
 
 
 def test_ray_errors_in_a_task_reach_the_caller(ray_cluster):
-    from shiftkit.runtime.parallel import imap
+    from shiftkit.runtime.imap import imap
 
     with engine.use("ray"), pytest.raises(ZeroDivisionError):
         list(imap(_inverse, [1, 2, 0, 4], chunksize=1))
@@ -107,7 +107,7 @@ def test_engine_name_is_checked():
     with pytest.raises(ConfigError, match="engine.name"):
         params_from_mapping({"engine": {"name": "spark"}})
     with pytest.raises(ConfigError, match="local, ray"):
-        engine.Engine("dask")
+        engine.make("dask")
 
 
 _WITHOUT_RAY = "import sys; sys.modules['ray'] = None\n"
@@ -117,7 +117,7 @@ def test_without_ray_installed_shiftkit_imports_and_the_ray_engine_is_one_line(e
     """Ray is an optional extra: a Python where ``import ray`` fails still runs the local engine."""
     script = _WITHOUT_RAY + (
         "import shiftkit.cli.app, shiftkit.ingest.stage, shiftkit.synth, shiftkit.shift.stage, shiftkit.check.stage\n"
-        "from shiftkit.cli.app import main\n"
+        "from shiftkit.cli.run import main\n"
         f"sys.exit(main(['ingest', '--domain', 'web={example / 'web'}', '--out', '{tmp_path / 'm'}', "
         "'--engine', 'ray']))\n"
     )

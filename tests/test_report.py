@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core.config import ConfigError
 from shiftkit.params import params_from_mapping
 from tests.report_helpers import example_run, make_predictions, write_predictions
@@ -329,20 +329,21 @@ def test_compare_says_when_the_mismatch_did_not_shrink(tmp_path, capsys, before_
 
 
 def test_a_section_built_once_reaches_markdown_html_and_terminal(run_dir, monkeypatch):
-    from shiftkit.report import html, markdown, sections, terminal
+    from shiftkit.report import blocks, html, markdown, sections, terminal
     from shiftkit.report.stage import build_report
 
     data = build_report(run_dir["predictions"])
-    extra = sections.Section("extra", "Learning <curve>", 2, [
-        sections.Text("**grew** with `data`"), sections.Table(["a", "b"], [["x|y", "1"]], "lr"),
+    extra = blocks.Section("extra", "Learning <curve>", 2, [
+        blocks.Text("**grew** with `data`"), blocks.Table(["a", "b"], [["x|y", "1"]], "lr"),
     ])
     monkeypatch.setattr(sections, "BUILDERS", (*sections.BUILDERS, lambda d: [extra]))
-    md, page = markdown.render(data), html.render(data)
+    built = sections.build_sections(data)  # once; every writer lays out the same list
+    md, page = markdown.render_sections(built), html.render_sections(built)
     assert "## Learning <curve>\n\n**grew** with `data`\n\n| a | b |" in md and "| x\\|y | 1 |" in md
     assert "<h2>Learning &lt;curve&gt;</h2>" in page and "<p><strong>grew</strong> with <code>data</code></p>" in page
     assert '<td class="l">x|y</td><td class="">1</td>' in page
     # the terminal shows the errors section's tables, whose rows are the markdown's rows (less the
-    # columns a narrow screen can spare)
+    # columns a narrow screen can spare), and names the new section
     from io import StringIO
 
     from rich.console import Console
@@ -351,9 +352,19 @@ def test_a_section_built_once_reaches_markdown_html_and_terminal(run_dir, monkey
 
     buf = StringIO()
     with output_to(Console(file=buf, width=200)):
-        terminal.show(data)
+        terminal.show(built)
     for row in sections.gap_rows(data.decomposition):
         assert row[0] in buf.getvalue() and row[2] in buf.getvalue() and row[1] not in buf.getvalue()
+    assert "Learning <curve>" in buf.getvalue()
+
+
+def test_writers_do_not_import_the_builders():
+    import ast
+
+    for name in ("markdown", "html", "terminal"):
+        tree = ast.parse((REPO / "shiftkit" / "report" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "shiftkit.report.sections" not in imported, name
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -376,7 +387,7 @@ def test_report_folder_is_replaced_as_a_set(tmp_path, monkeypatch):
     def broken(_data):
         raise OSError("disk full")
 
-    monkeypatch.setattr(html, "render", broken)
+    monkeypatch.setattr(html, "render_sections", broken)
     with pytest.raises(OSError):
         write_report(data, out)
     assert _tree(out) == before  # metrics.json, analysis.json and plots/ were not rewritten alone

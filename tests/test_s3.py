@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from shiftkit.core.errors import ImageDecodeError
-from shiftkit.images import storage
+from shiftkit.images import decode, storage
 from shiftkit.ingest.example import write_example
 from shiftkit.ingest.params import ExampleParams
 from shiftkit.params import load_params
@@ -108,17 +108,17 @@ def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
 
 
 def test_read_objects_reads_the_header_first(bucket):
-    out = storage.read_objects(f"{bucket['url']}/odd", ["1/bomb.png", "1/good.png", "1/missing.png"], 89_478_485)
+    out = decode.read_objects(f"{bucket['url']}/odd", ["1/bomb.png", "1/good.png", "1/missing.png"], 89_478_485)
     assert isinstance(out[0], ImageDecodeError) and out[0].reason == "decompression_bomb"
     assert out[1] == bucket["fs"].cat_file("shiftkit-test/odd/1/good.png")
     assert isinstance(out[2], FileNotFoundError)
     # under a generous limit the same object is read to its end
-    whole = storage.read_objects(f"{bucket['url']}/odd", ["1/bomb.png"], 10**10)[0]
+    whole = decode.read_objects(f"{bucket['url']}/odd", ["1/bomb.png"], 10**10)[0]
     assert isinstance(whole, bytes) and len(whole) > storage.HEAD_BYTES and whole.endswith(bytes(1000))
 
 
 def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
-    from shiftkit.cli.app import main
+    from shiftkit.cli.run import main
     from shiftkit.ingest.stage import ingest
 
     params = load_params(REPO / "params.yaml")
@@ -132,7 +132,7 @@ def test_check_a_drop_in_s3_against_a_local_reference(bucket, tmp_path):
 
 
 def test_missing_s3_prefix_is_one_line_exit_2(bucket, tmp_path, capsys):
-    from shiftkit.cli.app import main
+    from shiftkit.cli.run import main
 
     code = main(["ingest", "--domain", f"web={bucket['url']}/nothing-here", "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -175,7 +175,7 @@ def test_dvc_push_and_pull_a_stage_output_through_the_s3_remote(s3_server, tmp_p
 def test_synthesis_written_to_s3_matches_a_local_run(bucket, tmp_path, capsys):
     """`synth --images-url s3://...`: the workers write the copies as objects below a prefix named by the
     run's inputs; the table stays local, names that prefix in `root`, and train's loading reads it."""
-    from shiftkit.cli.app import main
+    from shiftkit.cli.run import main
     from shiftkit.images.decode import decode
     from shiftkit.ingest.stage import ingest
     from shiftkit.splits.stage import run_split
@@ -221,3 +221,42 @@ def test_synthesis_written_to_s3_matches_a_local_run(bucket, tmp_path, capsys):
                  "--images-url", str(tmp_path / "elsewhere"), "--params", str(REPO / "params.yaml")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "is not a URL" in err[0] and not (tmp_path / "bad").exists()
+
+
+def test_a_failed_object_read_is_an_unreadable_image_not_an_internal_error(bucket):
+    """Decoding an image by its URL (train, shift, synth read the manifest's objects so): a store read
+    that fails is an ``ImageDecodeError`` with the unreadable reason, which the stages report as such."""
+    from shiftkit.core.reasons import QuarantineReason
+    from shiftkit.images.decode import decode, inspect, load_pixels
+
+    url = f"{bucket['url']}/odd/1/no-such-object.png"
+    for read in (decode, inspect, load_pixels):
+        with pytest.raises(ImageDecodeError) as err:
+            read(url)
+        assert err.value.reason is QuarantineReason.UNREADABLE and url in err.value.detail
+
+
+def test_an_object_that_vanishes_before_its_read_is_quarantined_and_ingest_exits_0(bucket, tmp_path, monkeypatch):
+    """The store lists an object, then its read fails: one quarantine row (unreadable), exit code 0."""
+    from shiftkit.cli.run import main
+
+    fs = bucket["fs"]
+    x, _ = ingest_helpers.helpers.mnist(2, offset=700)
+    for i in range(2):
+        fs.pipe_file(f"shiftkit-test/vanish/1/{i}.png", ingest_helpers.png_bytes(x[i]))
+    listed = storage.list_objects
+
+    def list_then_delete(url: str, what: str) -> list[storage.Listed]:
+        out = listed(url, what)
+        fs.rm_file("shiftkit-test/vanish/1/1.png")  # gone between the listing and the read
+        fs.invalidate_cache()
+        return out
+
+    monkeypatch.setattr(storage, "list_objects", list_then_delete)
+    code = main(["ingest", "--domain", f"web={bucket['url']}/vanish", "--out", str(tmp_path / "m"),
+                 "--workers", "1", "--params", str(REPO / "params.yaml")])
+    assert code == 0
+    manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
+    quarantine = pl.read_parquet(tmp_path / "m" / "quarantine.parquet")
+    assert manifest["path"].to_list() == ["1/0.png"]
+    assert quarantine.select("path", "reason").rows() == [("1/1.png", "unreadable")]

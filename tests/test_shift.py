@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftkit.cli.app import main
+from shiftkit.cli.run import main
 from shiftkit.core.errors import ConfigError, DataError, InputPathError
+from shiftkit.images import features
 from shiftkit.params import params_from_mapping
 from shiftkit.shift import stage as shift
+from shiftkit.stats import twosample
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits
 
@@ -30,7 +32,7 @@ def test_two_halves_of_one_folder_are_indistinguishable(halves):
     res = shift.compare(shift.folder_set("A", a), shift.folder_set("B", b), permutations=200, workers=1)
     assert abs(res["domain_auc"]["auc"] - 0.5) <= 0.1
     assert res["a"]["sampled"] == 200 and res["b"]["sampled"] == 200
-    assert set(res["properties"]) == set(shift.PROPS)
+    assert set(res["properties"]) == set(features.PROPS)
     assert all(r["ks_p"] > 0.001 for r in res["properties"].values())
 
 
@@ -42,7 +44,7 @@ def test_mmd_over_20_random_splits_rejects_at_most_twice(halves):
     rejections = 0
     for seed in range(20):
         order = np.random.default_rng(seed).permutation(len(feats))
-        res = shift.mmd_test(feats[order[:200]], feats[order[200:]], permutations=200, seed=seed)
+        res = twosample.mmd_test(feats[order[:200]], feats[order[200:]], permutations=200, seed=seed)
         rejections += res["p_value"] <= 0.05
     assert rejections <= 2
 
@@ -63,11 +65,11 @@ def test_mnist_against_digits_is_far_apart(example_folders):
 def test_mmd_p_value_is_k_plus_one_over_n_plus_one():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 4)) + 3.0
-    res = shift.mmd_test(x, y, permutations=49, seed=0)
+    res = twosample.mmd_test(x, y, permutations=49, seed=0)
     assert res["p_value"] == pytest.approx(1 / 50)
-    assert shift.mmd_test(x, y, permutations=0)["p_value"] == 1.0
+    assert twosample.mmd_test(x, y, permutations=0)["p_value"] == 1.0
     with pytest.raises(DataError, match="two non-empty sets"):
-        shift.mmd_test(x[:0], y)
+        twosample.mmd_test(x[:0], y)
 
 
 def test_empty_folder_and_missing_folder_are_refused(tmp_path):

@@ -12,11 +12,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shiftkit.cli.app import main
-from shiftkit.core.errors import ConfigError, DataError, SchemaError
+from shiftkit import splits
+from shiftkit.cli.run import main
+from shiftkit.core.errors import ConfigError, DataError, RegistryError, SchemaError
 from shiftkit.core.files import read_table, write_table
 from shiftkit.core.schema import MANIFEST, SPLITS_TABLE
-from shiftkit.splits import stage as splits
 from shiftkit.splits.params import SplitParams
 from tests import helpers
 from tests.splits_helpers import example_manifest, full_manifest, manifest_from_images, synthetic_manifest
@@ -122,7 +122,8 @@ def test_composition_markdown_has_split_domain_label_counts(example):
 # --- groups and leakage ----------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::shiftkit.splits.stage.SplitWarning")  # groups of 4 cannot fill every quota exactly
+# groups of 4 cannot fill every quota exactly
+@pytest.mark.filterwarnings("ignore::shiftkit.splits.assignment.SplitWarning")
 def test_every_copy_of_an_image_lands_in_the_same_split():
     m = synthetic_manifest(3000, target_share=0.5, group_size=4)
     t = splits.assign(m).table
@@ -398,7 +399,7 @@ def test_split_outputs_are_replaced_as_one_set(example, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(splits, "write_text", interrupted)  # after splits.parquet and composition.json
+    monkeypatch.setattr("shiftkit.splits.stage.write_text", interrupted)  # after splits.parquet and composition.json
     with pytest.raises(KeyboardInterrupt):
         splits.run_split(tmp_path / "m.parquet", tmp_path / "s", SplitParams(seed=5))
     assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()} == before
@@ -469,8 +470,20 @@ def test_second_drop_of_web_copies_of_dev_and_test_images_is_held_out(tmp_path, 
     assert "6 image(s) of other domains held out as near copies of dev/test images" in out
 
 
-def test_the_params_accept_exactly_the_strategies_of_the_table():
-    from shiftkit.splits.params import SPLIT_STRATEGIES
-    from shiftkit.splits.stage import STRATEGIES
+def test_a_strategy_is_one_decorated_function_and_the_params_accept_exactly_the_registered_ones(example):
+    from shiftkit.splits.strategies import STRATEGIES, shuffle_pool, strategy
 
-    assert set(SPLIT_STRATEGIES) == set(STRATEGIES)
+    assert list(STRATEGIES) == ["target", "shuffle"]
+    with pytest.raises(ConfigError, match=r"must be one of 'target', 'shuffle'\. Got 'everything'"):
+        SplitParams(strategy="everything")
+    strategy("everything", target_only=False)(lambda c, params: shuffle_pool(c, params))
+    try:
+        result = splits.assign(example, SplitParams(strategy="everything", dev=0.1, test=0.1))
+        shuffled = splits.assign(example, SplitParams(strategy="shuffle", dev=0.1, test=0.1))
+        assert result.table.equals(shuffled.table)
+        with pytest.raises(RegistryError, match="'everything' is registered twice"):
+            strategy("everything", target_only=True)(shuffle_pool)
+    finally:
+        del STRATEGIES["everything"]
+    with pytest.raises(ConfigError, match="Got 'everything'"):
+        SplitParams(strategy="everything")

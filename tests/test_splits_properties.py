@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from shiftkit import splits
 from shiftkit.core.errors import DataError
-from shiftkit.splits import stage as splits
 from shiftkit.splits.params import SplitParams
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)

@@ -11,7 +11,7 @@ from PIL import Image
 from rich.console import Console
 
 from shiftkit import synth
-from shiftkit.cli.app import main
+from shiftkit.cli.run import main
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.console import output_to

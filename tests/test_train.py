@@ -9,13 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from shiftkit.cli import app as cli
+from shiftkit.cli import run as cli
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.console import output_to, stderr_console
 from shiftkit.core.errors import ConfigError, DataError
 from shiftkit.params import load_params
-from shiftkit.training.train import STATE_NAME, train
+from shiftkit.training.checkpoint import STATE_NAME
+from shiftkit.training.train import train
 from tests.train_helpers import build_example, build_synth
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ import pytest
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.report.params import ReportParams
+from shiftkit.stats import bootstrap as bs
 from shiftkit.stats import decompose as dc
 from tests import helpers
 
@@ -80,8 +81,8 @@ def coverage(rates: tuple[float, ...], sims: int, seed: int) -> tuple[dict[str, 
     hits = {"clusters": dict.fromkeys(truth, 0), "images": dict.fromkeys(truth, 0)}
     for i in range(sims):
         preds, manifest, synth = simulated_run(rng, rates)
-        by_cluster = dc.decompose(dc.run_table(preds, dc.cluster_ids(manifest, synth)), HUMAN, seed=i)
-        by_image = dc.decompose(dc.split_counts(preds), HUMAN, seed=i)
+        by_cluster = dc.decompose(bs.run_table(preds, bs.cluster_ids(manifest, synth)), HUMAN, seed=i)
+        by_image = dc.decompose(bs.split_counts(preds), HUMAN, seed=i)
         for unit, d in (("clusters", by_cluster), ("images", by_image)):
             for g, t in truth.items():
                 hits[unit][g] += d.gaps[g].ci_low <= t <= d.gaps[g].ci_high
@@ -109,7 +110,7 @@ def test_false_claims_stay_rare_when_no_gap_is_real():
     sims = 400
     for i in range(sims):
         preds, manifest, synth = simulated_run(rng, (0.08,) * 4, clusters=150)
-        d = dc.decompose(dc.run_table(preds, dc.cluster_ids(manifest, synth)), 0.08, seed=i)
+        d = dc.decompose(bs.run_table(preds, bs.cluster_ids(manifest, synth)), 0.08, seed=i)
         claims += d.diagnosis != dc.INCONCLUSIVE
     assert claims / sims <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / sims), claims
 

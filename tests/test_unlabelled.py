@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from shiftkit import splits
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.ingest.stage import ingest
 from shiftkit.params import params_from_mapping
-from shiftkit.splits import stage as splits
 from shiftkit.synth import stage
 from shiftkit.training import loader as data
 from tests.helpers import digits, mnist, run_cli, write_folder

@@ -13,8 +13,8 @@ from shiftkit import synth
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.images import features
 from shiftkit.params import params_from_mapping
-from shiftkit.shift import stage as shift
 from shiftkit.synth import weighting as wt
 from tests import helpers
 from tests.synth_helpers import write_manifest, write_splits
@@ -27,7 +27,7 @@ def _blurred(x: np.ndarray) -> np.ndarray:
 
 
 def _feats(pixels) -> np.ndarray:
-    return np.hstack(shift.cheap_features(list(pixels), 8))
+    return np.hstack(features.cheap_features(list(pixels), 8))
 
 
 # ---------------------------------------------------------------------------------------------

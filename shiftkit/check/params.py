@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     BOOL,
     COUNT,
     Interval,
@@ -12,8 +12,9 @@ from shiftkit.core.config import (  # noqa: F401
     section,
 )
 
-
 # --- check ----------------------------------------------------------------------------------------
+
+
 @section("check")
 @frozen
 class CheckParams(ParamsSection):

@@ -2,29 +2,20 @@
 
 Commands are thin: parse, load params, call one library function, print a summary. Stage
 modules are imported inside the commands, so ``shiftkit --help`` and ``shiftkit check`` never
-pay for torch or albumentations. ``main(argv)`` returns the exit code:
-
-- 0: done;
-- 1: ``shiftkit check`` found blocking problems in a data drop (and for internal errors);
-- 2: bad input (a missing path, a bad value, an unknown option): one line on stderr.
+pay for torch or albumentations. They are run, and their failures mapped to exit codes, by
+:func:`shiftkit.cli.run.main`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
-import sys
-import threading
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 import shiftkit
 from shiftkit.core.console import console
-from shiftkit.core.errors import CheckFailed, ShiftkitError, Terminated
+from shiftkit.core.errors import CheckFailed
 
 app = typer.Typer(
     name="shiftkit",
@@ -68,7 +59,7 @@ ENGINE_OPTION = typer.Option(
 
 
 def use_engine(p, name: str | None) -> None:
-    """Make the params' engine (or ``--engine``) the one ``shiftkit.runtime.parallel.imap`` uses."""
+    """Make the params' engine (or ``--engine``) the one ``shiftkit.runtime.imap.imap`` uses."""
     from shiftkit.runtime import engine
 
     engine.activate(p.engine, name=name)
@@ -135,12 +126,12 @@ def ingest_command(
     outside_root, stray_file, duplicate, conflicting_label, ...).
     """
     from shiftkit.core.config import parse_assignments
-    from shiftkit.ingest.stage import ingest
+    from shiftkit.ingest.stage import ingest, summary_line
 
     p = load_params(params)
     use_engine(p, engine)
     roots = parse_assignments(domain, "--domain")
-    ingest(
+    result = ingest(
         roots,
         out,
         listing=listing,
@@ -149,6 +140,7 @@ def ingest_command(
         keep_domain=p.split.target_domain,
         unlabelled=parse_assignments(unlabelled, "--unlabelled"),
     )
+    typer.echo(summary_line(result))
 
 
 @app.command("example")
@@ -160,11 +152,11 @@ def example_command(
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
-    from shiftkit.ingest.example import write_example
+    from shiftkit.ingest.example import summary_line, write_example
 
     p = load_params(params)
     counts = write_example(name, dest, p.example)
-    console.print(f"example {name}: " + ", ".join(f"{n:,} {d} images" for d, n in counts.items()) + f" in {dest}")
+    console.print(summary_line(name, counts, dest))
 
 
 # --- split, check ------------------------------------------------------------------------------
@@ -276,7 +268,7 @@ def check_command(
     Either give the drop's folders (DROP...), which are ingested to a temporary place, or use
     --latest after `shiftkit ingest` appended the drop to the manifest.
     """
-    from shiftkit.check.stage import run_check, run_latest_drop_check
+    from shiftkit.check.stage import run_check, run_latest_drop_check, summary_line
     from shiftkit.core.errors import ConfigError
 
     p = load_params(params)
@@ -286,7 +278,13 @@ def check_command(
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
         report = run_latest_drop_check(
-            reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+            reference,
+            splits=splits,
+            out=out,
+            params=p.check,
+            ingest_params=p.ingest,
+            allow_new_labels=allow,
+            raise_on_fail=False,
         )
     elif not drops:
         raise ConfigError(
@@ -294,16 +292,20 @@ def check_command(
         )
     else:
         report = run_check(
-            drops, reference, splits=splits, out=out, params=p, allow_new_labels=allow, raise_on_fail=False
+            drops,
+            reference,
+            splits=splits,
+            out=out,
+            params=p.check,
+            ingest_params=p.ingest,
+            allow_new_labels=allow,
+            raise_on_fail=False,
         )
     colours = {"error": "red", "warning": "yellow"}
     for f in report.findings:
         if f.severity in colours:
             console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
-    typer.echo(
-        f"check: {report.verdict} ({len(report.errors)} error(s), {len(report.warnings)} warning(s)); "
-        f"report in {out / 'check.md'}"
-    )
+    typer.echo(summary_line(report, out))
     if report.errors:
         raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
 
@@ -341,6 +343,7 @@ def synth_command(
     Children keep their parent's split (train or bridge, never dev or test) and dup group.
     """
     from shiftkit import synth
+    from shiftkit.synth.stage import summary_line
 
     p = load_params(params)
     use_engine(p, engine)
@@ -350,16 +353,7 @@ def synth_command(
     if overrides:
         p = p.replace("synth", **overrides)
     summary = synth.run_synth(manifest, splits, out, p.synth, recipe_path=recipe, images_url=images_url)
-    if not summary["enabled"]:
-        console.print(f"synth: disabled (synth.enabled: false); wrote an empty table to {out / 'synth.parquet'}")
-        return
-    if not summary["images"]:
-        console.print(f"synth: {summary['note']}; wrote an empty table to {out / 'synth.parquet'}")
-        return
-    console.print(
-        f"synth: {summary['images']} images from {summary['parents']} parents in {summary['seconds']} s "
-        f"({summary['rate']} img/s) -> {out}"
-    )
+    console.print(summary_line(summary, out))
 
 
 @app.command("shift")
@@ -455,9 +449,8 @@ def train_command(
     Writes the model after every epoch (atomically); run with [bold]torchrun[/] for several
     GPUs or processes (rank 0 writes).
     """
-    import os
 
-    from shiftkit.training.train import train
+    from shiftkit.training.train import summary_line, train
 
     params = load_params(params_path)
     changes = {}
@@ -475,10 +468,7 @@ def train_command(
     tp = params.replace("train", **changes).train if changes else params.train
     result = train(manifest, splits, out, tp, synth=synth, live_dir=live, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
-        console.print(
-            f"trained {tp.model} for {result.epochs} epoch(s) on {result.device}: dev accuracy "
-            f"{result.dev_accuracy:.3f}, {result.images_per_s:,.0f} img/s, {result.seconds:.0f} s -> {out}"
-        )
+        console.print(summary_line(result, tp))
 
 
 @app.command("evaluate")
@@ -503,17 +493,13 @@ def evaluate_command(
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
-    from shiftkit.training.evaluate import evaluate
+    from shiftkit.training.evaluate import evaluate, summary_line
 
     params = load_params(params_path)
     changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
     result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
-    acc = ", ".join(f"{k} {v:.3f}" for k, v in result.accuracy.items())
-    console.print(
-        f"predicted {sum(result.counts.values()):,} images on {result.device} "
-        f"in {result.seconds:.1f} s ({acc}) -> {out}"
-    )
+    console.print(summary_line(result))
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -548,213 +534,11 @@ def report_command(
     from rich.console import Console
 
     from shiftkit.core.console import current, output_to
-    from shiftkit.report.stage import run_report
+    from shiftkit.report.stage import run_report, summary_line
 
     p = load_params(params).report
     with output_to(Console(quiet=True) if quiet else current()):
         data = run_report(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
         )
-    console.print(f"report: diagnosis {data.decomposition.diagnosis}; wrote {out}/report.md, report.html, metrics.json")
-
-
-# =============================================================================================
-# Entry points
-# =============================================================================================
-
-
-def _usage_exceptions() -> tuple[type[BaseException], ...]:
-    """Usage-error classes of whichever click the installed typer is built on."""
-    found: list[type[BaseException]] = []
-    for modname in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            mod = __import__(modname, fromlist=["ClickException"])
-        except ImportError:
-            continue
-        found.append(mod.ClickException)
-    return tuple(found)
-
-
-def _exit_exceptions() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [typer.Exit]
-    for modname in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            found.append(__import__(modname, fromlist=["Exit"]).Exit)
-        except (ImportError, AttributeError):
-            pass
-    return tuple(found)
-
-
-#: an error message quotes at most this many characters (a value can be megabytes long)
-MAX_MESSAGE = 400
-
-
-def _one_line(text: object) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 25] + f" ... ({len(line):,} characters)"
-
-
-def _interrupted_line(prog: str, signum: int) -> str:
-    from shiftkit.core.console import kept_notes
-
-    what = "terminated" if signum == signal.SIGTERM else "interrupted"
-    kept = kept_notes()
-    if kept:
-        return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
-    return f"{prog}: {what}: nothing was written"
-
-
-def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
-    """THE mapping from an exception to an exit code, printing ONE line on stderr (never a traceback).
-
-    Used by :func:`main` and :func:`run_stage` alike: 0 done (or ``--help``); 1 a blocked
-    ``check`` (:class:`CheckFailed`) or an internal error; 2 bad input (any
-    :class:`ShiftkitError`, a usage error, an ``OSError`` such as a folder where a file should
-    be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
-    the traceback of an internal error.
-    """
-    if isinstance(exc, KeyboardInterrupt):
-        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-        print(_interrupted_line(prog, signum), file=sys.stderr)
-        return 128 + signum
-    if isinstance(exc, SystemExit):
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    if isinstance(exc, _exit_exceptions()):
-        return int(getattr(exc, "exit_code", 0) or 0)
-    if isinstance(exc, CheckFailed):
-        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    if isinstance(exc, ShiftkitError):
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    if isinstance(exc, _usage_exceptions()):
-        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or prog
-        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
-        return 2
-    if isinstance(exc, OSError):
-        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
-        print(f"{prog}: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
-        return 2
-    if isinstance(exc, MemoryError):
-        print(f"{prog}: error: out of memory (an input too large, or too deeply nested?)", file=sys.stderr)
-        return 2
-    if type(exc).__name__ == "Abort" and type(exc).__module__.startswith(("typer", "click")):
-        print(f"{prog}: aborted.", file=sys.stderr)
-        return 1
-    if os.environ.get("SHIFTKIT_DEBUG"):
-        traceback.print_exception(exc, file=sys.stderr)
-    print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
-          "(a bug: please report it; SHIFTKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
-    return 1
-
-
-class _SignalsRaise:
-    """SIGTERM raises :class:`Terminated` (and SIGINT KeyboardInterrupt) in the main thread, so that
-    ``finally`` blocks, worker pools and ``io.replace_dir`` clean up; the last signal is kept in
-    ``received`` because typer turns an interrupt inside a command into a plain exit code 130."""
-
-    def __init__(self, final: bool = False) -> None:
-        self.received: int | None = None
-        self.final = final  # the process exits right after: later signals change nothing
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.received = signum
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def __enter__(self) -> _SignalsRaise:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(signum) in (signal.SIG_IGN, None):
-                    continue  # started with the signal ignored (nohup): keep it so
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, previous in self._previous.items():
-            # in a process that is about to exit, the work is done (outputs complete): a signal
-            # from now on must not turn a finished run into an interpreter killed by SIGINT (-2)
-            signal.signal(signum, signal.SIG_IGN if self.final else previous)
-
-
-def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
-    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
-    from shiftkit.core.console import recording_kept
-
-    with recording_kept():
-        return _guarded_run(prog, work, final)
-
-
-def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
-    from shiftkit.core.console import output_to, stderr_console
-    from shiftkit.runtime.parallel import reap_children, stop_all
-
-    signals = _SignalsRaise(final)
-    try:
-        with output_to(stderr_console()), signals:
-            result = work()
-    except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
-        return exit_code_for(exc, prog), None
-    finally:
-        # workers of an imap generator that an exception left suspended (also one that typer caught
-        # and turned into exit code 130): reaped here, before the process exits
-        stop_all()
-        if final:  # the process exits next: no child of it may outlive it
-            reap_children()
-    if signals.received is not None and result == 130:
-        # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
-        print(_interrupted_line(prog, signals.received), file=sys.stderr)
-        return 128 + signals.received, None
-    return 0, result
-
-
-def main(argv: list[str] | None = None, *, final: bool = False) -> int:
-    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
-
-    ``final``: the process exits right after (the console script), so signals that arrive once
-    the command has finished are ignored instead of killing the interpreter on its way out.
-    """
-    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    code, result = _guarded("shiftkit", lambda: app(args=args, standalone_mode=False, prog_name="shiftkit"), final)
-    if code:
-        return code
-    return result if isinstance(result, int) else 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    code = main(final=True)
-    if code in (130, 143):
-        # CPython exits by SIGINT itself (code -2) when a KeyboardInterrupt once escaped code run
-        # by exec() of a string (a sticky interpreter flag), even though main handled it: leave
-        # with the code main chose. Workers and temporary folders were cleaned up already.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
-def stage_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The argument parser of a ``pipelines/*.py`` stage: a usage error is one line, exit 2."""
-    return _StageParser(description=(doc or "").strip().splitlines()[0] if doc else None)
-
-
-class _StageParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line (argparse prints the whole usage first)
-        from shiftkit.core.errors import ConfigError
-
-        raise ConfigError(f"{message} (see '{self.prog} --help')")
-
-
-def run_stage(name: str, work: Callable[[], str]) -> int:
-    """Run a DVC stage script's ``work`` and print the summary line it returns; the exit code.
-
-    Every ``pipelines/*.py`` script is ``stage_parser`` + a ``work`` that parses its arguments,
-    calls the library and returns one summary line + ``run_stage``: failures go through the
-    same :func:`exit_code_for` as the command line (``<name>: error: ...``, exit 2; a blocked
-    check 1; interrupted 130, terminated 143).
-    """
-    code, summary = _guarded(name, work)
-    if code == 0 and summary is not None:
-        print(summary)
-    return code
+    console.print(summary_line(data, out))

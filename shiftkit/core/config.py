@@ -21,7 +21,7 @@ import dataclasses
 import math
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,6 +156,21 @@ class Options:
 
     def describe(self) -> str:
         return f"one of {', '.join(map(repr, self.values))}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """A name in a registry, looked up when a value is checked: ``names`` returns the registered
+    names (an arm, an engine, a split strategy). The vocabulary of a parameter is then the registry
+    itself, never a copy, and a name registered from any module is accepted from then on."""
+
+    names: Callable[[], Iterable[str]]
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and value in tuple(self.names())
+
+    def describe(self) -> str:
+        return Options(tuple(self.names())).describe()
 
 
 @dataclasses.dataclass(frozen=True)

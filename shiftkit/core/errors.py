@@ -8,10 +8,7 @@ code 2; anything else escaping is a bug. The subclasses also derive from the mat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shiftkit.core.schema import QuarantineReason
+from shiftkit.core.reasons import QuarantineReason
 
 
 class ShiftkitError(Exception):
@@ -39,11 +36,9 @@ class RegistryError(ShiftkitError, ValueError):
 
 
 class ImageDecodeError(ShiftkitError, ValueError):
-    """One image cannot be used. ``reason`` is a ``schema.QuarantineReason`` member."""
+    """One image cannot be used. ``reason`` is a ``reasons.QuarantineReason`` member."""
 
     def __init__(self, reason: QuarantineReason, detail: str = "") -> None:
-        from shiftkit.core.schema import QuarantineReason  # schema imports this module
-
         if not isinstance(reason, QuarantineReason):
             raise TypeError(f"ImageDecodeError needs a QuarantineReason member. Got {reason!r} instead.")
         self.reason = reason

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     _INT64,
     SEED,
     Each,
     Interval,
-    Options,
     ParamsSection,
+    Registered,
     Text,
     _is_int,
     frozen,
@@ -20,9 +20,11 @@ from shiftkit.core.config import (  # noqa: F401
     show,
 )
 from shiftkit.core.errors import ConfigError
-
+from shiftkit.curve.arms import arm_names
 
 # --- curve ----------------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class BudgetValue:
     """A budget of labelled target images: an integer >= 0, or 'all' (every one)."""
@@ -34,16 +36,13 @@ class BudgetValue:
         return "an integer >= 0 or 'all'"
 
 
-CURVE_ARMS = ("baseline", "synth", "finetune")
-
-
 @section("curve")
 @frozen
 class CurveParams(ParamsSection):
     """Learning curves over the labelled-target budget (``pipelines/learning_curve.py``, shiftkit/curve/worth.py)."""
 
     # which arms train at every budget
-    arms: tuple[str, ...] = param(("baseline", "synth"), Each(Options(CURVE_ARMS), max_items=3))
+    arms: tuple[str, ...] = param(("baseline", "synth"), Each(Registered(arm_names)))
     # labelled target train images per point (nested, stratified); all: every one
     budgets: tuple[int | str, ...] = param((0, "all"), Each(BudgetValue(), max_items=32))
     seed: int = param(0, SEED)  # which target train images each budget keeps; the curve's resampling

@@ -1,9 +1,10 @@
-"""The learning-curve steps of the pipeline: write the budgets, train and evaluate one (arm, budget),
-then summarise every point into the curve (``pipelines/learning_curve.py`` calls these).
+"""The learning-curve steps of the pipeline after the budgets: decode the pixels once, train and
+evaluate one (arm, budget), then build the curve from every point (``pipelines/learning_curve.py``
+calls these; the budgets are :mod:`shiftkit.curve.budgets`, the figures :mod:`shiftkit.curve.summary`).
 
 Training and evaluation are :func:`shiftkit.training.train.train` and :func:`shiftkit.training.evaluate.evaluate`
-unchanged: a point is only a different splits table (:mod:`shiftkit.curve.worth`), with or without the
-synth table, or other starting weights.
+unchanged: a point is only a different splits table (the budget's, as the arm's ``trains_on`` reads
+it), with or without the synth table, or other starting weights (:mod:`shiftkit.curve.arms`).
 """
 
 from __future__ import annotations
@@ -20,48 +21,14 @@ import polars as pl
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.errors import DataError, InputPathError
-from shiftkit.curve import worth as curve
+from shiftkit.curve import worth
+from shiftkit.curve.arms import BASELINE, get_arm
+from shiftkit.curve.budgets import BUDGETS_JSON, Budget, budget_name, check_budgets, target_train
 from shiftkit.curve.params import CurveParams
 from shiftkit.report.params import ReportParams
 from shiftkit.training.params import EvaluateParams, TrainParams
 
 SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept beside its model
-BUDGETS_JSON = "budgets.json"
-
-
-def budget_file(budgets_dir: str | os.PathLike[str], budget: curve.Budget) -> Path:
-    return Path(budgets_dir) / f"{curve.budget_name(budget)}.parquet"
-
-
-def write_budgets(
-    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-    params: CurveParams,
-) -> dict[str, int]:
-    """One splits table per budget in ``out_dir`` (``0.parquet``, ``all.parquet``, ...) and
-    ``budgets.json`` (labelled target train images per budget, and per label). Returns the counts.
-
-    Raises:
-        DataError: when a budget asks for more images than the target's train split holds.
-    """
-    man = io.read_table(manifest, schema.MANIFEST)
-    spl = io.read_table(splits, schema.SPLITS_TABLE)
-    pool = curve.target_train(spl, man, params.target_domain)
-    order = curve.draw_order(pool, params.seed)
-    counts: dict[str, int] = {}
-    per_label: dict[str, dict[str, int]] = {}
-    with io.replace_dir(out_dir, owned=("*.parquet", BUDGETS_JSON)) as tmp:
-        # budget 0 is always written: it is also the web-only model's table (finetune's start)
-        io.write_table(curve.budget_splits(spl, order, 0), budget_file(tmp, 0), schema.SPLITS_TABLE)
-        for b in params.budgets:
-            name = curve.budget_name(b)
-            k = curve.budget_size(b, order.height)
-            io.write_table(curve.budget_splits(spl, order, b), budget_file(tmp, b), schema.SPLITS_TABLE)
-            counts[name] = k
-            kept = order.filter(pl.col("rank") < k)["label"].value_counts().sort("label")
-            per_label[name] = dict(zip(kept["label"].to_list(), kept["count"].to_list(), strict=True))
-        io.write_json(tmp / BUDGETS_JSON, {"target_domain": params.target_domain, "seed": params.seed,
-                                           "images": counts, "per_label": per_label})
-    return counts
 
 
 def write_pixels(
@@ -92,7 +59,7 @@ def _copy_model(src: Path, out: Path) -> None:
 
 def _log_copied(start: Path, live_dir: str | os.PathLike[str]) -> None:
     """The dvclive record of a point that is the web-only model: its final dev accuracy, no epochs."""
-    from shiftkit.training.train import open_live
+    from shiftkit.training.checkpoint import open_live
 
     info = io.read_json(start / "model.json")
     live = open_live(live_dir, False, 0)
@@ -102,47 +69,57 @@ def _log_copied(start: Path, live_dir: str | os.PathLike[str]) -> None:
 
 
 def train_arm(
-    arm: str, budget: curve.Budget, manifest: str | os.PathLike[str], budgets_dir: str | os.PathLike[str],
+    arm: str, budget: Budget, manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
     synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
     live_dir: str | os.PathLike[str] | None = None, pixels: str | os.PathLike[str] | None = None,
 ) -> str:
     """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
 
+    ``splits``: the budget's table (:func:`shiftkit.curve.budgets.budget_file`), read as the arm's
+    ``trains_on`` says.
+
     ``pixels``: the curve's decoded-image store (:func:`write_pixels`), shared by every point.
 
-    ``start`` is the web-only model: ``finetune`` starts from it, and an arm without any training
-    image of its own at this budget (``baseline`` and ``finetune`` at 0) is that model, copied
-    rather than trained again. Returns a one-line summary.
+    ``start`` is the web-only model: an arm ``from_web`` starts from it, and an arm ``web_at_zero``
+    without any target image at this budget (``baseline`` and ``finetune`` at 0) is that model,
+    copied rather than trained again. Returns a one-line summary.
 
     Raises:
         DataError, InputPathError: on missing inputs or an empty split (see shiftkit.training.train.train).
     """
+    from shiftkit.training.loader import Tables
     from shiftkit.training.train import train
 
+    a = get_arm(arm)
     man = io.read_table(manifest, schema.MANIFEST)
-    spl = io.read_table(budget_file(budgets_dir, budget), schema.SPLITS_TABLE)
-    k = curve.target_train(spl, man, cparams.target_domain).height
-    if arm == "synth" and not synth:
-        raise InputPathError("The synth arm needs the synth table (--synth data/synth/synth.parquet).")
+    spl = io.read_table(splits, schema.SPLITS_TABLE)
+    k = target_train(spl, man, cparams.target_domain).height
+    if a.uses_synth and not synth:
+        raise InputPathError(f"The {arm} arm needs the synth table (--synth data/synth/synth.parquet).")
     out = io.ensure_dir(out_dir)
-    if arm != "synth" and k == 0 and start:
+    if a.web_at_zero and k == 0 and start:
         # the web-only model, with the splits it was trained on
         io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
         _copy_model(Path(start), out)
         if live_dir is not None:
             _log_copied(Path(start), live_dir)
-        return f"curve {arm}@{curve.budget_name(budget)}: no target images to train on; the web-only model {start}"
-    spl = curve.arm_splits(spl, man, arm, cparams.target_domain)
+        return f"curve {arm}@{budget_name(budget)}: no target images to train on; the web-only model {start}"
+    spl = a.trains_on(spl, man, cparams.target_domain)
     io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
-    if arm == "finetune":
+    changes = {t: getattr(cparams, c) for t, c in a.train_overrides.items()}
+    if a.from_web:
         if not start:
-            raise InputPathError("The finetune arm needs the web-only model to start from (--start).")
-        params = dataclasses.replace(params, pretrained=str(start), finetune_lr=cparams.finetune_lr,
-                                     finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
-    r = train(manifest, out / SPLITS_NAME, out, params, synth=synth if arm == "synth" else None, live_dir=live_dir,
-              pixels=pixels)
-    return (f"curve {arm}@{curve.budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
+            raise InputPathError(f"The {arm} arm needs the web-only model to start from (--start).")
+        changes = {"pretrained": str(start), **changes}
+    if changes:
+        params = dataclasses.replace(params, **changes)
+    syn_path = synth if a.uses_synth else None
+    syn = io.read_table(syn_path, schema.SYNTH) if syn_path is not None else None
+    tables = Tables(man, spl, syn, manifest, out / SPLITS_NAME, syn_path)  # read once here, passed down
+    r = train(manifest, out / SPLITS_NAME, out, params, synth=syn_path, live_dir=live_dir, pixels=pixels,
+              tables=tables)
+    return (f"curve {arm}@{budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
             f"after {r.epochs} epochs in {r.seconds:.0f} s")
 
 
@@ -154,7 +131,7 @@ def evaluate_arm(
     from shiftkit.training.evaluate import evaluate
 
     r = evaluate(manifest, Path(model_dir) / SPLITS_NAME, model_dir, out_path, params,
-                 synth=synth if arm == "synth" else None)
+                 synth=synth if get_arm(arm).uses_synth else None)
     return f"curve evaluate {arm}: dev accuracy {r.accuracy.get('dev/' + 'target', float('nan')):.3f}; wrote {out_path}"
 
 
@@ -162,13 +139,15 @@ def evaluate_arm(
 # the curve: every point's dev error and gaps, and each arm's worth in labelled images
 
 
-def point_path(predictions_dir: str | os.PathLike[str], arm: str, budget: curve.Budget) -> Path:
-    return Path(predictions_dir) / f"{arm}-{curve.budget_name(budget)}" / "predictions.parquet"
+def point_path(predictions_dir: str | os.PathLike[str], arm: str, budget: Budget) -> Path:
+    """Where the point (arm, budget) keeps its predictions: ``<dir>/synth-300/predictions.parquet``."""
+    return Path(predictions_dir) / f"{arm}-{budget_name(budget)}" / "predictions.parquet"
 
 
 def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], preds: pl.DataFrame,
            clusters: pl.DataFrame, rparams: ReportParams) -> dict[str, Any]:
-    from shiftkit.stats.decompose import decompose, run_table
+    from shiftkit.stats.bootstrap import run_table
+    from shiftkit.stats.decompose import decompose
 
     # the gaps resample clusters (near copies, a parent with its synthesised children), as the report does
     d = decompose(run_table(preds, clusters, include_synth=rparams.include_synth), rparams.human_error,
@@ -190,12 +169,12 @@ def build_curve(
         InputPathError: when a point's predictions are missing.
         DataError: when points were evaluated on different dev images.
     """
-    from shiftkit.report.stage import read_predictions
+    from shiftkit.training.evaluate import read_predictions
 
     rparams = rparams or ReportParams()
     counts = io.read_json(Path(budgets_dir) / BUDGETS_JSON)["images"]
-    budgets = curve.check_budgets(cparams.budgets)
-    names = [curve.budget_name(b) for b in budgets]
+    budgets = check_budgets(cparams.budgets)
+    names = [budget_name(b) for b in budgets]
     missing = [n for n in names if n not in counts]
     if missing:
         raise DataError(
@@ -206,35 +185,36 @@ def build_curve(
              for a in cparams.arms for b, n in zip(budgets, names, strict=True)}
     dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
            for (a, n), p in preds.items()}
-    from shiftkit.stats.decompose import cluster_ids
+    from shiftkit.stats.bootstrap import cluster_ids
 
     man_df = io.read_table(manifest, schema.MANIFEST)
     syn_df = io.read_table(synth, schema.SYNTH) if synth else None
     clusters = cluster_ids(man_df, syn_df)
-    m = curve.cluster_matrix(dev, clusters)
+    m = worth.cluster_matrix(dev, clusters)
     point = m.error_rates()
-    boot = curve.resample_errors(m, cparams.replicates, cparams.seed)
+    boot = worth.resample_errors(m, cparams.replicates, cparams.seed)
     col = {r: i for i, r in enumerate(m.runs)}
     points = []
     for (a, n), p in preds.items():
         j = col[f"{a}@{n}"]
-        ci = curve.interval(boot[:, j], cparams.level)
+        ci = worth.interval(boot[:, j], cparams.level)
         points.append(_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams))
     worths = []
-    if "baseline" in cparams.arms:
+    if BASELINE in cparams.arms:
         def run(arm: str) -> tuple[np.ndarray, np.ndarray]:
             cols = [col[f"{arm}@{n}"] for n in names]
             return point[cols], boot[:, cols]
 
-        others = {a: run(a) for a in cparams.arms if a != "baseline"}
-        worths = curve.worth_all(names, ns, run("baseline"), others, cparams.level)
+        others = {a: run(a) for a in cparams.arms if a != BASELINE}
+        worths = worth.worth_all(names, ns, run(BASELINE), others, cparams.level)
     return {"budgets": names, "images": [int(x) for x in ns], "arms": list(cparams.arms), "axis": "log(1 + n)",
             "clusters": len(m.sizes), "dev_images": int(m.sizes.sum()), "level": cparams.level,
             "replicates": cparams.replicates, "points": points,
+            "colours": {a: get_arm(a).colour for a in cparams.arms},
             "worth": [_worth_dict(w) for w in worths], "sentence": sentence(points, worths)}
 
 
-def _worth_dict(w: curve.Worth) -> dict[str, Any]:
+def _worth_dict(w: worth.Worth) -> dict[str, Any]:
     d = dataclasses.asdict(w)
     if d["ci"] is not None:
         d["ci"] = [None if np.isinf(x) else x for x in d["ci"]]  # JSON has no infinity: null = beyond
@@ -242,7 +222,7 @@ def _worth_dict(w: curve.Worth) -> dict[str, Any]:
     return d
 
 
-def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
+def sentence(points: list[dict[str, Any]], worths: list[worth.Worth]) -> str:
     """The answer in one sentence (at the smallest budget where an arm is clearly worth something,
     else why not), plus what labelling up to the next budget buys the baseline."""
     err = {(p["arm"], p["budget"]): p["dev_error"] for p in points}
@@ -250,7 +230,7 @@ def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
     for w in worths:
         if w.status == "not_estimable":
             continue
-        verb = {"synth": "Synthesis", "finetune": "Fine-tuning the web-only model"}.get(w.arm, w.arm)
+        verb = get_arm(w.arm).verb
         need = f"{w.text()} labelled target images to match it"
         if w.coarse and w.step is not None:
             need = (f"between {w.step[0]} and {w.step[1]} labelled target images to match it (a straight line "
@@ -258,7 +238,7 @@ def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
                     "'curve.budgets=[...]', to turn that range into a figure)")
         parts.append(
             f"{verb} with {w.n} labelled target images reaches {err[(w.arm, w.budget)] * 100:.1f}% dev error "
-            f"(baseline {err[('baseline', w.budget)] * 100:.1f}%): the baseline would need {need}"
+            f"(baseline {err[(BASELINE, w.budget)] * 100:.1f}%): the baseline would need {need}"
         )
         break
     if not parts:
@@ -267,7 +247,7 @@ def sentence(points: list[dict[str, Any]], worths: list[curve.Worth]) -> str:
             return "No arm to compare with the baseline."
         parts.append(f"No clear gain over the baseline at any budget for {', '.join(shown)} "
                      "(every worth figure is not estimable)")
-    base = sorted((p["images"], p["dev_error"]) for p in points if p["arm"] == "baseline")
+    base = sorted((p["images"], p["dev_error"]) for p in points if p["arm"] == BASELINE)
     if len(base) >= 2:
         (n0, e0), (n1, e1) = base[0], base[1]
         parts.append(f"labelling {n1 - n0} more target images cuts the baseline's dev error by "

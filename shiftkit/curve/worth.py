@@ -1,19 +1,12 @@
-"""Learning curves over the labelled-target budget, and what synthesis is worth in labelled images.
+"""What an arm is worth in labelled target images: the statistics of the learning curve.
 
-Three pieces, each a plain function over tables and arrays:
-
-* **budgets**: nested, label-stratified, seeded subsets of the target's *train* split
-  (:func:`draw_order`, :func:`budget_splits`). The k images of a budget are the first k of one
-  seeded order, so the 100 are inside the 300; every other split (bridge, dev, test) is untouched,
-  so every point of a curve is measured on the same images. Target train images outside the
-  budget get the split ``unused``, which training and evaluation never read.
-* **arms**: ``baseline`` (web + k target images), ``synth`` (web + the fitted synthetic copies +
-  k target images) and ``finetune`` (the web-only model fine-tuned on the k target images alone,
-  :func:`arm_splits`).
+* **dev errors resampled by cluster** (:func:`cluster_matrix`, :func:`resample_errors`): every
+  point's dev errors summed per cluster (near copies, a parent with its synthesised children), and
+  one paired resampling of the clusters for every point.
 * **the worth-N estimator** (:func:`worth`): at budget k, how many labelled target images the
   baseline would need to reach an arm's dev error, read off the baseline's curve by linear
-  interpolation in ``log(1 + n)``, with a percentile interval from resampling dev clusters
-  (:func:`cluster_matrix`, :func:`resample_errors`).
+  interpolation in ``log(1 + n)``, with a percentile interval from the resamples; its claims made
+  together over every (arm, budget) with Holm's step-down (:func:`worth_all`).
 
 Budget 0 on a log axis: every position is ``log(1 + n)``, so budget 0 sits at 0 and, for the
 budgets of interest (n >= 100), the axis is log n to within 1%.
@@ -28,141 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from shiftkit.core.errors import ConfigError, DataError
-from shiftkit.curve.params import CURVE_ARMS
-
-ALL = "all"  # the budget that keeps every labelled target train image
-UNUSED = "unused"  # the split of target train images outside a budget (never trained on or evaluated)
-ARMS = CURVE_ARMS
-
-Budget = int | str
-
-
-# ---------------------------------------------------------------------------------------------
-# budgets
-
-
-def check_budgets(budgets: Sequence[Budget], where: str = "curve.budgets") -> tuple[Budget, ...]:
-    """Validate a budget list: distinct integers >= 0 and at most one ``all``; returned ascending.
-
-    Raises:
-        ConfigError: on an empty list, a negative or non-integer entry or a repeated entry.
-    """
-    if not budgets:
-        raise ConfigError(f"The {where!r} parameter must list at least one budget (for example [0, all]).")
-    for b in budgets:
-        ok = b == ALL or (isinstance(b, int) and not isinstance(b, bool) and b >= 0)
-        if not ok:
-            raise ConfigError(f"The {where!r} parameter must hold integers >= 0 or 'all'. Got {b!r} instead.")
-    if len(set(budgets)) != len(budgets):
-        raise ConfigError(f"The {where!r} parameter lists a budget twice: {list(budgets)!r}.")
-    return tuple(sorted(budgets, key=lambda b: math.inf if b == ALL else b))
-
-
-def budget_name(budget: Budget) -> str:
-    """The budget as it appears in paths and stage names: ``0``, ``300``, ``all``."""
-    return str(budget)
-
-
-def parse_budget(text: str) -> Budget:
-    """``'all'`` or a non-negative integer, from a command line or a file name.
-
-    Raises:
-        ConfigError: on anything else.
-    """
-    if text == ALL:
-        return ALL
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(f"A budget must be an integer >= 0 or 'all'. Got {text!r} instead.")
-    return value
-
-
-def target_train(splits: pl.DataFrame, manifest: pl.DataFrame, target_domain: str) -> pl.DataFrame:
-    """The labelled target images of the train split: image_id, label (sorted by image_id)."""
-    rows = (
-        splits.select("image_id", "split")
-        .join(manifest.select("image_id", "domain", "label"), on="image_id", how="inner")
-        .filter((pl.col("split") == "train") & (pl.col("domain") == target_domain) & pl.col("label").is_not_null())
-    )
-    return rows.select("image_id", "label").sort("image_id")
-
-
-def draw_order(pool: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """One seeded order of ``pool`` (image_id, label) whose every prefix is stratified by label.
-
-    Each label's images are shuffled; the i-th image of a label with m images gets the key
-    (i + u) / m, u a seeded offset in [0, 1) per label, and the pool is sorted by key. A prefix of
-    any length k then holds each label within one image of k x its share, and a shorter prefix is
-    inside a longer one. Returns image_id, label, rank (0-based).
-    """
-    rng = np.random.default_rng(seed)
-    pool = pool.sort("image_id")
-    frames = []
-    for label in sorted(pool["label"].unique().to_list()):
-        ids = pool.filter(pl.col("label") == label)["image_id"].to_numpy()
-        perm = rng.permutation(len(ids))
-        offset = rng.random()
-        keys = (np.arange(len(ids)) + offset) / len(ids)
-        frames.append(pl.DataFrame({"image_id": ids[perm], "label": [label] * len(ids), "key": keys}))
-    if not frames:
-        return pl.DataFrame(schema={"image_id": pl.String, "label": pl.String, "rank": pl.Int64})
-    ordered = pl.concat(frames).sort("key", "label", "image_id")
-    return ordered.select("image_id", "label", pl.int_range(pl.len()).alias("rank"))
-
-
-def budget_size(budget: Budget, available: int, where: str = "curve.budgets") -> int:
-    """How many target train images a budget keeps.
-
-    Raises:
-        DataError: when an integer budget asks for more images than the target's train split has.
-    """
-    if budget == ALL:
-        return available
-    if budget > available:
-        raise DataError(
-            f"The {where!r} parameter asks for {budget} labelled target images, but the target's train split "
-            f"holds {available}; use a budget <= {available} or 'all'."
-        )
-    return int(budget)
-
-
-def budget_splits(splits: pl.DataFrame, order: pl.DataFrame, budget: Budget) -> pl.DataFrame:
-    """The splits table with only the first ``budget`` images of ``order`` left in train.
-
-    The other target train images get the split ``unused``; every other row is unchanged.
-    """
-    k = budget_size(budget, order.height)
-    dropped = order.filter(pl.col("rank") >= k).select("image_id", pl.lit(True).alias("_drop"))
-    out = splits.join(dropped, on="image_id", how="left")
-    out = out.with_columns(
-        pl.when(pl.col("_drop").fill_null(False)).then(pl.lit(UNUSED)).otherwise(pl.col("split")).alias("split")
-    )
-    return out.drop("_drop").select(splits.columns)
-
-
-def arm_splits(splits: pl.DataFrame, manifest: pl.DataFrame, arm: str, target_domain: str) -> pl.DataFrame:
-    """The splits an arm trains on: ``finetune`` trains on the target's train images alone.
-
-    ``baseline`` and ``synth`` keep the budget's table (synth adds its copies at training time).
-
-    Raises:
-        ConfigError: on an unknown arm.
-    """
-    if arm not in ARMS:
-        raise ConfigError(f"Unknown arm {arm!r}; arms: {', '.join(ARMS)}.")
-    if arm != "finetune":
-        return splits
-    dom = manifest.select("image_id", "domain")
-    out = splits.join(dom, on="image_id", how="left", suffix="_m")
-    col = "domain_m" if "domain_m" in out.columns else "domain"
-    drop = (pl.col("split") == "train") & (pl.col(col) != target_domain)
-    out = out.with_columns(pl.when(drop).then(pl.lit(UNUSED)).otherwise(pl.col("split")).alias("split"))
-    return out.select(splits.columns)
-
+from shiftkit.core.errors import DataError
 
 # ---------------------------------------------------------------------------------------------
 # dev errors resampled by cluster

@@ -3,7 +3,7 @@
 ``decode`` never trusts a file: it reads the header first (so a decompression bomb is refused
 before its pixels are allocated), applies EXIF orientation, keeps the first frame of an
 animation, and normalises every mode to 8-bit grey ("L") or RGB. Whatever cannot be used raises
-``ImageDecodeError`` with a ``schema.QuarantineReason``.
+``ImageDecodeError`` with a ``reasons.QuarantineReason``.
 
 ``measure`` computes the properties of the manifest (blur, brightness, contrast, effective
 resolution, noise, extent) on a fixed working size, so that they compare across image sizes,
@@ -18,6 +18,7 @@ import math
 import struct
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shiftkit.core.errors import ImageDecodeError
-from shiftkit.core.schema import QuarantineReason as Reason
+from shiftkit.core.reasons import QuarantineReason as Reason
+from shiftkit.images import storage
 
 WORK_SIZE = 64  # side of the square grey image the properties are measured on
 PHASH_SIZE = 32  # side of the thumbnail the perceptual hash's DCT is taken of
@@ -169,12 +171,10 @@ class Header:
 
 def _read(source: str | Path | bytes) -> bytes:
     if isinstance(source, str) and "://" in source:  # an object in a store (shiftkit/images/storage.py)
-        from shiftkit.images import storage
-
         try:
             return storage.read_bytes(source)
         except Exception as exc:  # noqa: BLE001 - a store's client raises its own classes
-            raise ImageDecodeError("unreadable", f"{source}: {str(exc)[:200]}") from exc
+            raise ImageDecodeError(Reason.UNREADABLE, f"{source}: {str(exc)[:200]}") from exc
     if isinstance(source, (str, Path)):
         try:
             return Path(source).read_bytes()
@@ -196,6 +196,25 @@ def _open(data: bytes, max_pixels: int, min_size: int) -> tuple[Image.Image, int
         raise ImageDecodeError(Reason.NOT_AN_IMAGE, str(exc)[:200]) from exc
     _check_size(*im.size, max_pixels, min_size)
     return im, _orientation(im)
+
+
+def check_header(head: bytes, max_pixels: int) -> None:
+    """Raise decompression_bomb when the header in ``head`` (a file's first bytes) claims too many pixels."""
+    try:
+        with quiet_pillow():
+            w, h = Image.open(io.BytesIO(head)).size
+    except Exception:  # noqa: BLE001 - header not within the first bytes: the full decode checks it
+        return
+    if w * h > max_pixels:
+        raise ImageDecodeError(
+            Reason.DECOMPRESSION_BOMB,
+            f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels} (read from its first {len(head)} bytes only)",
+        )
+
+
+def read_objects(url: str, rels: Sequence[str], max_pixels: int) -> list[bytes | Exception]:
+    """``storage.read_objects`` with the header bomb check: a bomb is an ``ImageDecodeError`` in place of its bytes."""
+    return storage.read_objects(url, rels, functools.partial(check_header, max_pixels=max_pixels))
 
 
 def _check_size(w: int, h: int, max_pixels: int, min_size: int) -> None:

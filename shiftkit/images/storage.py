@@ -4,15 +4,16 @@
 Credentials and endpoints come from each store's own environment variables and config files
 (for S3: ``AWS_ACCESS_KEY_ID`` / ``AWS_PROFILE``, ``~/.aws/config``, ``AWS_ENDPOINT_URL`` for an
 S3-compatible server), never from params.yaml. The driver only lists keys; worker processes
-read the bytes themselves (:func:`read_objects`), a whole batch of objects concurrently.
+read the bytes themselves (:func:`read_objects`; bytes only, no decoding here), a whole batch of objects concurrently.
 
 Safety rules of the local folders hold here too:
 
 - no key outside the given prefix: a key whose path below the prefix is not a plain
   ``LABEL/FILE`` (``..``, ``.`` or empty segments) is quarantined as ``outside_root``, never read;
-- the decompression-bomb check reads the first :data:`HEAD_BYTES` of an object with a ranged
-  read, and an object whose header claims too many pixels is quarantined without reading the
-  rest (smaller objects come whole in that first read);
+- the decompression-bomb check (``decode.read_objects``, which reads through this module) sees
+  the first :data:`HEAD_BYTES` of an object from a ranged read, and an object whose header claims
+  too many pixels is quarantined without reading the rest (smaller objects come whole in that
+  first read);
 - every object under the prefix is listed, so each ends in the manifest or the quarantine.
 
 s3fs (``pip install -e '.[s3]'``) or the store's fsspec package is needed only when a URL is given.
@@ -20,14 +21,14 @@ s3fs (``pip install -e '.[s3]'``) or the store's fsspec package is needed only w
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shiftkit.core.errors import ConfigError, ImageDecodeError, InputPathError
+from shiftkit.core.reasons import QuarantineReason
 
 # First bytes read of every object: the header of a PNG, GIF, WebP or BMP sits in its first
 # few dozen bytes, and a JPEG's frame header follows its EXIF and ICC segments (64 KiB at most each).
@@ -93,8 +94,6 @@ def list_objects(url: str, what: str) -> list[Listed]:
     ``LABEL/FILE`` keys are usable; deeper or shallower keys are ``stray_file``; keys that would
     resolve elsewhere once normalised (``..``, ``.``, empty segments) are ``outside_root``.
     """
-    from shiftkit.core.schema import QuarantineReason
-
     fs, path = filesystem(url)
     try:
         keys = sorted(fs.find(path, withdirs=False))
@@ -120,32 +119,15 @@ def list_objects(url: str, what: str) -> list[Listed]:
     return out
 
 
-def _header_check(head: bytes, max_pixels: int) -> None:
-    """Raise decompression_bomb when the header in ``head`` claims more than ``max_pixels`` pixels."""
-    from PIL import Image
-
-    from shiftkit.images import decode as images
-
-    try:
-        with images.quiet_pillow():
-            w, h = Image.open(io.BytesIO(head)).size
-    except Exception:  # noqa: BLE001 - header not within the first bytes: the full decode checks it
-        return
-    if w * h > max_pixels:
-        from shiftkit.core.schema import QuarantineReason
-
-        raise ImageDecodeError(
-            QuarantineReason.DECOMPRESSION_BOMB,
-            f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels} (read from its first {len(head)} bytes only)",
-        )
-
-
-def read_objects(url: str, rels: Sequence[str], max_pixels: int) -> list[bytes | Exception]:
+def read_objects(
+    url: str, rels: Sequence[str], check_head: Callable[[bytes], None] | None = None
+) -> list[bytes | Exception]:
     """The bytes of each object ``url/rel`` (in order), or the exception that stopped its read.
 
     One ranged read of the first :data:`HEAD_BYTES` of every object, concurrently where the
-    store allows it; objects larger than that are header-checked (an ``ImageDecodeError`` in
-    place of their bytes for a bomb), and only then read to the end.
+    store allows it; objects larger than that are passed to ``check_head`` (the decoder's header
+    check: an ``ImageDecodeError`` it raises takes the place of their bytes), and only then read
+    to the end.
     """
     fs, path = filesystem(url)
     keys = [f"{path}/{rel}" for rel in rels]
@@ -160,7 +142,8 @@ def read_objects(url: str, rels: Sequence[str], max_pixels: int) -> list[bytes |
                 head = exc
         if isinstance(head, bytes) and len(head) >= HEAD_BYTES:
             try:
-                _header_check(head, max_pixels)
+                if check_head is not None:
+                    check_head(head)
             except ImageDecodeError as exc:
                 head = exc
             else:

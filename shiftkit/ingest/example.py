@@ -97,3 +97,8 @@ def write_example(name: str, dest: str | Path, params: ExampleParams | None = No
         "web": _write(root / "web", web_x[pick], web_y[pick], pick, "mnist", 5),
         "target": _write(root / "target", tgt_x[:n_tgt], tgt_y[:n_tgt], np.arange(n_tgt), "digit", 4),
     }
+
+
+def summary_line(name: str, counts: dict[str, int], dest: str | Path) -> str:
+    """The one line the CLI command and the DVC stage print after writing an example."""
+    return f"example {name}: " + ", ".join(f"{n:,} {d} images" for d, n in counts.items()) + f" in {dest}"

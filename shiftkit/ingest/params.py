@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     COUNT,
     SEED,
     WORKERS,
@@ -13,8 +13,9 @@ from shiftkit.core.config import (  # noqa: F401
     section,
 )
 
-
 # --- example --------------------------------------------------------------------------------------
+
+
 @section("example")
 @frozen
 class ExampleParams(ParamsSection):
@@ -26,6 +27,8 @@ class ExampleParams(ParamsSection):
 
 
 # --- ingest ---------------------------------------------------------------------------------------
+
+
 @section("ingest")
 @frozen
 class IngestParams(ParamsSection):

@@ -6,14 +6,14 @@ Every regular file or link under a domain's root ends up exactly once in one of 
 
 How a run goes:
 
-1. Enumerate (main process, cheap): ``ROOT/<label>/<file>`` is the ImageFolder layout; files at
-   another depth are ``stray_file``; names that are not UTF-8 ``name_not_utf8`` (shown escaped);
-   links that resolve outside the root ``outside_root``;
+1. Enumerate (main process, cheap; ``shiftkit.ingest.walk``): ``ROOT/<label>/<file>`` is the
+   ImageFolder layout; files at another depth are ``stray_file``; names that are not UTF-8
+   ``name_not_utf8`` (shown escaped); links that resolve outside the root ``outside_root``;
    broken links and non-regular files ``unreadable``. Listing rows resolve against the
    listing's own folder, which is their root. An *unlabelled* domain is a flat folder
    (``ROOT/<file>``): its images enter the manifest with a null ``label`` (split puts them in the
    ``unlabelled`` pool, which only synthesis and ``shiftkit shift`` read).
-2. Read, hash and decode (worker processes, ``shiftkit.runtime.parallel``): workers get paths and send
+2. Read, hash and decode (worker processes, ``shiftkit.runtime.imap``): workers get paths and send
    back small records. A file whose sha256 the previous run already decoded (good or bad) is
    only read and hashed, not decoded again: re-runs cost a read per known file.
 3. Decide (main process): exact copies of the same bytes (``duplicate``, the kept file named in
@@ -36,8 +36,6 @@ import gc
 import hashlib
 import multiprocessing
 import os
-import re
-import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,22 +47,22 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from shiftkit.core.console import console, make_progress, rate_text
-from shiftkit.core.errors import ConfigError, DataError, ImageDecodeError, InputPathError
+from shiftkit.core.errors import ImageDecodeError, InputPathError
 from shiftkit.core.files import ensure_dir, read_json, read_table, relative_root, replace_dir, write_json, write_table
-from shiftkit.core.schema import MANIFEST, QUARANTINE, QuarantineReason
+from shiftkit.core.reasons import QuarantineReason
+from shiftkit.core.schema import MANIFEST, QUARANTINE
 from shiftkit.images import decode as images
 from shiftkit.images import storage
 from shiftkit.images.dedup import THUMB_SIZE, group_ids
 from shiftkit.ingest.params import IngestParams
-from shiftkit.runtime.parallel import imap, resolve_workers
+from shiftkit.ingest.walk import Entry, check_inputs, check_unlabelled, enumerate_files
+from shiftkit.runtime.imap import imap, resolve_workers
 
 Reason = QuarantineReason
 
 MANIFEST_FILE = "manifest.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 SUMMARY_FILE = "summary.json"
-LISTING_COLUMNS = ("path", "label", "domain")
-_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Files per task sent to a worker: big batches amortise the pool's per-task cost (~0.1 ms),
 # small ones keep every worker busy on small inputs and the progress bar moving.
 _BATCH_MIN, _BATCH_MAX = 8, 256
@@ -73,21 +71,6 @@ _EXAMPLES = 50  # cross-domain copies listed by name in the summary
 _HEADER_FIELDS = ("width", "height", "format", "mode", "jpeg_quality")
 _PROP_FIELDS = ("phash", "blur", "brightness", "contrast", "effective_res", "noise", "extent")
 _FIELDS = (*_HEADER_FIELDS, *_PROP_FIELDS, "thumb")  # what a decoded file's record holds, in order
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One file (or link, or listing row) found under a root, and what became of it."""
-
-    domain: str
-    root: Path  # absolute data root
-    path: str  # POSIX path relative to root (as given, for listing rows outside the root)
-    label: str | None
-    order: int  # the domain's position on the command line (listing rows after the folders)
-    reason: QuarantineReason | None = None
-    detail: str = ""
-    image_id: str | None = None
-    values: tuple | None = None  # header fields, properties and thumbnail, in _FIELDS order
 
 
 @dataclass
@@ -107,197 +90,6 @@ class IngestResult:
     decoded: int
     seconds: float
     by_reason: dict[str, int] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------------
-# enumeration
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _is_utf8(name: str) -> bool:
-    """False for a name that holds bytes which are not UTF-8 (Python keeps them as surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped(name: str) -> str:
-    """A printable UTF-8 form of a file name: its undecodable bytes as ``\\xff`` escapes."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def _link_verdict(path: str, real_root: str) -> tuple[QuarantineReason, str] | None:
-    """Why a symbolic link cannot be ingested (None: it points at a regular file inside the root)."""
-    target = os.path.realpath(path)
-    if not _inside(target, real_root):
-        return Reason.OUTSIDE_ROOT, f"a link to {target}, outside the data root {real_root}"
-    if not os.path.exists(target):
-        return Reason.UNREADABLE, f"a broken link to {target}"
-    if os.path.isdir(target):
-        return Reason.STRAY_FILE, "a link to a folder (links to folders are not followed)"
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return Reason.UNREADABLE, exc.strerror or str(exc)
-    return None if stat.S_ISREG(st.st_mode) else (Reason.UNREADABLE, "not a regular file")
-
-
-def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, flat: bool = False) -> list[_Entry]:
-    """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
-
-    ``skip`` is a folder left out (ingest's own output folder, when it lies under a root).
-    ``flat``: an unlabelled domain, whose images lie directly in ``root`` (label None).
-    """
-    depth = 1 if flat else 2
-    real_root = os.path.realpath(root)
-    out: list[_Entry] = []
-
-    def visit(folder: str, parts: tuple[str, ...]) -> None:
-        try:
-            with os.scandir(folder) as it:
-                names = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            label = _escaped(parts[0]) if parts else ""
-            detail = f"cannot list the folder: {exc.strerror or exc}"
-            out.append(_Entry(domain, root, _escaped("/".join(parts) or "."), label, order, Reason.UNREADABLE, detail))
-            return
-        for e in names:
-            rel_parts = (*parts, e.name)
-            rel = "/".join(rel_parts)
-            label = rel_parts[0] if len(rel_parts) >= 2 else ""
-            if not _is_utf8(rel) and not e.is_dir(follow_symlinks=False):
-                detail = "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"
-                out.append(_Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8, detail))
-                continue
-            entry = _Entry(domain, root, rel, None if flat and len(rel_parts) == 1 else label, order)
-            if e.is_symlink():
-                verdict = _link_verdict(e.path, real_root)
-                if verdict is not None:
-                    entry.reason, entry.detail = verdict
-            elif e.is_dir(follow_symlinks=False):
-                if skip is None or os.path.realpath(e.path) != skip:
-                    visit(e.path, rel_parts)
-                continue
-            elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
-                entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
-            if entry.reason is None and len(rel_parts) != depth:
-                deep = len(rel_parts) - depth
-                where = "directly in the domain folder" if deep < 0 else f"{deep} folder(s) too deep"
-                layout = "DOMAIN/FILE (an unlabelled domain)" if flat else "DOMAIN/LABEL/FILE"
-                entry.reason, entry.detail = Reason.STRAY_FILE, f"expected {layout}; this file is {where}"
-            out.append(entry)
-
-    visit(str(root), ())
-    return out
-
-
-def _walk_url(domain: str, root: str, order: int) -> list[_Entry]:
-    """Every object under a URL root (``shiftkit.images.storage``), sorted, with its verdict when the key decides it."""
-    out = []
-    for obj in storage.list_objects(root, f"The folder of domain {domain!r}"):
-        parts = obj.rel.split("/")
-        label = parts[0] if len(parts) >= 2 and obj.reason is None else ""
-        out.append(_Entry(domain, root, obj.rel, label, order, obj.reason, obj.detail or ""))  # type: ignore[arg-type]
-    return out
-
-
-def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = None) -> pl.DataFrame:
-    """Read a CSV or parquet listing with string columns path, label, domain.
-
-    With ``unlabelled_domain``, only a path column is needed: every row is an image of that domain
-    without a label (``ingest --unlabelled NAME=LISTING``); any label or domain column is ignored.
-
-    Raises:
-        InputPathError: when the file is missing.
-        DataError: when it cannot be read, lacks a column or has empty values.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputPathError(f"Listing {p} does not exist.")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            df = pl.read_parquet(p)
-        else:
-            df = pl.read_csv(p, infer_schema_length=0)  # every column as text: labels like 007
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read listing {p}: {str(exc).splitlines()[0]}") from exc
-    if unlabelled_domain is not None:
-        return _unlabelled_listing(p, df, unlabelled_domain)
-    missing = [c for c in LISTING_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"Listing {p} lacks column(s) {', '.join(missing)}; expected columns: {', '.join(LISTING_COLUMNS)}."
-        )
-    df = df.select([pl.col(c).cast(pl.String) for c in LISTING_COLUMNS])
-    bad = df.with_row_index("row").filter(
-        pl.any_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in LISTING_COLUMNS])
-    )
-    if bad.height:
-        row = bad.row(0, named=True)
-        raise DataError(f"Listing {p} has an empty path, label or domain on data row {row['row'] + 1}: {row}.")
-    return df
-
-
-def _unlabelled_listing(p: Path, df: pl.DataFrame, domain: str) -> pl.DataFrame:
-    """The rows of an unlabelled listing as (path, label None, domain) rows."""
-    if "path" not in df.columns:
-        raise DataError(f"Listing {p} lacks the column path; an unlabelled listing needs only that column.")
-    paths = df["path"].cast(pl.String)
-    empty = (paths.is_null() | (paths.str.strip_chars() == "")).arg_true()
-    if empty.len():
-        raise DataError(f"Listing {p} has an empty path on data row {int(empty[0]) + 1}.")
-    return pl.DataFrame({"path": paths, "label": pl.Series([None] * df.height, dtype=pl.String), "domain": domain})
-
-
-def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain: str | None = None) -> list[_Entry]:
-    df = read_listing(path, unlabelled_domain)
-    root = path.resolve().parent
-    real_root = os.path.realpath(root)
-    base_order = len(known_domains)
-    order_of = {d: i for i, d in enumerate(known_domains)}
-    out = []
-    for given, label, domain in df.iter_rows():
-        _check_domain_name(domain, f"the listing {path}")
-        order = order_of.setdefault(domain, base_order + len(order_of))
-        absolute = given if os.path.isabs(given) else os.path.join(root, given)
-        norm = os.path.normpath(absolute)
-        target = os.path.realpath(norm)
-        if not _inside(norm, str(root)) or not _inside(target, real_root):
-            out.append(
-                _Entry(
-                    domain,
-                    root,
-                    Path(given).as_posix(),
-                    label,
-                    order,
-                    Reason.OUTSIDE_ROOT,
-                    f"resolves to {target}, outside the listing's folder {real_root}",
-                )
-            )
-            continue
-        rel = Path(os.path.relpath(norm, root)).as_posix()
-        entry = _Entry(domain, root, rel, label, order)
-        if not os.path.lexists(norm):
-            entry.reason, entry.detail = Reason.UNREADABLE, "the listed file does not exist"
-        elif not os.path.exists(norm):
-            entry.reason, entry.detail = Reason.UNREADABLE, f"a broken link to {target}"
-        elif not os.path.isfile(norm):
-            entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
-        out.append(entry)
-    return out
-
-
-def _check_domain_name(name: str, where: str) -> None:
-    if not _DOMAIN_NAME.match(name or ""):
-        raise ConfigError(
-            f"The domain name {name!r} in {where} must start with a letter or digit and hold only "
-            "letters, digits, '_', '.' or '-'."
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +152,7 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
 def _read_files(root: str, rels: Sequence[str], max_pixels: int) -> Iterable[bytes | Exception]:
     """The bytes of each file, or the error that stopped its read: from a folder, or a URL root's store."""
     if storage.is_url(root):
-        yield from storage.read_objects(root, rels, max_pixels)
+        yield from images.read_objects(root, rels, max_pixels)  # with the header bomb check
         return
     for rel in rels:
         try:
@@ -370,7 +162,7 @@ def _read_files(root: str, rels: Sequence[str], max_pixels: int) -> Iterable[byt
             yield exc
 
 
-def _batches(todo: Sequence[_Entry], size: int) -> Iterable[tuple[str, list[str]]]:
+def _batches(todo: Sequence[Entry], size: int) -> Iterable[tuple[str, list[str]]]:
     """Tasks of up to ``size`` files under one root: (root, relative paths), joined by the worker."""
     batch: list[str] = []
     root = None
@@ -444,28 +236,6 @@ def _load_previous(out: Path, params: IngestParams) -> _Previous:
 # the run
 
 
-def _check_inputs(
-    domains: Mapping[str, str | os.PathLike[str]], listing: str | os.PathLike[str] | None
-) -> dict[str, Path]:
-    if not domains and listing is None:
-        raise ConfigError("ingest needs at least one --domain NAME=PATH or a --listing FILE.")
-    roots: dict[str, Path] = {}
-    for name, path in domains.items():
-        _check_domain_name(name, "--domain")
-        if storage.is_url(path):  # an object-store prefix (shiftkit/images/storage.py)
-            roots[name] = storage.check_root(path, f"The folder of domain {name!r}")  # type: ignore[assignment]
-            continue
-        p = Path(path)
-        if not p.exists():
-            raise InputPathError(f"The folder of domain {name!r}, {p}, does not exist.")
-        if not p.is_dir():
-            raise InputPathError(f"The folder of domain {name!r}, {p}, is not a folder.")
-        roots[name] = p.resolve()
-    if listing is not None and not Path(listing).is_file():
-        raise InputPathError(f"Listing {listing} does not exist.")
-    return roots
-
-
 def ingest(
     domains: Mapping[str, str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -511,42 +281,7 @@ def ingest(
             gc.enable()
 
 
-def _check_unlabelled(unlabelled: Mapping[str, str | os.PathLike[str]]) -> dict[str, Path]:
-    """The unlabelled folders or listings (``{domain: path}``), checked: local folders or files that exist."""
-    for name, path in unlabelled.items():
-        if storage.is_url(path):
-            raise ConfigError(f"--unlabelled {name}={path}: an unlabelled folder must be on the local disk.")
-    listings = {n: Path(p).resolve() for n, p in unlabelled.items() if Path(p).is_file()}
-    for name in listings:
-        _check_domain_name(name, "--unlabelled")
-    folders = {n: p for n, p in unlabelled.items() if n not in listings}
-    checked = _check_inputs(folders, None) if folders else {}
-    return {n: listings.get(n) or checked[n] for n in unlabelled}
-
-
-def _enumerate(
-    roots: dict[str, Path], listing: str | os.PathLike[str] | None, out_dir: Path, flat: dict[str, Path]
-) -> list[_Entry]:
-    """Every file of the domain folders, of the listing and of the unlabelled folders, in command-line order."""
-    entries: list[_Entry] = []
-    for order, (name, root) in enumerate(roots.items()):
-        if storage.is_url(root):
-            entries.extend(_walk_url(name, root, order))
-        else:
-            entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
-    if listing is not None:
-        entries.extend(_listing_entries(Path(listing), list(roots)))
-    known = {e.domain: e.order for e in entries}
-    for name, root in flat.items():
-        if root.is_file():  # a listing of unlabelled images
-            entries.extend(_listing_entries(root, [*roots, *(d for d in known if d not in roots)], name))
-            continue
-        order = list(roots).index(name) if name in roots else known.get(name, len(roots) + len(known))
-        entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir), flat=True))
-    return entries
-
-
-def _decode_all(todo: list[_Entry], prev: _Previous, params: IngestParams, n_workers: int) -> int:
+def _decode_all(todo: list[Entry], prev: _Previous, params: IngestParams, n_workers: int) -> int:
     """Read, hash and decode ``todo`` in worker processes, filling each entry; the count decoded."""
     known = frozenset(prev.values) | frozenset(prev.verdicts)
     decoded = 0
@@ -596,11 +331,11 @@ def _ingest(
     unlabelled: dict[str, str | os.PathLike[str]],
 ) -> IngestResult:
     t0 = time.perf_counter()
-    roots = _check_inputs(domains, listing) if (domains or listing is not None or not unlabelled) else {}
-    flat = _check_unlabelled(unlabelled)
+    roots = check_inputs(domains, listing) if (domains or listing is not None or not unlabelled) else {}
+    flat = check_unlabelled(unlabelled)
     out_dir = ensure_dir(out).resolve()
     n_workers = resolve_workers(params.workers if workers is None else workers)
-    entries = _enumerate(roots, listing, out_dir, flat)
+    entries = enumerate_files(roots, listing, out_dir, flat)
     rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
     prev = _load_previous(out_dir, params)
     decoded = _decode_all([e for e in entries if e.reason is None], prev, params, n_workers)
@@ -635,13 +370,13 @@ def _ingest(
     return result
 
 
-def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str], keep: str) -> list[dict]:
+def _resolve_copies(entries: list[Entry], prev: _Previous, rel_roots: dict[Path, str], keep: str) -> list[dict]:
     """Quarantine exact copies among the accepted files; return the cross-domain copy groups.
 
     The copy kept is the one in the domain ``keep`` (the target's images are the scarce ones),
     then the one the previous run kept, then the earlier domain on the command line, then the path.
     """
-    by_sha: dict[str, list[_Entry]] = defaultdict(list)
+    by_sha: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
         if e.reason is None and e.values is not None:
             by_sha[e.image_id].append(e)
@@ -684,9 +419,9 @@ def _resolve_copies(entries: list[_Entry], prev: _Previous, rel_roots: dict[Path
 
 
 def _tables(
-    entries: list[_Entry], prev: _Previous, rel_roots: dict[Path, str], params: IngestParams
+    entries: list[Entry], prev: _Previous, rel_roots: dict[Path, str], params: IngestParams
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
-    def key(e: _Entry) -> tuple:
+    def key(e: Entry) -> tuple:
         return (e.domain, rel_roots[e.root], e.path, e.image_id or e.reason)
 
     new_files = sum(1 for e in entries if key(e) not in prev.drops)
@@ -732,7 +467,7 @@ def _tables(
     return manifest, quarantine, drop, new_files
 
 
-def _summary(entries: list[_Entry], manifest: pl.DataFrame, cross: list[dict], params: IngestParams) -> dict:
+def _summary(entries: list[Entry], manifest: pl.DataFrame, cross: list[dict], params: IngestParams) -> dict:
     by_reason = Counter(e.reason for e in entries if e.reason is not None)
     domains: dict[str, dict] = {}
     for e in entries:
@@ -793,4 +528,12 @@ def print_summary(result: IngestResult) -> None:
         f"{result.decoded:,} decoded in {result.seconds:.1f} s; "
         f"{near['groups']:,} near-duplicate group(s) ({near['images']:,} images, radius {near['radius']}); "
         f"{s['cross_domain_copies']['groups']:,} picture(s) copied across domains."
+    )
+
+
+def summary_line(result: IngestResult) -> str:
+    """The one line the CLI command and the DVC stage print after an ingest."""
+    return (
+        f"ingest: {result.files} files -> {result.accepted} in the manifest, {result.quarantined} quarantined "
+        f"(drop {result.drop})"
     )

@@ -16,7 +16,9 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
-from shiftkit.stats.decompose import GAP_TITLES, INCONCLUSIVE, SYNTH_DOMAIN, Change, Decomposition
+from shiftkit.report.text import ci, pct, pts
+from shiftkit.stats.bootstrap import SYNTH_DOMAIN
+from shiftkit.stats.decompose import GAP_TITLES, INCONCLUSIVE, Change, Decomposition
 
 ANALYSED = ("dev", "bridge")
 MAX_SHOWN = 25  # classes beyond this are cut from figures and markdown tables (the json keeps all)
@@ -225,18 +227,6 @@ class Recommendation:
     detail: str
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f} points"
-
-
-def _ci_pts(lo: float | None, hi: float | None) -> str:
-    return "n/a" if lo is None or hi is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}] points"
-
-
 def _worst_classes(a: Analysis, min_count: int, top: int = 3) -> list[dict]:
     t = a.by_class.filter((pl.col("dev_n") >= min_count) & (pl.col("dev_errors") > 0))
     if t.height == 0:
@@ -288,13 +278,13 @@ def _inconclusive_rule(
         return [Recommendation(
             f"Label about {r.more_images:,} more {r.split} images before acting",
             f"No gap is claimed above zero at a {round(100 * (1 - d.level))}% family-wise error. The largest "
-            f"gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), could be claimed with about "
+            f"gap, {GAP_TITLES[r.gap]} ({pts(g[r.gap].value, ' points')}), could be claimed with about "
             f"{r.more_images:,} more {r.split} images at the same error rates and clustering.",
         )]
     if r is not None:
         return [Recommendation(
             "No gap stands out",
-            f"The largest gap, {GAP_TITLES[r.gap]} ({_pts(g[r.gap].value)}), is too small to "
+            f"The largest gap, {GAP_TITLES[r.gap]} ({pts(g[r.gap].value, ' points')}), is too small to "
             "resolve by growing any one of its splits: it is likely negligible. Compute the "
             "missing gaps (see the notes) or grow all splits together.",
         )]
@@ -306,8 +296,8 @@ def _class_and_confusion_recs(a: Analysis, min_count: int) -> list[Recommendatio
     worst = _worst_classes(a, min_count)
     if worst:
         parts = ", ".join(
-            f"'{w['label']}' ({w['dev_errors']} of {w['dev_n']} dev images wrong, {_pct(w['dev_error'])}, "
-            f"{_pct(w['share'])} of dev errors; bridge {_pct(w['bridge_error'])})"
+            f"'{w['label']}' ({w['dev_errors']} of {w['dev_n']} dev images wrong, {pct(w['dev_error'])}, "
+            f"{pct(w['share'])} of dev errors; bridge {pct(w['bridge_error'])})"
             for w in worst
         )
         recs.append(Recommendation(
@@ -331,10 +321,10 @@ def _property_recs(a: Analysis, min_count: int) -> list[Recommendation]:
             continue
         recs.append(Recommendation(
             f"Target the {_PROPERTY_WORDS.get(prop, prop)} range {b['range']}",
-            f"Dev error {_pct(b['dev_error'])} there ({b['dev_errors']} of {b['dev_n']}; "
-            f"{_pct(b['share'])} of the dev errors with this property) against "
-            f"{_pct(b['overall'])} over all dev images; bridge images in that range: "
-            f"{b['bridge_n']} (error {_pct(b['bridge_error']) if b['bridge_n'] else 'n/a'}). "
+            f"Dev error {pct(b['dev_error'])} there ({b['dev_errors']} of {b['dev_n']}; "
+            f"{pct(b['share'])} of the dev errors with this property) against "
+            f"{pct(b['overall'])} over all dev images; bridge images in that range: "
+            f"{b['bridge_n']} (error {pct(b['bridge_error']) if b['bridge_n'] else 'n/a'}). "
             "Fit the synthesis recipe so that web images reach this range.",
         ))
     return recs
@@ -351,15 +341,15 @@ def _synthesis_rec(a: Analysis, compare: dict[str, Change] | None) -> Recommenda
         )
     detail = (
         f"Synthesis is on: {s.images:,} synthesised images, {s.predicted:,} predicted; error on them "
-        f"{_pct(s.error)} against {_pct(s.parent_error)} on their web parents."
+        f"{pct(s.error)} against {pct(s.parent_error)} on their web parents."
     )
     if s.recipes:
         detail += " Degradations: " + ", ".join(f"{k} ({v})" for k, v in s.recipes.items()) + "."
     c = (compare or {}).get("data_mismatch")
     if c is not None and c.value is not None:
         detail += (
-            f" Against the compared run the data mismatch changed by {_pts(c.value)} "
-            f"{_ci_pts(c.ci_low, c.ci_high)}: {c.verdict}."
+            f" Against the compared run the data mismatch changed by {pts(c.value, ' points')} "
+            f"{ci(c.ci_low, c.ci_high, suffix=' points')}: {c.verdict}."
         )
     if s.error is not None and s.parent_error is not None and s.error <= s.parent_error:
         detail += " The synthesised images are no harder than their parents: the recipe is likely too weak."
@@ -388,7 +378,8 @@ def _variance_rule(
     return [
         Recommendation(
             "Regularise",
-            f"Bridge error exceeds train error by {_pts(v.value)} {_ci_pts(v.ci_low, v.ci_high)}: "
+            f"Bridge error exceeds train error by {pts(v.value, ' points')} "
+            f"{ci(v.ci_low, v.ci_high, suffix=' points')}: "
             "raise weight decay or dropout, use early stopping on the bridge error, or freeze more of the backbone.",
         ),
         Recommendation("Augment more strongly", "Stronger augmentation (crops, flips, colour, blur) in train params."),
@@ -407,7 +398,7 @@ def _bias_rule(
     return [
         Recommendation(
             "Train a bigger model",
-            f"Train error is {_pts(b.value)} above human-level ({_pct(d.human_error)}): a larger timm "
+            f"Train error is {pts(b.value, ' points')} above human-level ({pct(d.human_error)}): a larger timm "
             "backbone, or unfreezing more stages in fine-tuning.",
         ),
         Recommendation("Train longer", "More epochs, or a higher learning rate for the new head."),
@@ -422,7 +413,7 @@ def _overfit_rule(
     return [
         Recommendation(
             "Use a bigger dev set",
-            f"Test error exceeds dev error by {_pts(o.value)}: choices tuned on {d.counts['dev'].n:,} dev "
+            f"Test error exceeds dev error by {pts(o.value, ' points')}: choices tuned on {d.counts['dev'].n:,} dev "
             "images do not carry over; move target images into dev.",
         ),
         Recommendation("Tune less against dev", "Fewer hyperparameter trials, or a fresh dev set."),
@@ -449,8 +440,8 @@ def _follow_ups(d: Decomposition) -> list[Recommendation]:
         nxt = max(others, key=lambda x: x.value)
         recs.append(Recommendation(
             f"Then: {GAP_TITLES[nxt.name]}",
-            f"{GAP_TITLES[nxt.name].capitalize()} is also claimed above zero ({_pts(nxt.value)}, "
-            f"{_ci_pts(nxt.ci_low, nxt.ci_high)}).",
+            f"{GAP_TITLES[nxt.name].capitalize()} is also claimed above zero ({pts(nxt.value, ' points')}, "
+            f"{ci(nxt.ci_low, nxt.ci_high, suffix=' points')}).",
         ))
     for x in d.gaps.values():
         if x.value is None:

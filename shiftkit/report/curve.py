@@ -1,9 +1,10 @@
 """The learning curve's section of the report: a table, a figure and the sentence, rendered from the
-curve's data (``curve.json``, built by :func:`shiftkit.curve.stage.build_curve`).
+curve's data alone (``curve.json``, built by :func:`shiftkit.curve.stage.build_curve`; each arm's
+colour travels in it, so this module knows no arm by name and imports nothing of the curve).
 
-``write_curve`` writes the curve's folder (``curve.json``, ``curve.md``, ``curve.png`` and
-``plot.json`` for ``dvc plots``); the report stage shows the same section (:func:`section`) in
-report.md and report.html, writes the figure beside them and the figures in metrics.json.
+The report stage shows this section (:func:`section`) in report.md and report.html, writes the
+figure beside them and the figures in metrics.json; the curve stage writes the same section into
+its own folder (:mod:`shiftkit.curve.summary`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from shiftkit.core import files as io
-from shiftkit.report.sections import ci, pct, pts
+from shiftkit.report.text import ci, pct, pts
 from shiftkit.stats.decompose import GAP_NAMES
 
 CURVE_JSON = "curve.json"
 CURVE_PNG = "curve.png"
-_COLOURS = {"baseline": "#4c72b0", "synth": "#c44e52", "finetune": "#55a868"}
+OTHER_COLOUR = "#8172b3"  # an arm curve.json gives no colour
 _SHORT = {"avoidable_bias": "bias", "variance": "variance", "data_mismatch": "mismatch", "dev_overfit": "dev overfit"}
 
 
@@ -35,7 +36,7 @@ def figure(data: dict[str, Any]) -> bytes:
         rows = sorted((p["images"], p["dev_error"], *p["dev_ci"]) for p in data["points"] if p["arm"] == arm)
         cols = zip(*rows, strict=True)
         n, e, lo, hi = (np.array(c, dtype=float) * (1 if i == 0 else 100) for i, c in enumerate(cols))
-        colour = _COLOURS.get(arm, "#8172b3")
+        colour = data.get("colours", {}).get(arm, OTHER_COLOUR)
         ax.plot(n, e, marker="o", color=colour, label=arm)
         ax.fill_between(n, lo, hi, color=colour, alpha=0.18, lw=0)
     ax.set_xticks(data["images"], [str(x) for x in data["images"]])
@@ -92,7 +93,7 @@ WORTH_HEADER = ["arm", "labelled target images", "gain over the baseline", "wort
 
 def section(data: dict[str, Any]):
     """The curve as a report section: the sentence, the table of points, the worth table, the figure."""
-    from shiftkit.report.sections import Figure, Section, Table, Text
+    from shiftkit.report.blocks import Figure, Section, Table, Text
 
     head = header(data)
     blocks = [Text(intro(data), "muted"), Text(f"**{data['sentence']}**"),
@@ -103,36 +104,12 @@ def section(data: dict[str, Any]):
     return Section("curve", "Learning curve: labelled target images", 2, blocks)
 
 
-def plot_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """``dvc plots`` data: one row per budget, a column per arm (dev error in %)."""
-    out = []
-    for n in data["images"]:
-        row: dict[str, Any] = {"images": n}
-        for p in data["points"]:
-            if p["images"] == n:
-                row[p["arm"]] = round(p["dev_error"] * 100, 2)
-        out.append(row)
-    return out
-
-
 def metrics(data: dict[str, Any]) -> dict[str, Any]:
     """The curve's figures for metrics.json: dev error per arm and budget, and each worth figure."""
     dev = {f"{p['arm']}@{p['budget']}": {"dev_error": p["dev_error"], "dev_ci": p["dev_ci"]} for p in data["points"]}
     worth = {f"{w['arm']}@{w['budget']}": {"status": w["status"], "images": w["images"], "ci": w["ci"],
                                            "text": w["text"]} for w in data["worth"]}
     return {"points": dev, "worth": worth, "sentence": data["sentence"]}
-
-
-def write_curve(data: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Write curve.json, curve.md, curve.png and plot.json into ``out_dir`` (replaced as one set)."""
-    from shiftkit.report.markdown import render_sections
-
-    with io.replace_dir(out_dir, owned=(CURVE_JSON, "curve.md", CURVE_PNG, "plot.json")) as tmp:
-        io.write_json(tmp / CURVE_JSON, data)
-        io.write_text(tmp / "curve.md", render_sections([section(data)]))
-        io.write_bytes(tmp / CURVE_PNG, figure(data))
-        io.write_json(tmp / "plot.json", plot_rows(data))
-    return Path(out_dir)
 
 
 def read_curve(path: str | os.PathLike[str]) -> dict[str, Any]:

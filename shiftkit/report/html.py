@@ -1,6 +1,6 @@
 """report.html: one self-contained file (inline CSS, figures as base64 PNG, no scripts).
 
-Lays out the sections of :mod:`shiftkit.report.sections`; every text is escaped.
+Lays out the sections built once by :mod:`shiftkit.report.sections`; every text is escaped.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import base64
 import html as _h
 import re
 
-from shiftkit.report.sections import Bullets, Figure, Gallery, Section, Steps, Table, Text, build_sections
+from shiftkit.report.blocks import Bullets, Figure, Gallery, Section, Steps, Table, Text
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -82,6 +82,7 @@ def block(b) -> str | None:
 
 
 def render_sections(sections: list[Section]) -> str:
+    """report.html of the report's sections: one self-contained page."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -94,7 +95,3 @@ def render_sections(sections: list[Section]) -> str:
         out += [h for h in map(block, s.blocks) if h is not None]
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-
-def render(data) -> str:
-    return render_sections(build_sections(data))

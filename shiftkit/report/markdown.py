@@ -1,12 +1,12 @@
 """report.md: plain GitHub-flavoured markdown that reads well in a terminal and a pull request.
 
-Lays out the sections of :mod:`shiftkit.report.sections`; figures are left to the HTML, except those
+Lays out the sections built once by :mod:`shiftkit.report.sections`; figures are left to the HTML, except those
 written beside report.md (a figure block that names its file).
 """
 
 from __future__ import annotations
 
-from shiftkit.report.sections import Bullets, Figure, Gallery, Section, Steps, Table, Text, build_sections
+from shiftkit.report.blocks import Bullets, Figure, Gallery, Section, Steps, Table, Text
 
 
 def _cell(s) -> str:
@@ -47,6 +47,7 @@ def block(b) -> str | None:
 
 
 def render_sections(sections: list[Section]) -> str:
+    """report.md of the report's sections."""
     out: list[str] = []
     for s in sections:
         out += ["#" * s.level + " " + s.title, ""]
@@ -55,7 +56,3 @@ def render_sections(sections: list[Section]) -> str:
             if text is not None:
                 out += [text, ""]
     return "\n".join(out)
-
-
-def render(data) -> str:
-    return render_sections(build_sections(data))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     BOOL,
     COUNT,
     NONNEG,
@@ -17,6 +17,8 @@ from shiftkit.core.config import (  # noqa: F401
 )
 
 # --- report ---------------------------------------------------------------------------------------
+
+
 REPORT_PROPERTIES = ("blur", "brightness", "contrast", "effective_res", "noise", "extent", "width", "height")
 
 

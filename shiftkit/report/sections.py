@@ -13,14 +13,15 @@ into ``<strong>`` and ``<code>``, the terminal drops it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from shiftkit.core.schema import SPLITS
-from shiftkit.report.analysis import Recommendation, shown_classes
+from shiftkit.report.analysis import shown_classes
+from shiftkit.report.blocks import DIAGNOSIS_MARK, Block, Bullets, Figure, Gallery, Section, Steps, Table, Text
+from shiftkit.report.text import ci, level_text, pct, pts
 from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
 FORMULA = {
@@ -29,101 +30,6 @@ FORMULA = {
     "data_mismatch": "dev − bridge",
     "dev_overfit": "test − dev",
 }
-DIAGNOSIS_MARK = "◀ diagnosis"
-
-
-# ---------------------------------------------------------------------------------------------
-# blocks
-
-
-@dataclass(frozen=True)
-class Text:
-    """A paragraph; ``style`` is "" (plain), "muted" (a side remark) or "diagnosis" (the headline)."""
-
-    text: str
-    style: str = ""
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of strings; ``align`` holds one "l" or "r" per column; ``title`` names it on the terminal.
-
-    ``media="text"`` keeps it out of the HTML (where a figure shows the same numbers); the
-    terminal leaves out the columns named in ``wide`` (explanations that a narrow screen can spare).
-    """
-
-    header: list[str]
-    rows: list[list[str]]
-    align: str
-    title: str = ""
-    media: str = "all"
-    wide: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure, drawn only by the writers that embed images (``draw`` returns PNG bytes)."""
-
-    draw: Callable[[], bytes]
-    alt: str
-    caption: str = ""
-    file: str = ""  # when set, the markdown shows the figure from this file beside report.md
-
-
-@dataclass(frozen=True)
-class Steps:
-    """The ranked recommendations: an ordered list of title and detail."""
-
-    items: list[Recommendation]
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: list[str]
-
-
-@dataclass(frozen=True)
-class Gallery:
-    """Images with their true and predicted label and confidence (``thumb``: PNG bytes or None)."""
-
-    cards: list[dict[str, Any]]
-
-
-Block = Text | Table | Figure | Steps | Bullets | Gallery
-
-
-@dataclass
-class Section:
-    """A heading (``level`` 1 to 3) and its blocks; ``key`` names it for writers and tests."""
-
-    key: str
-    title: str
-    level: int = 2
-    blocks: list[Block] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------
-# number formats shared by every writer
-
-
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}"
-
-
-def ci(lo: float | None, hi: float | None, unit: str = "pts") -> str:
-    if lo is None or hi is None:
-        return "n/a"
-    if unit == "%":
-        return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
-    return f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
-
-
-def level_text(level: float) -> str:
-    return f"{int(round(level * 100))}%"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,27 +16,16 @@ import polars as pl
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.errors import DataError, ImageDecodeError, InputPathError
+from shiftkit.core.errors import DataError, ImageDecodeError
 from shiftkit.report.analysis import Analysis, Recommendation, analyse, recommend
+from shiftkit.report.blocks import Section
 from shiftkit.report.params import ReportParams
-from shiftkit.stats.decompose import (
-    GAP_TITLES,
-    SYNTH_DOMAIN,
-    Change,
-    Decomposition,
-    check_human_error,
-    cluster_ids,
-    compare,
-    decompose,
-    joint_table,
-    run_table,
-)
+from shiftkit.report.sections import build_sections
+from shiftkit.stats.bootstrap import SYNTH_DOMAIN, cluster_ids, joint_table, run_table
+from shiftkit.stats.decompose import GAP_TITLES, Change, Decomposition, check_human_error, compare, decompose
+from shiftkit.training.evaluate import read_predictions, resolve_predictions
 
-__all__ = ["ReportData", "build_report", "write_report", "run_report", "read_predictions", "resolve_predictions"]
-
-# where a run directory keeps its predictions, in the order they are looked for
-_RUN_DIR_CANDIDATES = ("predictions.parquet", "data/predictions/predictions.parquet")
-
+__all__ = ["ReportData", "build_report", "write_report", "run_report", "summary_line"]
 
 @dataclass
 class ReportData:
@@ -52,83 +41,6 @@ class ReportData:
     gallery: list[dict] = field(default_factory=list)  # rows + "thumb" (PNG bytes or None) + "file"
     notes: list[str] = field(default_factory=list)
     curve: dict | None = None  # the learning curve (shiftkit/report/curve.py), when one was built
-
-
-def resolve_predictions(path: str | os.PathLike[str]) -> Path:
-    """A predictions file, or a run folder holding one.
-
-    Raises:
-        InputPathError: when neither the file nor a predictions table inside the folder exists.
-    """
-    p = Path(path)
-    if p.is_dir():
-        for cand in _RUN_DIR_CANDIDATES:
-            if (p / cand).is_file():
-                return p / cand
-        raise InputPathError(
-            f"Run folder {p} holds no predictions table; expected one of: {', '.join(_RUN_DIR_CANDIDATES)}."
-        )
-    if not p.exists():
-        raise InputPathError(f"The predictions table {p} does not exist.")
-    return p
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
-    """Refuse a predictions table that would make the report count or show wrong numbers.
-
-    Every row needs a split, label, prediction, ``correct`` and a confidence in [0, 1]; an image
-    has one prediction; ``correct`` says whether ``label == pred``.
-
-    Raises:
-        DataError: naming ``source``, the column and the first offending value.
-    """
-    where = f"The predictions table {source}"
-    if df.height == 0:
-        raise DataError(f"{where} has no rows.")
-    for col in ("image_id", "split", "label", "pred", "correct", "confidence"):
-        nulls = df[col].null_count()
-        if nulls:
-            raise DataError(f"{where} has {nulls} null value(s) in column {col!r}; every row needs one.")
-    conf = df["confidence"]
-    bad = df.filter(conf.is_nan() | (conf < 0) | (conf > 1))
-    if bad.height:
-        raise DataError(
-            f"{where} has {bad.height} confidence value(s) that are NaN or outside [0, 1] "
-            f"(first: {_short(bad['confidence'][0])} for image {_short(bad['image_id'][0])}); "
-            "expected the probability of the predicted class."
-        )
-    dup = df.filter(pl.col("image_id").is_duplicated())
-    if dup.height:
-        raise DataError(
-            f"{where} has {dup['image_id'].n_unique()} image_id value(s) on more than one row ({dup.height} rows; "
-            f"first: {_short(dup['image_id'][0])}); expected one prediction per image."
-        )
-    wrong = df.filter(pl.col("correct") != (pl.col("label") == pl.col("pred")))
-    if wrong.height:
-        r = wrong.row(0, named=True)
-        raise DataError(
-            f"{where} has {wrong.height} row(s) whose column 'correct' contradicts label and pred (first: image "
-            f"{_short(r['image_id'])}, label {_short(r['label'])}, pred {_short(r['pred'])}, correct {r['correct']}); "
-            "expected correct == (label == pred)."
-        )
-    return df
-
-
-def read_predictions(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read and check a predictions table (or the one in a run folder): see :func:`check_predictions`.
-
-    Raises:
-        InputPathError: when the file is missing.
-        DataError: when it is empty, unreadable or fails :func:`check_predictions`.
-        SchemaError: when a column is missing or mistyped.
-    """
-    p = resolve_predictions(path)
-    return check_predictions(io.read_table(p, schema.PREDICTIONS), p)
 
 
 def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: Path | None,
@@ -236,8 +148,13 @@ def build_report(
 OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots", "curve.png")
 
 
-def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def write_report(
+    data: ReportData, out_dir: str | os.PathLike[str], sections: list[Section] | None = None
+) -> dict[str, Path]:
     """Write report.md, report.html, metrics.json, analysis.json and plots/ into ``out_dir``.
+
+    ``sections``: the report's sections (:func:`shiftkit.report.sections.build_sections` of
+    ``data``, built here when not given), laid out by the markdown and HTML writers alike.
 
     The folder is replaced as one set (:func:`shiftkit.core.files.replace_dir`, DVC's ``.gitignore``
     kept): a failure at any point leaves the previous report whole.
@@ -248,6 +165,7 @@ def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str,
     """
     from shiftkit.report import html, jsonout, markdown
 
+    sections = build_sections(data) if sections is None else sections
     final = Path(out_dir)
     with io.replace_dir(final, owned=OUTPUTS) as out:
         written = {
@@ -259,8 +177,8 @@ def write_report(data: ReportData, out_dir: str | os.PathLike[str]) -> dict[str,
             from shiftkit.report.curve import CURVE_PNG, figure
 
             written["curve"] = io.write_bytes(out / CURVE_PNG, figure(data.curve))
-        written["markdown"] = io.write_text(out / "report.md", markdown.render(data))
-        written["html"] = io.write_text(out / "report.html", html.render(data))
+        written["markdown"] = io.write_text(out / "report.md", markdown.render_sections(sections))
+        written["html"] = io.write_text(out / "report.html", html.render_sections(sections))
     return {k: final / p.relative_to(out) for k, p in written.items()}
 
 
@@ -287,6 +205,14 @@ def run_report(
         predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error,
         curve=curve,
     )
-    write_report(data, out_dir)
-    show(data)
+    sections = build_sections(data)  # once, for every writer
+    write_report(data, out_dir, sections)
+    show(sections)
     return data
+
+
+def summary_line(data: ReportData, out_dir: str | os.PathLike[str]) -> str:
+    """The one line that ``shiftkit report`` and ``pipelines/report.py`` print about a written report."""
+    d = data.decomposition
+    return (f"report: diagnosis {d.diagnosis}; dev error {d.errors['dev']}; "
+            f"wrote {out_dir}/report.md, report.html, metrics.json")

@@ -1,7 +1,8 @@
 """The report's summary as rich tables on the terminal (stderr, like all shiftkit output).
 
-Shows the tables of the "errors" section, the diagnosis and the first recommendations, from the
-sections of :mod:`shiftkit.report.sections`.
+Shows the tables of the "errors" section, the diagnosis and the first recommendations, then one
+line naming every other section of report.md, from the sections built once by
+:mod:`shiftkit.report.sections` (a new section shows here without a change to this file).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from shiftkit.core.console import console
-from shiftkit.report.sections import DIAGNOSIS_MARK, Steps, Table, Text, build_sections
+from shiftkit.report.blocks import DIAGNOSIS_MARK, Section, Steps, Table, Text
 
 
 def _style(cell: str) -> str:
@@ -32,8 +33,14 @@ def _table(t: Table) -> RichTable:
     return out
 
 
-def show(data, top: int = 3) -> None:
-    sections = {s.key: s for s in build_sections(data)}
+# the sections the summary above the list shows in full
+_SHOWN = ("title", "errors", "next")
+
+
+def show(report_sections: list[Section], top: int = 3) -> None:
+    """The report's summary on the console: the error tables, the diagnosis, the first ``top``
+    recommendations and the titles of the other sections."""
+    sections = {s.key: s for s in report_sections}
     for b in sections["errors"].blocks:
         if isinstance(b, Table):
             console.print(_table(b))
@@ -42,3 +49,6 @@ def show(data, top: int = 3) -> None:
     steps = next(b for b in sections["next"].blocks if isinstance(b, Steps))
     for i, r in enumerate(steps.items[:top], 1):
         console.print(f"  {i}. [bold]{escape(r.title)}[/bold]")
+    others = [s.title for s in report_sections if s.key not in _SHOWN and s.level <= 2]
+    if others:
+        console.print(escape("Also in the report: " + "; ".join(t.replace("**", "") for t in others) + "."))

@@ -1,59 +1,100 @@
-"""Where the per-image work of the data stages runs: this machine's processes, or a Ray cluster.
+"""Where the per-image work of the data stages runs: the ``Engine`` protocol, the ``ENGINES``
+registry, and the engine that is current.
 
-The stages never choose: they call :func:`shiftkit.runtime.parallel.imap`, which sends the work to the
-engine that is current (:func:`current`). ``local`` (the default) is a process pool on this
-machine; ``ray`` runs the same module-level functions as Ray tasks, one task per chunk of items,
-on an existing cluster (``engine.address`` in params.yaml, else the ``RAY_ADDRESS`` environment
-variable) or, when neither is given, on a Ray instance started here with this machine's cores.
+The stages never choose: they call :func:`shiftkit.runtime.imap.imap`, which sends the work to
+the engine that is current (:func:`current`). An engine is a class registered at its definition
+with ``@register_engine("name")`` (``local.py``: this machine's processes, the default;
+``ray.py``: a Ray cluster). The params' ``engine.name`` and the command line's ``--engine``
+accept exactly the registered names.
 
-Results come back in the order of the items on every engine (the chunks are collected in the
-order they were sent, never in the order they finish), and every random choice in a task comes
-from the item's own seed, so the outputs are byte-identical whichever engine ran them
+Every engine returns the results in the order of the items, and every random choice in a task
+comes from the item's own seed, so the outputs are byte-identical whichever engine ran them
 (tests/test_ray.py holds that).
 
-Ray is an optional extra (``pip install -e '.[ray]'``): it is imported only when the ``ray``
-engine is asked for, and its absence is then one ``ConfigError``.
+Adding an engine: one class in one new module of this package, decorated with
+``@register_engine("name")``, with an ``address`` field, ``prepare()`` and ``imap(...)`` as in
+:class:`Engine`, and that module imported by ``shiftkit/runtime/__init__.py``.
 """
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from shiftkit.core.errors import ConfigError
+from shiftkit.core.errors import ConfigError, RegistryError
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-ENGINES = ("local", "ray")
-# Chunks in flight per CPU of the cluster: enough to keep every worker busy while the driver
-# collects the oldest chunk, few enough that results do not pile up in the object store.
-_IN_FLIGHT_PER_CPU = 2
-_START_ATTEMPTS = 3  # tries to start a local Ray instance
+E = TypeVar("E")
 
 
-@dataclass(frozen=True)
-class Engine:
-    """An engine choice: ``name`` is local or ray; ``address`` a Ray cluster ('' = RAY_ADDRESS or a local one)."""
+class Engine(Protocol):
+    """What an engine is. Instances are immutable; ``name`` is set by :func:`register_engine`."""
 
-    name: str = "local"
-    address: str = ""
+    name: ClassVar[str]
+    address: str  # where it runs ('' = the engine's default); the local engine ignores it
 
-    def __post_init__(self) -> None:
-        if self.name not in ENGINES:
-            raise ConfigError(f"The engine must be one of {', '.join(ENGINES)}. Got {self.name!r} instead.")
+    def prepare(self) -> None:
+        """Fail now (a ``ConfigError``), before any output is touched, if this engine cannot run here."""
+
+    def imap(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        workers: int | None,
+        chunksize: int,
+        initializer: Callable[..., None] | None,
+        initargs: tuple,
+    ) -> Iterator[Any]:
+        """``map(fn, items)``, results in the order of the items (see :func:`shiftkit.runtime.imap.imap`)."""
+        ...
 
 
-_current: list[Engine] = [Engine()]
+# name -> engine class, in registration order (the order the params' error message lists them)
+ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(name: str) -> Callable[[type[E]], type[E]]:
+    """Class decorator: register an engine class under ``name`` (its ``address`` is its one argument)."""
+
+    def register(cls: type[E]) -> type[E]:
+        if name in ENGINES:
+            raise RegistryError(f"The engine {name!r} is registered already (by {ENGINES[name].__qualname__}).")
+        cls.name = name  # type: ignore[attr-defined]
+        ENGINES[name] = cls  # type: ignore[assignment]
+        return cls
+
+    return register
+
+
+def unregister_engine(name: str) -> None:
+    """Remove a registered engine (a test's, or a plugin's); unknown names are ignored."""
+    ENGINES.pop(name, None)
+
+
+def engine_names() -> tuple[str, ...]:
+    """The registered engine names, in registration order."""
+    return tuple(ENGINES)
+
+
+def make(name: str = "local", address: str = "") -> Engine:
+    """The engine registered as ``name``, at ``address``.
+
+    Raises:
+        ConfigError: when no engine is registered under ``name``.
+    """
+    if name not in ENGINES:
+        raise ConfigError(f"The engine must be one of {', '.join(ENGINES)}. Got {name!r} instead.")
+    return ENGINES[name](address)  # type: ignore[call-arg]
+
+
+# The engine set by activate() (None: the default, local), then those pushed by use().
+_current: list[Engine | None] = [None]
 
 
 def current() -> Engine:
-    """The engine that :func:`shiftkit.runtime.parallel.imap` uses now."""
-    return _current[-1]
+    """The engine that :func:`shiftkit.runtime.imap.imap` uses now."""
+    return _current[-1] or make()
 
 
 def activate(settings: Any = None, *, name: str | None = None, address: str | None = None) -> Engine:
@@ -62,135 +103,19 @@ def activate(settings: Any = None, *, name: str | None = None, address: str | No
     ``settings`` is the params' ``engine`` section (anything with ``name`` and ``address``);
     ``name`` / ``address`` (command-line options) override it. Returns the engine now current.
     """
-    base = settings if settings is not None else Engine()
-    engine = Engine(name or base.name, base.address if address is None else address)
-    if engine.name == "ray":
-        _ray_module()  # a missing extra fails here, before any output is touched
+    base_name, base_address = ("local", "") if settings is None else (settings.name, settings.address)
+    engine = make(name or base_name, base_address if address is None else address)
+    engine.prepare()  # a missing extra fails here, before any output is touched
     _current[0] = engine
     return engine
 
 
 @contextmanager
 def use(engine: Engine | str) -> Iterator[Engine]:
-    """Run a block on ``engine`` (an :class:`Engine` or a name), then restore the previous one."""
-    engine = Engine(engine) if isinstance(engine, str) else engine
+    """Run a block on ``engine`` (an engine or a registered name), then restore the previous one."""
+    engine = make(engine) if isinstance(engine, str) else engine
     _current.append(engine)
     try:
         yield engine
     finally:
         _current.pop()
-
-
-# ---------------------------------------------------------------------------------------------
-# Ray
-
-
-def _ray_module():
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(
-            "The ray engine needs Ray, which is not installed here: pip install -e '.[ray]' "
-            "(or choose the local engine: engine.name: local / --engine local)."
-        ) from exc
-    return ray
-
-
-def connect(engine: Engine | None = None, *, cpus: int | None = None):
-    """The ``ray`` module, connected to ``engine``'s cluster (joined once per process).
-
-    An address (the engine's, else ``RAY_ADDRESS``) joins that cluster; without one, a Ray
-    instance is started here with ``cpus`` CPUs (default: every core this process may use).
-    A process already connected (a test session, a notebook) keeps its connection.
-    """
-    from shiftkit.runtime.parallel import resolve_workers
-
-    ray = _ray_module()
-    if ray.is_initialized():
-        return ray
-    engine = engine or current()
-    address = engine.address or os.environ.get("RAY_ADDRESS") or None
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address is None:
-        options["num_cpus"] = resolve_workers(cpus or 0)
-        # a local raylet waits for its agent processes (Python, heavy imports) for 15 s by default;
-        # on a loaded machine they take longer and the start fails: give them two minutes
-        os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
-    for attempt in range(1, _START_ATTEMPTS + 1):
-        try:
-            ray.init(address=address, **options)
-            return ray
-        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its raylet starts late
-            # on a loaded machine a local raylet can miss Ray's fixed 30 s start-up window: try again
-            ray.shutdown()
-            if attempt == _START_ATTEMPTS or address is not None:
-                where = address or "a local instance"
-                first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                raise ConfigError(f"Cannot start or join the Ray cluster at {where}: {first}") from exc
-    return ray
-
-
-# Per Ray worker process: the initializer arguments it has already applied, by initializer.
-_applied: dict[str, str] = {}
-
-
-def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any], init: list[Any] | None) -> list[Any]:
-    """One Ray task: apply the pool initializer once per worker process, then ``fn`` to each item."""
-    if init is not None:
-        initializer, ref = init
-        key = f"{initializer.__module__}.{initializer.__qualname__}"
-        if _applied.get(key) != ref.hex():
-            import ray
-
-            initializer(*ray.get(ref))
-            _applied[key] = ref.hex()
-    return [fn(item) for item in chunk]
-
-
-_remote: dict[str, Any] = {}
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def ray_imap(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    *,
-    workers: int | None = 0,
-    chunksize: int = 64,
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple = (),
-) -> Iterator[R]:
-    """``map(fn, items)`` in order, as Ray tasks of ``chunksize`` items each
-    (see :func:`shiftkit.runtime.parallel.imap`).
-
-    The initializer's arguments are put in the object store once; each worker process applies
-    them before its first chunk. ``workers`` sizes a Ray instance started here (0: every core).
-    """
-    ray = connect(cpus=workers)
-    if "run" not in _remote:
-        _remote["run"] = ray.remote(num_cpus=1)(_run_chunk)
-    run = _remote["run"]
-    # nested in a list, the reference reaches the task unresolved: fetched once per worker
-    init = None if initializer is None else [initializer, ray.put(tuple(initargs))]
-    window = max(2, _IN_FLIGHT_PER_CPU * int(ray.cluster_resources().get("CPU", 1)))
-    pending: deque = deque()
-    try:
-        for chunk in _chunks(items, max(1, chunksize)):
-            pending.append(run.remote(fn, chunk, init))
-            if len(pending) >= window:
-                yield from ray.get(pending.popleft())
-        while pending:
-            yield from ray.get(pending.popleft())
-    finally:
-        for ref in pending:  # stopped early (an error, an interrupt): drop the rest of the work
-            ray.cancel(ref)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     COUNT,
     NONNEG,
     SEED,
@@ -15,8 +15,9 @@ from shiftkit.core.config import (  # noqa: F401
     section,
 )
 
-
 # --- shift ----------------------------------------------------------------------------------------
+
+
 @section("shift")
 @frozen
 class ShiftParams(ParamsSection):

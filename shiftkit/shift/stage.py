@@ -10,7 +10,6 @@ timm model is named, whose pooled output is used instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,139 +20,10 @@ import numpy as np
 
 from shiftkit.core.errors import ConfigError, DataError, ImageDecodeError, InputPathError, ModelError
 from shiftkit.images import decode as images
+from shiftkit.images.features import PROPS, image_features, property_scale
+from shiftkit.stats.twosample import domain_scores, mmd_test, property_distance, property_tests
 
-PROPS = images.PROPERTY_COLUMNS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-# ---------------------------------------------------------------------------------------------
-# features and statistics (shared with the synthesis fit)
-
-
-def image_features(pixels: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """One image's cheap features: a size x size grey thumbnail in [0, 1], and its properties."""
-    work = images.working_image(pixels)
-    thumb = cv2.resize(work, (size, size), interpolation=cv2.INTER_AREA).ravel()
-    props = images.measure(pixels)
-    return thumb, np.array([props[k] for k in PROPS], dtype=np.float64)
-
-
-def cheap_features(pixels: Sequence[np.ndarray], size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Thumbnails (n, size*size) and properties (n, len(PROPS)) of decoded images."""
-    thumbs, props = [], []
-    for p in pixels:
-        t, q = image_features(p, size)
-        thumbs.append(t)
-        props.append(q)
-    if not thumbs:
-        return np.zeros((0, size * size)), np.zeros((0, len(PROPS)))
-    return np.vstack(thumbs).astype(np.float64), np.vstack(props)
-
-
-def property_scale(props: np.ndarray) -> np.ndarray:
-    """Per-property scale used to standardise distances: the reference set's std (never ~0)."""
-    std = props.std(axis=0) if len(props) else np.ones(props.shape[1])
-    floor = np.maximum(1e-3, 0.05 * np.abs(props.mean(axis=0))) if len(props) else 1.0
-    return np.maximum(std, floor)
-
-
-def property_distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> float:
-    """Sum over properties of the 1-D Wasserstein distance between standardised samples."""
-    from scipy.stats import wasserstein_distance
-
-    return float(sum(wasserstein_distance(a[:, j] / scale[j], b[:, j] / scale[j]) for j in range(a.shape[1])))
-
-
-def domain_scores(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0, c: float = 0.1) -> dict[str, float]:
-    """How well a cross-validated logistic regression tells rows of ``x`` from rows of ``y``.
-
-    ``auc``: ROC AUC of the out-of-fold probabilities (0.5: the sets cannot be told apart, 1.0:
-    they always can). ``separability``: 1 - log-loss / ln 2 of the same probabilities, which keeps
-    falling as two separable sets come closer, where the AUC sits at 1.
-
-    Raises:
-        DataError: when a set has fewer rows than ``folds``.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if min(len(x), len(y)) < folds:
-        raise DataError(
-            f"A cross-validated domain classifier needs at least {folds} images per set. "
-            f"Got {len(x)} and {len(y)} instead."
-        )
-    feats = np.vstack([x, y])
-    labels = np.r_[np.zeros(len(x)), np.ones(len(y))]
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    proba = cross_val_predict(clf, feats, labels, cv=cv, method="predict_proba")[:, 1]
-    return {
-        "auc": float(roc_auc_score(labels, proba)),
-        "separability": float(1.0 - log_loss(labels, proba) / math.log(2.0)),
-    }
-
-
-def mmd_test(x: np.ndarray, y: np.ndarray, *, permutations: int = 500, seed: int = 0) -> dict[str, float]:
-    """Squared MMD (biased estimate) with an RBF kernel and its permutation p-value.
-
-    Features are standardised on the pooled sample; the bandwidth is the median pairwise
-    distance (median heuristic). The p-value is (k + 1) / (n + 1), where k of n permutations of
-    the set labels gave an MMD at least as large as the observed one.
-
-    Raises:
-        DataError: when a set is empty.
-    """
-    if len(x) == 0 or len(y) == 0:
-        raise DataError(f"MMD needs two non-empty sets. Got {len(x)} and {len(y)} images instead.")
-    z = np.vstack([x, y]).astype(np.float64)
-    z = (z - z.mean(axis=0)) / np.maximum(z.std(axis=0), 1e-12)
-    sq = np.sum(z * z, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (z @ z.T), 0.0)
-    iu = np.triu_indices(len(z), k=1)
-    med = float(np.median(d2[iu])) if iu[0].size else 1.0
-    gamma = 1.0 / max(med, 1e-12)
-    k = np.exp(-gamma * d2)
-    n, m = len(x), len(y)
-
-    def stat(w: np.ndarray) -> np.ndarray:  # w: (r, n + m) signed weights +1/n, -1/m
-        return np.einsum("ri,ij,rj->r", w, k, w)
-
-    base = np.r_[np.full(n, 1.0 / n), np.full(m, -1.0 / m)]
-    observed = float(stat(base[None, :])[0])
-    rng = np.random.default_rng(seed)
-    perms = (
-        np.stack([base[rng.permutation(n + m)] for _ in range(permutations)]) if permutations else np.zeros((0, n + m))
-    )
-    null = stat(perms) if permutations else np.zeros(0)
-    exceed = int(np.sum(null >= observed - 1e-12))
-    return {
-        "mmd2": observed,
-        "p_value": (exceed + 1) / (permutations + 1),
-        "permutations": permutations,
-        "bandwidth": math.sqrt(med),
-    }
-
-
-def property_tests(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per property: KS statistic and p-value, Wasserstein distance raw and standardised, means."""
-    from scipy.stats import ks_2samp, wasserstein_distance
-
-    out = {}
-    for j, name in enumerate(PROPS):
-        ks = ks_2samp(a[:, j], b[:, j])
-        w = float(wasserstein_distance(a[:, j], b[:, j]))
-        out[name] = {
-            "ks": float(ks.statistic),
-            "ks_p": float(ks.pvalue),
-            "wasserstein": w,
-            "wasserstein_std": w / float(scale[j]),
-            "mean_a": float(a[:, j].mean()),
-            "mean_b": float(b[:, j].mean()),
-        }
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +158,7 @@ def set_features(
     paths: Sequence[Path], *, size: int = 16, workers: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Thumbnails, properties and normalised modes of image files, decoded in parallel."""
-    from shiftkit.runtime.parallel import imap
+    from shiftkit.runtime.imap import imap
 
     rows = list(imap(_features_of_path, [(str(p), size) for p in paths], workers=workers, chunksize=16))
     thumbs = np.vstack([r[0] for r in rows])
@@ -355,7 +225,7 @@ def compare(
             "modes": sorted(set(mb)),
         },
         "features": features,
-        "properties": property_tests(qa, qb, scale),
+        "properties": property_tests(qa, qb, scale, PROPS),
         "property_distance": property_distance(qa, qb, scale),
         "domain_auc": {**dom, "folds": folds, "classifier": "logistic regression (C=0.1, standardised)"},
         "mmd": mmd,

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     COUNT,
     SEED,
     Interval,
-    Options,
     ParamsSection,
+    Registered,
     Text,
     frozen,
     param,
     section,
 )
 from shiftkit.core.errors import ConfigError
+from shiftkit.splits.strategies import strategy_names
 
 # --- split ----------------------------------------------------------------------------------------
 # a split size: a fraction of the images it is drawn from, or a count of images
 SPLIT_SIZE = (Interval(float, 0, 1, "neither"), Interval(int, 1, None, noun="a count"))
 
 
-# The names of splits.STRATEGIES (tests/test_splits.py checks that the two agree): a new strategy is
-# one function and one entry there, and its name here.
-SPLIT_STRATEGIES = ("target", "shuffle")
-
 @section("split")
 @frozen
 class SplitParams(ParamsSection):
     """How ``shiftkit split`` builds train / bridge / dev / test."""
 
-    strategy: Literal["target", "shuffle"] = param("target", Options(SPLIT_STRATEGIES))  # shuffle: naive mix
+    strategy: str = param("target", Registered(strategy_names))  # shuffle: naive mix
     target_domain: str = param("target", Text("a domain name"))  # the domain dev and test come from
     seed: int = param(0, SEED)  # with the group, decides membership; changing it reshuffles everything
     dev: int | float = param(0.25, *SPLIT_SIZE)  # fraction of the target (shuffle: of all images) or a count

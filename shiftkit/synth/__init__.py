@@ -6,12 +6,12 @@ One module per idea:
   degradation once (name, kind, canonical order, parameters, the fit's grid).
 - ``degradations.py``: the degradation functions, each with its declaration. Adding a
   degradation is one decorated function there (or in any module that is imported).
-- ``recipe.py``: steps, recipes, the per-image records that reproduce every copy.
+- ``recipe.py``: recipes (of ``registry.Step``s), the per-image records that reproduce every copy.
 - ``fit.py``: the beam search that chooses a recipe (its settings: ``FitSettings``).
 - ``weighting.py``: the density-ratio weighting of parents.
 - ``tables.py``: the fit on the pipeline's tables (target train images only) and the
   weighting's held-out check.
-- ``workers.py``: per-image work in worker processes (through ``shiftkit.runtime.parallel.imap``).
+- ``workers.py``: per-image work in worker processes (through ``shiftkit.runtime.imap.imap``).
 - ``stage.py``: the synth stage, writing its output folder as one set.
 """
 
@@ -23,7 +23,6 @@ from shiftkit.synth.fit import FitResult, FitSettings, candidates, fit_recipe, g
 from shiftkit.synth.recipe import (
     RECIPE_VERSION,
     Recipe,
-    Step,
     apply_record,
     child_seed,
     describe,
@@ -39,6 +38,7 @@ from shiftkit.synth.registry import (
     Degradation,
     GridContext,
     ParamSpec,
+    Step,
     canonical_order,
     degradation,
     geometry_names,

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftkit.synth.degradations import _grey
-from shiftkit.synth.recipe import Recipe, Step, describe, make_step, recipe_file_dict
-from shiftkit.synth.registry import GridContext, Move, canonical_order, declared, get, warm
+from shiftkit.synth.recipe import Recipe, describe, make_step, recipe_file_dict
+from shiftkit.synth.registry import GridContext, Move, Step, canonical_order, declared, get, warm
 
 if TYPE_CHECKING:
     from shiftkit.synth.params import SynthParams
@@ -152,27 +152,28 @@ class _Objective:
 
     def __init__(self, web: Sequence[np.ndarray], target: Sequence[np.ndarray], *, feature_size: int, seed: int,
                  dist_weight: float, folds: int) -> None:
-        from shiftkit.shift import stage as shift
+        from shiftkit.images import features
 
         self.web = list(web)
         self.seed = seed
         self.folds = folds
         self.feature_size = feature_size
         self.dist_weight = dist_weight
-        self.target_pix, self.target_props = shift.cheap_features(target, feature_size)
-        self.scale = shift.property_scale(self.target_props)
+        self.target_pix, self.target_props = features.cheap_features(target, feature_size)
+        self.scale = features.property_scale(self.target_props)
 
     def measure(self, recipe: Recipe, n: int | None = None) -> Measures:
-        from shiftkit.shift import stage as shift
+        from shiftkit.images import features
+        from shiftkit.stats import twosample
 
         web = self.web if n is None else self.web[:n]
         moved = [recipe.apply(p, self.seed + i)[0] if recipe.steps else p for i, p in enumerate(web)]
-        pix, props = shift.cheap_features(moved, self.feature_size)
+        pix, props = features.cheap_features(moved, self.feature_size)
         nt = len(self.target_pix) if n is None else min(len(self.target_pix), max(n, 2 * self.folds))
         x = np.hstack([pix, props])
         y = np.hstack([self.target_pix[:nt], self.target_props[:nt]])
-        dom = shift.domain_scores(x, y, folds=self.folds, seed=self.seed)
-        dist = shift.property_distance(props, self.target_props[:nt], self.scale)
+        dom = twosample.domain_scores(x, y, folds=self.folds, seed=self.seed)
+        dist = twosample.property_distance(props, self.target_props[:nt], self.scale)
         score = max(dom["separability"], 0.0) + self.dist_weight * dist / props.shape[1]
         return {
             "auc": round(dom["auc"], 4),
@@ -418,7 +419,7 @@ def _score_trial(item: tuple[int, int | None]) -> Measures:
 
 
 def _score_all(obj: _Objective, trials: list[Recipe], workers: int) -> list[Scored]:
-    from shiftkit.runtime.parallel import imap
+    from shiftkit.runtime.imap import imap
 
     global _FIT_STATE
     _FIT_STATE = (obj, trials)
@@ -432,7 +433,7 @@ def _score_all(obj: _Objective, trials: list[Recipe], workers: int) -> list[Scor
 
 def _halving(obj: _Objective, trials: list[Recipe], small: int, keep: float, workers: int) -> list[Scored]:
     """Score every trial on ``small`` images, the best ``keep`` share again on the whole sample."""
-    from shiftkit.runtime.parallel import imap
+    from shiftkit.runtime.imap import imap
 
     global _FIT_STATE
     _FIT_STATE = (obj, trials)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     BOOL,
     COUNT,
     NONNEG,
@@ -17,8 +17,9 @@ from shiftkit.core.config import (  # noqa: F401
     section,
 )
 
-
 # --- synth ----------------------------------------------------------------------------------------
+
+
 @section("synth")
 @frozen
 class SynthParams(ParamsSection):

@@ -14,13 +14,13 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shiftkit.core.errors import ConfigError
-from shiftkit.synth.registry import get, transform
+from shiftkit.synth.registry import Step, get, transform
 
 if TYPE_CHECKING:
     from shiftkit.synth.weighting import Weighting
@@ -29,18 +29,6 @@ RECIPE_VERSION = 1
 
 # a per-image record (Recipe.sample) and a recipe's dict form: json objects
 Record = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a recipe: a degradation name, its probability and a range per parameter."""
-
-    name: str
-    p: float = 1.0
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "p": self.p, "params": {k: list(v) for k, v in sorted(self.ranges.items())}}
 
 
 def make_step(name: str, p: float = 1.0, **ranges: float | Sequence[float]) -> Step:

@@ -22,23 +22,33 @@ The registry is strict: a second declaration of a name, or a lookup of an unknow
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 import numpy as np
 
 from shiftkit.core.errors import RegistryError
-
-if TYPE_CHECKING:
-    from shiftkit.synth.recipe import Step
 
 # an albumentations transform (or None for degradations that use cv2 alone); its class depends on
 # the degradation, so it stays untyped here
 Transform = Any
 ApplyFn = Callable[[Transform, np.ndarray, dict[str, float], int], np.ndarray]
 # one move of the fit: parameter values of this degradation, a ready step, or steps applied together
-Move = Union[Mapping[str, Any], "Step", tuple["Step", ...]]
+Move = Union[Mapping[str, Any], "Step", tuple["Step", ...]]  # Step: below, used by recipe.py
 GridFn = Callable[["GridContext"], Iterable[Move]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a recipe (``recipe.py``): a registered degradation's name, its probability and a range
+    per parameter. Here, below the recipes, because a fit's move (``Move``) may be a ready step."""
+
+    name: str
+    p: float = 1.0
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "p": self.p, "params": {k: list(v) for k, v in sorted(self.ranges.items())}}
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,17 @@ def run_synth(
     return _summary(chosen, rows, parents.height, seconds, weighted)
 
 
+def summary_line(summary: dict[str, Any], out_dir: PathLike) -> str:
+    """The one line that ``shiftkit synth`` and ``pipelines/synth.py`` print about a :func:`run_synth` result."""
+    table = Path(out_dir) / "synth.parquet"
+    if not summary["enabled"]:
+        return f"synth: disabled (synth.enabled: false); wrote an empty table to {table}"
+    if not summary["images"]:
+        return f"synth: {summary['note']}; wrote an empty table to {table}"
+    return (f"synth: {summary['images']} images from {summary['parents']} parents in {summary['seconds']} s "
+            f"({summary['rate']} img/s); {summary['recipe']} -> {out_dir}")
+
+
 def _note_identical_copies(table: pl.DataFrame) -> None:
     """Say when copies came out byte-identical (a recipe without random parameters left): they are
     one image (one ``image_id``), which weights its parent in training and is evaluated once."""
@@ -253,7 +264,7 @@ def _write_children(items: list[tuple[str, str, str, int]], recipe: Recipe,
                     workers: int) -> tuple[list[tuple[str, str, str]], float]:
     """Degrade and write every planned copy over the worker pool; its records and the seconds taken."""
     from shiftkit.core.console import make_progress, rate_text
-    from shiftkit.runtime.parallel import imap, resolve_workers
+    from shiftkit.runtime.imap import imap, resolve_workers
     from shiftkit.synth.workers import init_worker, synth_one
 
     rows = []

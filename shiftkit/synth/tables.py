@@ -154,13 +154,14 @@ def check_weighting(recipe: Recipe, tgt: pl.DataFrame, web: pl.DataFrame, seen: 
 
 def _held_out_measure(target_held: np.ndarray, fs: int, folds: int, seed: int):
     """A function scoring feature rows against the held-out target rows: domain AUC, property distance."""
-    from shiftkit.shift import stage as shift
+    from shiftkit.images.features import property_scale
+    from shiftkit.stats.twosample import domain_scores, property_distance
 
-    scale = shift.property_scale(target_held[:, fs * fs:])
+    scale = property_scale(target_held[:, fs * fs:])
 
     def measure(x: np.ndarray) -> dict[str, float]:
-        dom = shift.domain_scores(x, target_held, folds=folds, seed=seed)
-        dist = shift.property_distance(x[:, fs * fs:], target_held[:, fs * fs:], scale)
+        dom = domain_scores(x, target_held, folds=folds, seed=seed)
+        dist = property_distance(x[:, fs * fs:], target_held[:, fs * fs:], scale)
         return {"auc": round(dom["auc"], 4), "property_distance": round(dist, 4)}
 
     return measure

@@ -1,8 +1,8 @@
-"""Per-image work of the synth stage, run in worker processes through ``shiftkit.runtime.parallel.imap``.
+"""Per-image work of the synth stage, run in worker processes through ``shiftkit.runtime.imap.imap``.
 
 Workers receive small items (paths, seeds) and send small records back; the recipe travels
 once per worker, as json, through the pool's initializer. Every pool of the package is
-``shiftkit.runtime.parallel.imap``'s, so interrupts and shutdown follow its one rule.
+``shiftkit.runtime.imap.imap``'s, so interrupts and shutdown follow its one rule.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def synth_one(item: tuple[str, str, str, int]) -> tuple[str, str, str]:
 def decode_many(paths: Sequence[PathLike], workers: int) -> list[Decoded]:
     """Decoded images of ``paths``, in order."""
     from shiftkit.images.decode import decode
-    from shiftkit.runtime.parallel import imap
+    from shiftkit.runtime.imap import imap
 
     return list(imap(decode, [str(p) for p in paths], workers=workers, chunksize=16))
 
@@ -78,12 +78,12 @@ def decode_many(paths: Sequence[PathLike], workers: int) -> list[Decoded]:
 def _moved_features(item: tuple[str, int, int]) -> np.ndarray:
     """Worker: the cheap features (thumbnail + properties) of one parent's degraded copy."""
     from shiftkit.images.decode import decode
-    from shiftkit.shift import stage as shift
+    from shiftkit.images.features import image_features
 
     src, seed, size = item
     pixels = decode(src).pixels
     out = _RECIPE.apply(pixels, seed)[0] if _RECIPE.steps else pixels  # type: ignore[union-attr]
-    thumb, props = shift.image_features(out, size)
+    thumb, props = image_features(out, size)
     return np.r_[thumb.astype(np.float64), props]
 
 
@@ -94,7 +94,7 @@ def moved_features(recipe: Recipe, paths: Sequence[PathLike], seeds: Sequence[in
     With ``label``, a progress bar of that name shows the pass.
     """
     from shiftkit.core.console import make_progress, rate_text
-    from shiftkit.runtime.parallel import imap, resolve_workers
+    from shiftkit.runtime.imap import imap, resolve_workers
 
     items = [(str(p), int(s), size) for p, s in zip(paths, seeds, strict=True)]
     if not items:

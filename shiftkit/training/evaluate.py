@@ -12,18 +12,22 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.console import console, make_progress
-from shiftkit.core.errors import DataError
-from shiftkit.training import loader as data
-from shiftkit.training import models
+from shiftkit.core.errors import DataError, InputPathError
 from shiftkit.training.params import EvaluateParams
+
+if TYPE_CHECKING:
+    import torch
+
+# where a run directory keeps its predictions, in the order they are looked for
+_RUN_DIR_CANDIDATES = ("predictions.parquet", "data/predictions/predictions.parquet")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,83 @@ class EvalResult:
     accuracy: dict[str, float]
     seconds: float
     device: str
+
+
+def resolve_predictions(path: str | os.PathLike[str]) -> Path:
+    """A predictions file, or a run folder holding one.
+
+    Raises:
+        InputPathError: when neither the file nor a predictions table inside the folder exists.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for cand in _RUN_DIR_CANDIDATES:
+            if (p / cand).is_file():
+                return p / cand
+        raise InputPathError(
+            f"Run folder {p} holds no predictions table; expected one of: {', '.join(_RUN_DIR_CANDIDATES)}."
+        )
+    if not p.exists():
+        raise InputPathError(f"The predictions table {p} does not exist.")
+    return p
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
+    """Refuse a predictions table that would make the report count or show wrong numbers.
+
+    Every row needs a split, label, prediction, ``correct`` and a confidence in [0, 1]; an image
+    has one prediction; ``correct`` says whether ``label == pred``.
+
+    Raises:
+        DataError: naming ``source``, the column and the first offending value.
+    """
+    where = f"The predictions table {source}"
+    if df.height == 0:
+        raise DataError(f"{where} has no rows.")
+    for col in ("image_id", "split", "label", "pred", "correct", "confidence"):
+        nulls = df[col].null_count()
+        if nulls:
+            raise DataError(f"{where} has {nulls} null value(s) in column {col!r}; every row needs one.")
+    conf = df["confidence"]
+    bad = df.filter(conf.is_nan() | (conf < 0) | (conf > 1))
+    if bad.height:
+        raise DataError(
+            f"{where} has {bad.height} confidence value(s) that are NaN or outside [0, 1] "
+            f"(first: {_short(bad['confidence'][0])} for image {_short(bad['image_id'][0])}); "
+            "expected the probability of the predicted class."
+        )
+    dup = df.filter(pl.col("image_id").is_duplicated())
+    if dup.height:
+        raise DataError(
+            f"{where} has {dup['image_id'].n_unique()} image_id value(s) on more than one row ({dup.height} rows; "
+            f"first: {_short(dup['image_id'][0])}); expected one prediction per image."
+        )
+    wrong = df.filter(pl.col("correct") != (pl.col("label") == pl.col("pred")))
+    if wrong.height:
+        r = wrong.row(0, named=True)
+        raise DataError(
+            f"{where} has {wrong.height} row(s) whose column 'correct' contradicts label and pred (first: image "
+            f"{_short(r['image_id'])}, label {_short(r['label'])}, pred {_short(r['pred'])}, correct {r['correct']}); "
+            "expected correct == (label == pred)."
+        )
+    return df
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read and check a predictions table (or the one in a run folder): see :func:`check_predictions`.
+
+    Raises:
+        InputPathError: when the file is missing.
+        DataError: when it is empty, unreadable or fails :func:`check_predictions`.
+        SchemaError: when a column is missing or mistyped.
+    """
+    p = resolve_predictions(path)
+    return check_predictions(io.read_table(p, schema.PREDICTIONS), p)
 
 
 def _sample(frame: pl.DataFrame, cap: int, seed: int) -> pl.DataFrame:
@@ -55,6 +136,8 @@ def select_rows(
     Raises:
         DataError: when a split is empty or a manifest label is not among the model's labels.
     """
+    from shiftkit.training import loader as data
+
     man, spl, syn = data.read_inputs(manifest, splits, synth)
     missing = sorted(set(data.labels_of(man)) - set(model_labels))
     if missing:
@@ -90,6 +173,12 @@ def select_rows(
 def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams, device: torch.device, where: str):
     """Class probabilities of ``rows``: each image decoded once by the loader's workers (a cache
     would cost memory for images read only once), normalised on the device."""
+    import torch
+
+    from shiftkit.training import loader as data
+    from shiftkit.training import models
+    from shiftkit.training.batches import LoaderBatches
+
     cuda = device.type == "cuda"
     model.to(device)
     if cuda:
@@ -103,7 +192,7 @@ def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams
     progress = make_progress()
     with progress:
         task = progress.add_task("evaluate", total=len(ds), rate="")
-        batches = data.LoaderBatches(loader, device, mean, std, channels_last=cuda)
+        batches = LoaderBatches(loader, device, mean, std, channels_last=cuda)
         return models.predict(model, batches, amp_dtype, progress=progress, task=task)
 
 
@@ -122,11 +211,14 @@ def evaluate(
         DataError: when a split is empty or a manifest label is not among the model's labels.
         ModelError: when the model folder is missing, corrupt or does not fit its metadata.
     """
+    from shiftkit.training import models
+    from shiftkit.training.batches import resolve_device
+
     t_start = time.perf_counter()
     model, meta = models.load_trained(model_dir)
     checkpoint = str(Path(model_dir) / models.META_NAME)
     rows = select_rows(manifest, splits, synth, meta["labels"], params, checkpoint=checkpoint)
-    device = data.resolve_device(params.device)
+    device = resolve_device(params.device)
     probs = _probabilities(model, meta, rows, params, device, str(manifest))
     conf, idx = probs.max(dim=1)
     pred = np.array(meta["labels"], dtype=object)[idx.numpy()].tolist()
@@ -148,3 +240,10 @@ def evaluate(
     counts = {f"{r['split']}/{r['domain']}": int(r["n"]) for r in stats.sort("split", "domain").to_dicts()}
     accuracy = {f"{r['split']}/{r['domain']}": float(r["acc"]) for r in stats.sort("split", "domain").to_dicts()}
     return EvalResult(out, counts, accuracy, time.perf_counter() - t_start, str(device))
+
+
+def summary_line(result: EvalResult) -> str:
+    """The one line that ``shiftkit evaluate`` prints about a predictions table it wrote."""
+    acc = ", ".join(f"{k} {v:.3f}" for k, v in result.accuracy.items())
+    return (f"predicted {sum(result.counts.values()):,} images on {result.device} in {result.seconds:.1f} s "
+            f"({acc}) -> {result.path}")

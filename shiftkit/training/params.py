@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shiftkit.core.config import (  # noqa: F401
+from shiftkit.core.config import (
     BOOL,
     COUNT,
     DEVICE,
@@ -19,8 +19,9 @@ from shiftkit.core.config import (  # noqa: F401
 )
 from shiftkit.core.errors import ConfigError
 
-
 # --- train ----------------------------------------------------------------------------------------
+
+
 @section("train")
 @frozen
 class TrainParams(ParamsSection):
@@ -65,6 +66,8 @@ class TrainParams(ParamsSection):
 
 
 # --- evaluate -------------------------------------------------------------------------------------
+
+
 @section("evaluate")
 @frozen
 class EvaluateParams(ParamsSection):

@@ -12,9 +12,9 @@ interrupted epoch exactly and ends with the same weights as an uninterrupted run
 
 Batches come from one of two paths (:func:`build_data`). When the train and dev images fit
 ``train.cache_mb`` they are decoded once into a uint8 cache and every batch is assembled on the
-device (:class:`shiftkit.training.loader.DeviceBatches`: index, copy as uint8, one batched random affine,
+device (:class:`shiftkit.training.DeviceBatches`: index, copy as uint8, one batched random affine,
 normalise); otherwise the worker-process loader decodes and augments each image on the CPU every
-epoch (:class:`shiftkit.training.loader.LoaderBatches`), and one line says so. Both draw the same
+epoch (:class:`shiftkit.training.LoaderBatches`), and one line says so. Both draw the same
 augmentation distribution (:class:`shiftkit.training.loader.Augment`), not the same draws.
 
 Repeatability: on the CPU a run is bit-exact (resume included). On CUDA the batch path is too
@@ -45,15 +45,16 @@ import torch
 from torch import nn
 
 import shiftkit
-from shiftkit.core import files as io
 from shiftkit.core.console import console, make_progress, rate_text
-from shiftkit.core.errors import ConfigError, DataError, ModelError
+from shiftkit.core.errors import ConfigError, DataError
 from shiftkit.training import loader as data
 from shiftkit.training import models
+from shiftkit.training.batches import DeviceBatches, LoaderBatches, resolve_device
+from shiftkit.training.batches import Feed as InputFeed
+from shiftkit.training.checkpoint import Optim, checkpoint, load_resume_point, open_live, set_rng_state
 from shiftkit.training.params import TrainParams
 from shiftkit.training.pixels import PixelStore
 
-STATE_NAME = "state.pt"
 # settings that change how fast a run goes, never what it computes: left out of the params hash
 _RUNTIME_KEYS = ("workers", "threads", "cache", "cache_mb", "eval_batches")
 
@@ -133,57 +134,6 @@ def _all_sum(values: list[float], d: _Dist, device: torch.device) -> list[float]
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def _rng_state() -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": json.dumps(np.random.get_state()[1].tolist()),
-        "numpy_pos": int(np.random.get_state()[2]),
-        "python": json.dumps(random.getstate()[1]),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available() and state.get("cuda"):
-        torch.cuda.set_rng_state_all(state["cuda"])
-    keys = np.array(json.loads(state["numpy"]), dtype=np.uint32)
-    np.random.set_state(("MT19937", keys, state["numpy_pos"], 0, 0.0))
-    random.setstate((3, tuple(json.loads(state["python"])), None))
-
-
-def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    # safetensors wants contiguous CPU tensors (channels_last weights are not)
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-
-
-def write_model(out_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    """model.safetensors + model.json, each written atomically (weights first)."""
-    from safetensors.torch import save_file
-
-    with io.atomic_path(out_dir / models.WEIGHTS_NAME) as tmp:
-        # one metadata key: safetensors writes the header's metadata map in no fixed order, so two keys
-        # made the same weights give different bytes; the model's name is in model.json beside it
-        save_file(_cpu_state_dict(model), str(tmp), metadata={"format": "pt"})
-    io.write_json(out_dir / models.META_NAME, meta)
-
-
-def _write_state(out_dir: Path, state: dict[str, Any]) -> None:
-    with io.atomic_path(out_dir / STATE_NAME) as tmp:
-        torch.save(state, tmp)
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same: unusable
-        raise ModelError(f"Resume point {path} is corrupt ({type(exc).__name__}); delete it to start afresh.") from exc
-
-
-# ---------------------------------------------------------------------------------------------
 # the loop
 
 
@@ -210,36 +160,12 @@ def _set_mode(model: nn.Module, phase: str) -> None:
         model.train()
 
 
-def open_live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
-    """A dvclive ``Live`` writing plain files into ``live_dir`` (None: no logging)."""
-    if live_dir is None:
-        return None
-    # dvclive must not reach for git experiments, DVC Studio or analytics
-    os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    import logging
-
-    logging.getLogger("dvclive").setLevel(logging.ERROR)
-    from dvclive import Live
-
-    class _FilesOnlyLive(Live):
-        # dvclive's repository integration would `dvc init` an enclosing git repo that has no
-        # DVC, crashes in a git repo without commits, and saves git experiments; the stage
-        # declares dvclive/ as its metrics and plots, so plain files are all we need
-        def _init_dvc(self) -> None:
-            self._dvc_repo = None
-
-    live = _FilesOnlyLive(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
-    live.step = step
-    return live
-
-
 @dataclass
 class Feed:
     """How a batch reaches the model: device, normalisation and memory format (``inputs``), the
     autocast precision and this process's place in a distributed run."""
 
-    inputs: data.Feed
+    inputs: InputFeed
     amp_dtype: torch.dtype | None
     dist: _Dist
 
@@ -251,12 +177,12 @@ class Feed:
 @dataclass
 class TrainData:
     """The train and dev images of a run as batch sources: iterables of (model input, target) on
-    the device, with ``set_epoch`` and ``len`` (:class:`data.DeviceBatches` or the worker-process
-    fallback :class:`data.LoaderBatches`)."""
+    the device, with ``set_epoch`` and ``len`` (:class:`DeviceBatches` or the worker-process
+    fallback :class:`LoaderBatches`)."""
 
     labels: list[str]
-    batches: data.DeviceBatches | data.LoaderBatches
-    dev_batches: data.DeviceBatches | data.LoaderBatches
+    batches: DeviceBatches | LoaderBatches
+    dev_batches: DeviceBatches | LoaderBatches
     n_train: int
     dev_targets: np.ndarray
     # 'device' or 'loader': the two paths draw the same distribution but not the same augmentations,
@@ -264,15 +190,14 @@ class TrainData:
     path: str
 
 
-def select_items(
-    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], synth: str | os.PathLike[str] | None
-) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
+def select_items(tables: data.Tables) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
     """The label set and the rows of the train split (with its synthesised children) and the dev split.
 
     Raises:
         DataError: when the train or dev split is empty or labels are missing.
     """
-    man, spl, syn = data.read_inputs(manifest, splits, synth)
+    man, spl, syn = tables.manifest, tables.splits, tables.synth
+    manifest, splits, synth = tables.manifest_path, tables.splits_path, tables.synth_path
     labels = data.labels_of(man)
     unmatched = data.unmatched_splits(man, spl, manifest, splits)
     if unmatched:
@@ -342,7 +267,7 @@ def build_data(
     # a last batch of one image cannot train batch norm: drop it (a curve's small budgets meet it)
     drop_last = dist_info.world_size > 1 or (len(tr_paths) > 1 and len(tr_paths) % bs == 1)
     if why is None:
-        train_b = data.DeviceBatches(
+        train_b = DeviceBatches(
             _cached(train_items, params, cuda, store),
             tr_y,
             batch_size=bs,
@@ -353,7 +278,7 @@ def build_data(
             drop_last=drop_last,
         )
         dev_cache = _cached(dev_items, params, cuda, store)
-        dev_b = data.DeviceBatches(dev_cache, dv_y, batch_size=max(bs, 256), feed=dev_feed)
+        dev_b = DeviceBatches(dev_cache, dv_y, batch_size=max(bs, 256), feed=dev_feed)
         return TrainData(labels, train_b, dev_b, len(tr_paths), dv_y, "device")
     if dist_info.main:
         console.print(
@@ -375,7 +300,7 @@ def build_data(
     )
     dev_loader = data.make_loader(dv_ds, batch_size=max(bs, 256), shuffle=False, workers=0, pin_memory=cuda)
     src = functools.partial(
-        data.LoaderBatches,
+        LoaderBatches,
         device=feed.device,
         mean=feed.inputs.mean,
         std=feed.inputs.std,
@@ -385,12 +310,12 @@ def build_data(
 
 
 def _feed(params: TrainParams, dist_info: _Dist, mean_t: tuple[float, ...], std_t: tuple[float, ...]) -> Feed:
-    device = data.resolve_device(params.device, dist_info.local_rank)
+    device = resolve_device(params.device, dist_info.local_rank)
     cuda = device.type == "cuda"
     amp_dtype = None
     if cuda and params.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    inputs = data.Feed.of(device, mean_t, std_t, cuda and params.channels_last, dist_info.world_size, dist_info.rank)
+    inputs = InputFeed.of(device, mean_t, std_t, cuda and params.channels_last, dist_info.world_size, dist_info.rank)
     return Feed(inputs, amp_dtype, dist_info)
 
 
@@ -409,47 +334,12 @@ def _meta(params: TrainParams, labels: list[str], mean_t, std_t, plan: list[str]
     }
 
 
-def load_resume_point(out: Path, meta: dict[str, Any], resume: bool, announce: bool) -> dict[str, Any] | None:
-    """The resume point in ``out`` when ``resume`` is asked and one exists, else None.
-
-    Raises:
-        ConfigError: on a resume point written with other parameters.
-        ModelError: on a corrupt one.
-    """
-    state_path = out / STATE_NAME
-    if resume and state_path.is_file():
-        state = _read_state(state_path)
-        if state.get("params_hash") != meta["params_hash"]:
-            raise ConfigError(
-                f"Resume point {state_path} was written with other train parameters; drop --resume to start afresh."
-            )
-        if state.get("batch_path", "loader") != meta["batch_path"]:
-            raise ConfigError(
-                f"Resume point {state_path} was written on the {state.get('batch_path', 'loader')} batch path, this "
-                f"run takes the {meta['batch_path']} path (train.cache / train.cache_mb); drop --resume or restore "
-                f"them."
-            )
-        return state
-    if resume and announce:
-        console.print(f"[yellow]No resume point in {out}; starting afresh.[/]")
-    return None
-
-
 @dataclass
 class EpochStats:
     loss_sum: float = 0.0
     correct: float = 0.0
     count: float = 0.0
     seconds: float = 0.0
-
-
-@dataclass
-class Optim:
-    """The optimizer, its schedule and the gradient scaler of the current phase."""
-
-    opt: torch.optim.Optimizer
-    sched: Any
-    scaler: torch.amp.GradScaler
 
 
 def train_one_epoch(
@@ -498,28 +388,6 @@ def validate(model: nn.Module, tdata: TrainData, feed: Feed, max_batches: int = 
     dev_loss = float(nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), dev_y))
     dev_acc = float((probs.argmax(1) == dev_y).float().mean())
     return dev_loss, dev_acc
-
-
-def checkpoint(
-    out: Path, model: nn.Module, meta: dict[str, Any], epoch: int, phase: str, optim: Optim, dev_acc: float
-) -> None:
-    """The model after ``epoch`` (0-based) and a resume point, each written atomically."""
-    write_model(out, model, {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)})
-    _write_state(
-        out,
-        {
-            "epoch": epoch + 1,
-            "phase": phase,
-            "params_hash": meta["params_hash"],
-            "batch_path": meta["batch_path"],
-            "model": _cpu_state_dict(model),
-            "optimizer": optim.opt.state_dict(),
-            "scheduler": optim.sched.state_dict(),
-            "scaler": optim.scaler.state_dict(),
-            "rng": _rng_state(),
-            "dev_accuracy": dev_acc,
-        },
-    )
 
 
 def _log_live(live, stats: EpochStats, dev_loss: float, dev_acc: float, optim: Optim) -> None:
@@ -616,7 +484,7 @@ def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tupl
                 optim, ddp_model = _begin_phase(model, phase, run.params, steps, feed, scaler, restore)
                 phase_now = phase
             if state is not None and epoch == start_epoch:
-                _set_rng_state(state["rng"])
+                set_rng_state(state["rng"])
             run.tdata.batches.set_epoch(epoch)
             _set_mode(model, phase)
             title = f"epoch {epoch + 1}/{len(plan)} {phase}"
@@ -651,8 +519,12 @@ def train(
     resume: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
     pixels: str | os.PathLike[str] | None = None,
+    tables: data.Tables | None = None,
 ) -> TrainResult:
     """Train ``params.model`` on the train split (and its synthesised children); track dev.
+
+    ``tables``: the manifest, splits and synth tables already read by the caller (the same files as
+    the paths), so that a stage reads each table once; without it they are read here.
 
     ``pixels``: a decoded-image store (:mod:`shiftkit.training.pixels`) shared by several trainings; its
     images are copied instead of decoded again (same pixels, same model).
@@ -667,9 +539,9 @@ def train(
     """
     t_start, out = time.perf_counter(), Path(out_dir)
     dist_info = _init_distributed(params.device)
-    data.resolve_device(params.device, dist_info.local_rank)
+    resolve_device(params.device, dist_info.local_rank)
     _seed_all(params)
-    labels, train_items, dev_items = select_items(manifest, splits, synth)
+    labels, train_items, dev_items = select_items(tables or data.read_tables(manifest, splits, synth))
     plan = phase_plan(params)
     model = models.create_model(params.model, len(labels), in_chans=params.channels, pretrained=params.pretrained)
     mean_t, std_t = models.data_config(model, params.channels)
@@ -698,3 +570,10 @@ def train(
         device=str(feed.device),
         world_size=dist_info.world_size,
     )
+
+
+def summary_line(result: TrainResult, params: TrainParams) -> str:
+    """The one line that ``shiftkit train`` prints about a finished training (rank 0 only under torchrun)."""
+    return (f"trained {params.model} for {result.epochs} epoch(s) on {result.device}: dev accuracy "
+            f"{result.dev_accuracy:.3f}, {result.images_per_s:,.0f} img/s, {result.seconds:.0f} s "
+            f"-> {result.model_dir}")

@@ -1,4 +1,5 @@
-"""Ordered parallel map over worker processes, for per-image work (ingest, synthesis).
+"""The one seam of per-image work (ingest, check, synthesis, shift): :func:`imap`, an ordered map
+on the current engine (``shiftkit/runtime/engine.py``), and the worker processes of the local engine.
 
 Workers receive small arguments (paths, seeds) and return small records: nothing big is
 pickled per task (the trap measured in perf-notes: shipping the dataset to every task).
@@ -24,6 +25,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
+
+from shiftkit.runtime.engine import current
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -157,18 +160,30 @@ def imap(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
 ) -> Iterator[R]:
-    """``map(fn, items)`` in order, over ``workers`` processes (inline when 1), or on the current engine.
+    """``map(fn, items)`` in order, on the current engine (:func:`shiftkit.runtime.engine.current`).
 
     ``fn`` must be a module-level function; results stream back as they complete, in order,
-    so memory does not grow with the number of items. Chunk ``k`` goes to worker ``k % n``.
-    An exception raised by ``fn`` is raised here; a worker that dies raises :class:`WorkerError`.
+    so memory does not grow with the number of items. On the local engine: over ``workers``
+    processes (inline when 1), see :func:`process_map`.
     """
-    from shiftkit.runtime import engine
+    yield from current().imap(fn, items, workers=workers, chunksize=chunksize, initializer=initializer,
+                              initargs=initargs)
 
-    if engine.current().name == "ray":  # the same tasks on a Ray cluster (shiftkit/runtime/engine.py)
-        yield from engine.ray_imap(fn, items, workers=workers, chunksize=chunksize, initializer=initializer,
-                                   initargs=initargs)
-        return
+
+def process_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int | None = 0,
+    chunksize: int = 64,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> Iterator[R]:
+    """``map(fn, items)`` in order, over ``workers`` processes of this machine (inline when 1).
+
+    Chunk ``k`` goes to worker ``k % n``. An exception raised by ``fn`` is raised here; a worker
+    that dies raises :class:`WorkerError`.
+    """
     n = resolve_workers(workers)
     if n == 1:
         if initializer is not None:

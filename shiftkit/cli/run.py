@@ -1,0 +1,232 @@
+"""How every front-end runs and fails: the exception -> exit code mapping (:func:`exit_code_for`),
+signals that raise so that outputs are cleaned up, the command line's :func:`main` and :func:`run`,
+and the ``pipelines/*.py`` stage scripts' :func:`stage_parser` and :func:`run_stage`.
+
+Exit codes:
+
+- 0: done;
+- 1: ``shiftkit check`` found blocking problems in a data drop (and for internal errors);
+- 2: bad input (a missing path, a bad value, an unknown option): one line on stderr;
+- 130: interrupted (SIGINT); 143: terminated (SIGTERM).
+
+The typer commands (:mod:`shiftkit.cli.app`) are imported by :func:`main` only, so a stage
+script that runs through :func:`run_stage` does not import them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+
+import typer
+
+from shiftkit.core.errors import CheckFailed, ShiftkitError, Terminated
+
+
+def _usage_exceptions() -> tuple[type[BaseException], ...]:
+    """Usage-error classes of whichever click the installed typer is built on."""
+    found: list[type[BaseException]] = []
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = __import__(modname, fromlist=["ClickException"])
+        except ImportError:
+            continue
+        found.append(mod.ClickException)
+    return tuple(found)
+
+
+def _exit_exceptions() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [typer.Exit]
+    for modname in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(modname, fromlist=["Exit"]).Exit)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+#: an error message quotes at most this many characters (a value can be megabytes long)
+MAX_MESSAGE = 400
+
+
+def _one_line(text: object) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 25] + f" ... ({len(line):,} characters)"
+
+
+def _interrupted_line(prog: str, signum: int) -> str:
+    from shiftkit.core.console import kept_notes
+
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    kept = kept_notes()
+    if kept:
+        return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
+    return f"{prog}: {what}: nothing was written"
+
+
+def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
+    """THE mapping from an exception to an exit code, printing ONE line on stderr (never a traceback).
+
+    Used by :func:`main` and :func:`run_stage` alike: 0 done (or ``--help``); 1 a blocked
+    ``check`` (:class:`CheckFailed`) or an internal error; 2 bad input (any
+    :class:`ShiftkitError`, a usage error, an ``OSError`` such as a folder where a file should
+    be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
+    the traceback of an internal error.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        print(_interrupted_line(prog, signum), file=sys.stderr)
+        return 128 + signum
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if isinstance(exc, _exit_exceptions()):
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if isinstance(exc, CheckFailed):
+        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    if isinstance(exc, ShiftkitError):
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, _usage_exceptions()):
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or prog
+        print(f"{cmd}: error: {_one_line(exc.format_message())} (see '{cmd} --help')", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error:{where} {_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MemoryError):
+        print(f"{prog}: error: out of memory (an input too large, or too deeply nested?)", file=sys.stderr)
+        return 2
+    if type(exc).__name__ == "Abort" and type(exc).__module__.startswith(("typer", "click")):
+        print(f"{prog}: aborted.", file=sys.stderr)
+        return 1
+    if os.environ.get("SHIFTKIT_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+          "(a bug: please report it; SHIFTKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
+
+
+class _SignalsRaise:
+    """SIGTERM raises :class:`Terminated` (and SIGINT KeyboardInterrupt) in the main thread, so that
+    ``finally`` blocks, worker pools and ``io.replace_dir`` clean up; the last signal is kept in
+    ``received`` because typer turns an interrupt inside a command into a plain exit code 130."""
+
+    def __init__(self, final: bool = False) -> None:
+        self.received: int | None = None
+        self.final = final  # the process exits right after: later signals change nothing
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def __enter__(self) -> _SignalsRaise:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in (signal.SIG_IGN, None):
+                    continue  # started with the signal ignored (nohup): keep it so
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, previous in self._previous.items():
+            # in a process that is about to exit, the work is done (outputs complete): a signal
+            # from now on must not turn a finished run into an interpreter killed by SIGINT (-2)
+            signal.signal(signum, signal.SIG_IGN if self.final else previous)
+
+
+def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
+    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
+    from shiftkit.core.console import recording_kept
+
+    with recording_kept():
+        return _guarded_run(prog, work, final)
+
+
+def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
+    from shiftkit.core.console import output_to, stderr_console
+    from shiftkit.runtime.imap import reap_children, stop_all
+
+    signals = _SignalsRaise(final)
+    try:
+        with output_to(stderr_console()), signals:
+            result = work()
+    except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
+        return exit_code_for(exc, prog), None
+    finally:
+        # workers of an imap generator that an exception left suspended (also one that typer caught
+        # and turned into exit code 130): reaped here, before the process exits
+        stop_all()
+        if final:  # the process exits next: no child of it may outlive it
+            reap_children()
+    if signals.received is not None and result == 130:
+        # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
+        print(_interrupted_line(prog, signals.received), file=sys.stderr)
+        return 128 + signals.received, None
+    return 0, result
+
+
+def _invoke(args: list[str]) -> object:
+    """The typer commands on ``args``; imported here, under the signal handling of :func:`_guarded`."""
+    from shiftkit.cli.app import app
+
+    return app(args=args, standalone_mode=False, prog_name="shiftkit")
+
+
+def main(argv: list[str] | None = None, *, final: bool = False) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    ``final``: the process exits right after (the console script), so signals that arrive once
+    the command has finished are ignored instead of killing the interpreter on its way out.
+    """
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    code, result = _guarded("shiftkit", lambda: _invoke(args), final)
+    if code:
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    code = main(final=True)
+    if code in (130, 143):
+        # CPython exits by SIGINT itself (code -2) when a KeyboardInterrupt once escaped code run
+        # by exec() of a string (a sticky interpreter flag), even though main handled it: leave
+        # with the code main chose. Workers and temporary folders were cleaned up already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def stage_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a ``pipelines/*.py`` stage: a usage error is one line, exit 2."""
+    return _StageParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+
+
+class _StageParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line (argparse prints the whole usage first)
+        from shiftkit.core.errors import ConfigError
+
+        raise ConfigError(f"{message} (see '{self.prog} --help')")
+
+
+def run_stage(name: str, work: Callable[[], str]) -> int:
+    """Run a DVC stage script's ``work`` and print the summary line it returns; the exit code.
+
+    Every ``pipelines/*.py`` script is ``stage_parser`` + a ``work`` that parses its arguments,
+    calls the library and returns one summary line + ``run_stage``: failures go through the
+    same :func:`exit_code_for` as the command line (``<name>: error: ...``, exit 2; a blocked
+    check 1; interrupted 130, terminated 143).
+    """
+    code, summary = _guarded(name, work)
+    if code == 0 and summary is not None:
+        print(summary)
+    return code
