@@ -21,9 +21,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> str:
         from shiftkit.check.stage import run_latest_drop_check, summary_line
+        from shiftkit.core.outputs import guard
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
+        guard("check", reads={"--reference": args.reference, "--splits": args.splits, "--params": args.params},
+              folders={"--out": args.out})
         params = load_params(args.params)
         report = run_latest_drop_check(args.reference, splits=args.splits, out=args.out, params=params.check,
                                        ingest_params=params.ingest, allow_new_labels=args.allow_new_labels)

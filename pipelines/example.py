@@ -13,10 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
+        from shiftkit.core.outputs import guard
         from shiftkit.ingest.example import summary_line, write_example
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
+        guard("example", reads={"--params": args.params}, folders={"--out": args.out})
         counts = write_example("digits", args.out, load_params(args.params).example)
         return summary_line("digits", counts, args.out)
 

@@ -17,13 +17,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> str:
         from shiftkit.core.config import parse_assignments
+        from shiftkit.core.outputs import guard
         from shiftkit.ingest.stage import ingest, summary_line
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
+        roots = parse_assignments(args.domain)
+        guard("ingest", reads={"--domain": roots.values(), "--listing": args.listing, "--params": args.params},
+              folders={"--out": args.out})
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
-        res = ingest(parse_assignments(args.domain), args.out, listing=args.listing, params=params.ingest,
+        res = ingest(roots, args.out, listing=args.listing, params=params.ingest,
                      keep_domain=params.split.target_domain)
         return summary_line(res)
 

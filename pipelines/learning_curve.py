@@ -44,11 +44,26 @@ def _parser():
     return ap
 
 
+def _guard(args) -> None:
+    """Every step's outputs apart from its inputs (shiftkit/core/outputs.py)."""
+    from shiftkit.core.outputs import guard
+
+    reads = {k: getattr(args, k.strip("-"), None) for k in
+             ("--manifest", "--params", "--splits", "--synth", "--start", "--pixels", "--model", "--predictions",
+              "--budgets")}
+    out = {"--out": args.out}
+    if args.step == "evaluate":
+        guard(f"learning_curve {args.step}", reads=reads, files=out)
+    else:
+        guard(f"learning_curve {args.step}", reads=reads, folders=out, live=getattr(args, "live", None))
+
+
 def _step(args) -> str:
     from shiftkit.curve import budgets, stage, summary
     from shiftkit.params import load_params
 
     p = load_params(args.params)
+    _guard(args)
     if args.step == "budgets":
         counts = budgets.write_budgets(args.manifest, args.splits, args.out, p.curve)
         return budgets.budgets_summary(counts, args.out)

@@ -18,10 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml", help="params.yaml (section split)")
 
     def work() -> str:
+        from shiftkit.core.outputs import guard
         from shiftkit.params import load_params
         from shiftkit.splits.stage import run_split
 
         args = ap.parse_args(argv)
+        guard("split", reads={"--manifest": args.manifest, "--params": args.params}, folders={"--out": args.out})
         return run_split(args.manifest, args.out, load_params(args.params).split).summary()
 
     return run_stage("split", work)

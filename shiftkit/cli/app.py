@@ -16,6 +16,7 @@ import typer
 import shiftkit
 from shiftkit.core.console import console
 from shiftkit.core.errors import CheckFailed
+from shiftkit.core.outputs import guard
 
 app = typer.Typer(
     name="shiftkit",
@@ -131,6 +132,9 @@ def ingest_command(
     p = load_params(params)
     use_engine(p, engine)
     roots = parse_assignments(domain, "--domain")
+    guard("ingest", reads={"--domain": roots.values(), "--listing": listing, "--unlabelled":
+                           parse_assignments(unlabelled, "--unlabelled").values(), "--params": params},
+          folders={"--out": out})
     result = ingest(
         roots,
         out,
@@ -155,6 +159,7 @@ def example_command(
     from shiftkit.ingest.example import summary_line, write_example
 
     p = load_params(params)
+    guard("example", reads={"--params": params}, folders={"DEST": dest})
     counts = write_example(name, dest, p.example)
     console.print(summary_line(name, counts, dest))
 
@@ -213,6 +218,7 @@ def split_command(
     from shiftkit.splits.stage import run_split
 
     p = load_params(params)
+    guard("split", reads={"--manifest": manifest, "--params": params}, folders={"--out": out})
     changes = {
         "strategy": strategy,
         "target_domain": target_domain,
@@ -274,6 +280,8 @@ def check_command(
     p = load_params(params)
     use_engine(p, engine)
     allow = True if allow_new_labels else None
+    guard("check", reads={"DROP": [d.split("=", 1)[-1] for d in drops or []], "--reference": reference,
+                          "--splits": splits, "--params": params}, folders={"--out": out})
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
@@ -347,6 +355,8 @@ def synth_command(
 
     p = load_params(params)
     use_engine(p, engine)
+    guard("synth", reads={"--manifest": manifest, "--splits": splits, "--recipe": recipe, "--params": params},
+          folders={"--out": out if images_url is None else None})
     # every override is validated like the same value in params.yaml (--preview -3 included)
     overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers,
                                    "preview": preview}.items() if v is not None}
@@ -393,6 +403,8 @@ def shift_command(
     if overrides:
         p = p.replace("shift", **overrides)
     sp = p.shift
+    guard("shift", reads={"--a": a, "--b": b, "--manifest": manifest, "--splits": splits, "--params": params},
+          files={"--json": json_out})
     if a is not None or b is not None:
         if a is None or b is None or manifest is not None:
             raise ConfigError("Give either two folders (--a and --b) or --manifest with filters, not a mix.")
@@ -453,6 +465,9 @@ def train_command(
     from shiftkit.training.train import summary_line, train
 
     params = load_params(params_path)
+    guard("train", reads={"--manifest": manifest, "--splits": splits, "--synth": synth, "--params": params_path,
+                          "--pretrained": pretrained if pretrained and Path(pretrained).exists() else None},
+          folders={"--out": out}, live=live)
     changes = {}
     if model is not None:
         changes["model"] = model
@@ -496,6 +511,8 @@ def evaluate_command(
     from shiftkit.training.evaluate import evaluate, summary_line
 
     params = load_params(params_path)
+    guard("evaluate", reads={"--manifest": manifest, "--splits": splits, "--synth": synth, "--model": model_dir,
+                             "--params": params_path}, files={"--out": out})
     changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
     result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
@@ -537,6 +554,8 @@ def report_command(
     from shiftkit.report.stage import run_report, summary_line
 
     p = load_params(params).report
+    guard("report", reads={"PREDICTIONS": predictions, "--manifest": manifest, "--synth": synth, "--compare": compare,
+                           "--params": params}, folders={"--out": out})
     with output_to(Console(quiet=True) if quiet else current()):
         data = run_report(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error

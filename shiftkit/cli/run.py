@@ -26,6 +26,7 @@ from collections.abc import Callable
 import typer
 
 from shiftkit.core.errors import CheckFailed, ShiftkitError, Terminated
+from shiftkit.core.outputs import is_no_space
 
 
 def _usage_exceptions() -> tuple[type[BaseException], ...]:
@@ -91,6 +92,11 @@ def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
         return 1
     if isinstance(exc, ShiftkitError):
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if is_no_space(exc):  # a full disk outside the atomic writers (a library's "os error 28" included)
+        where = f" of {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: no space left on the device{where} (os error 28): free some space and run again",
+              file=sys.stderr)
         return 2
     if isinstance(exc, _usage_exceptions()):
         cmd = getattr(getattr(exc, "ctx", None), "command_path", None) or prog

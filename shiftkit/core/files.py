@@ -1,13 +1,13 @@
 """Atomic writes and schema-checked reads of the tables and json files shiftkit exchanges.
 
 Nothing is written in place: every file goes to a temporary sibling first and is renamed over
-the target, so an interrupted or failed run never leaves a half-written table behind.
+the target, so an interrupted or failed run never leaves a half-written table behind. What may be
+written where (inputs, devices, links, foreign files, a full disk) is decided by ``core/outputs.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import os
 import shutil
@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from shiftkit.core.errors import DataError, InputPathError
+from shiftkit.core.outputs import file_target, is_no_space, no_space, refuse_foreign
 from shiftkit.core.schema import Table, conform, validate
 
 
@@ -44,32 +45,49 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. A character
+    device, a pipe or a standard stream (``/dev/null``, ``/dev/stdout``) is written through: the
+    bytes are built in a temporary file elsewhere and copied into it (see ``core/outputs.py``).
 
     Raises:
-        InputPathError: when the folder cannot be created or written, or ``path`` is a folder.
+        InputPathError: when the folder cannot be created or written, ``path`` is a folder, a
+            symbolic link or another special file, or the disk is full.
     """
     target = Path(path)
-    if target.is_dir():
-        raise InputPathError(f"Cannot write the file {target}: a folder of that name exists (give a file path).")
-    ensure_dir(target.parent if str(target.parent) else Path("."))
+    through = file_target(target) == "through"
+    if not through:
+        ensure_dir(target.parent if str(target.parent) else Path("."))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if through:
+            fd, tmp = tempfile.mkstemp(prefix=".shiftkit.", suffix=".tmp")
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
+        if is_no_space(exc):
+            raise no_space(target.parent, exc) from exc
         raise InputPathError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except Exception as exc:
+            if is_no_space(exc):
+                raise no_space(target.parent, exc) from exc
+            raise
+        if through:
+            with open(tmp_path, "rb") as src, open(target, "ab") as dst:
+                shutil.copyfileobj(src, dst)
+            return
         os.chmod(tmp_path, 0o644)
+        file_target(target)  # a link or a folder put there meanwhile is refused, not replaced
         try:
             os.replace(tmp_path, target)
         except OSError as exc:  # a folder created meanwhile, a read-only target folder, ...
             raise InputPathError(f"Cannot write the file {target}: {exc.strerror or exc}.") from exc
-    except BaseException:
+    finally:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
-        raise
 
 
 @contextlib.contextmanager
@@ -98,25 +116,22 @@ def replace_dir(
     target = Path(dest)
     if target.exists() and not target.is_dir():
         raise InputPathError(f"Output folder {target} exists and is not a folder.")
-    if owned is not None and target.is_dir():
-        foreign = sorted(
-            e.name for e in target.iterdir()
-            if not any(fnmatch.fnmatch(e.name, pat) for pat in (*owned, *keep))
-        )
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise InputPathError(
-                f"Output folder {target} holds {shown}, which this stage does not write; "
-                "give a new or empty folder (the stage replaces the whole folder)."
-            )
+    refuse_foreign(target, owned if owned is not None else ("*",), keep=keep)
     parent = ensure_dir(target.parent if str(target.parent) else Path("."))
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=parent))
     except OSError as exc:
+        if is_no_space(exc):
+            raise no_space(parent, exc) from exc
         raise InputPathError(f"Cannot write into {parent}: {exc.strerror or exc}.") from exc
     old: Path | None = None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as exc:
+            if is_no_space(exc):
+                raise no_space(target, exc) from exc
+            raise
         if target.is_dir():
             for name in keep:
                 src = target / name

@@ -136,6 +136,10 @@ def open_live(live_dir: str | os.PathLike[str] | None, resume: bool, step: int):
     """A dvclive ``Live`` writing plain files into ``live_dir`` (None: no logging)."""
     if live_dir is None:
         return None
+    from shiftkit.core.outputs import LIVE_OWNED, refuse_foreign
+
+    # dvclive's start-up deletes metrics.json, report.html/md, plots/: never in a folder of other files
+    refuse_foreign(live_dir, LIVE_OWNED, what="dvclive folder --live", nested={"plots": ("metrics",)})
     # dvclive must not reach for git experiments, DVC Studio or analytics
     os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
