@@ -190,6 +190,29 @@ def drop_domains(drops: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+def _own_splits(table: pl.DataFrame, manifest: pl.DataFrame, splits: str | Path, ref: Path) -> pl.DataFrame:
+    """The splits ``table`` when it belongs to the ``manifest`` (issue 25, finding 3): a table
+    whose image ids are mostly unknown to it (another manifest's splits) would find no dev/test
+    image and pass any copy; so would one without a dev or test image of the manifest.
+
+    Raises:
+        DataError: naming both files and the counts.
+    """
+    known = table.filter(pl.col("image_id").is_in(manifest["image_id"].implode()))
+    if table.height and 2 * known.height < table.height:
+        raise DataError(
+            f"The splits table {splits} does not belong to the manifest {ref}: {table.height - known.height:,} "
+            f"of its {table.height:,} image ids are not in the manifest (--splits expects the splits.parquet "
+            "that `shiftkit split` wrote from that manifest)."
+        )
+    if known.filter(pl.col("split").is_in(["dev", "test"])).height == 0:
+        raise DataError(
+            f"The splits table {splits} gives no image of the manifest {ref} to dev or test: copies of "
+            "dev/test images cannot be looked for (--splits expects the splits of that manifest)."
+        )
+    return table
+
+
 def run_latest_drop_check(
     manifest: str | Path,
     *,
@@ -232,6 +255,7 @@ def run_latest_drop_check(
     split_table = None
     if splits is not None and Path(splits).is_file():
         split_table = read_table(splits, SPLITS_TABLE)
+        split_table = _own_splits(split_table, man, splits, man_path) if reference.height else split_table
         split_table = split_table.filter(pl.col("image_id").is_in(reference["image_id"].implode()))
     ctx = CheckContext(
         drop=_with_files(drop, man_path),
@@ -306,6 +330,8 @@ def run_check(
     if ref.height == 0:
         raise DataError(f"The reference manifest {ref_path} is empty.")
     split_table = read_table(splits, SPLITS_TABLE) if splits is not None else None
+    if split_table is not None:
+        split_table = _own_splits(split_table, ref, splits, ref_path)
     with tempfile.TemporaryDirectory(prefix="shiftkit-check-") as tmp:
         with output_to(Console(quiet=True)):  # the drop's ingest is a step of check, not news
             ingest_mod.ingest(domains, tmp, params=ip)

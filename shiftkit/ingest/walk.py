@@ -233,6 +233,13 @@ def _check_domain_name(name: str, where: str) -> None:
             f"The domain name {name!r} in {where} must start with a letter or digit and hold only "
             "letters, digits, '_', '.' or '-'."
         )
+    from shiftkit.stats.bootstrap import SYNTH_DOMAIN  # evaluate and report reserve it (issue 25, 7)
+
+    if name.casefold() == SYNTH_DOMAIN:
+        raise ConfigError(
+            f"The domain name {name!r} in {where} is reserved: evaluate and report give it to the synthesised "
+            "copies (choose another name, e.g. 'synthetic')."
+        )
 
 
 def check_inputs(
