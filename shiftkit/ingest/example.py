@@ -7,8 +7,12 @@ example can be a DVC stage whose outputs are cached and compared.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from PIL import Image
 
 from shiftkit.core.errors import ConfigError, InputPathError
 from shiftkit.core.files import ensure_dir
+from shiftkit.core.outputs import is_no_space, no_space
 from shiftkit.ingest.params import ExampleParams
 
 EXAMPLES = ("digits",)
@@ -41,7 +46,7 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clear(folder: Path, domain: str) -> None:
-    """Remove a previous example folder, but only if it holds nothing but the example's files."""
+    """Refuse a previous example folder that holds anything but the example's files."""
     if not folder.exists():
         return
     if not folder.is_dir():
@@ -54,7 +59,70 @@ def _clear(folder: Path, domain: str) -> None:
             f"{folder} already holds files that the example did not write (e.g. {foreign[0]}); "
             "choose an empty destination."
         )
-    shutil.rmtree(folder)
+
+
+@contextlib.contextmanager
+def staged_example(dest: str | Path, domains: tuple[str, ...]) -> Iterator[Path]:
+    """Build an example in a temporary folder inside ``dest``, then swap its ``domains`` in.
+
+    Yields the empty temporary folder; the builder writes ``<tmp>/<domain>/...`` there. Only
+    when it returns are the previous ``dest/<domain>`` folders (checked first: nothing but an
+    example's files) swapped for the new ones, with SIGINT/SIGTERM held back during the swap;
+    an exception, Ctrl-C or a full disk while building leaves the previous example as it was.
+
+    Raises:
+        InputPathError: when ``dest`` cannot be written, holds foreign files, or the disk is full.
+    """
+    root = ensure_dir(dest)
+    for domain in domains:
+        _clear(root / domain, domain)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".example.", suffix=".new", dir=root))
+    except OSError as exc:
+        if is_no_space(exc):
+            raise no_space(root, exc) from exc
+        raise InputPathError(f"Cannot write into {root}: {exc.strerror or exc}.") from exc
+    old = tmp.with_suffix(".old")
+    try:
+        try:
+            yield tmp
+        except Exception as exc:
+            if is_no_space(exc):
+                raise no_space(root, exc) from exc
+            raise
+        _swap(root, tmp, old, domains)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap(root: Path, tmp: Path, old: Path, domains: tuple[str, ...]) -> None:
+    """Move each ``root/<domain>`` into ``old`` and ``tmp/<domain>`` into its place; undone on failure."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM} if threading.current_thread() is threading.main_thread() else set()
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        old.mkdir()
+        done: list[str] = []
+        try:
+            for domain in domains:
+                if (root / domain).exists():
+                    os.replace(root / domain, old / domain)
+                done.append(domain)
+                os.replace(tmp / domain, root / domain)
+        except BaseException:
+            for domain in reversed(done):
+                if (old / domain).exists():
+                    shutil.rmtree(root / domain, ignore_errors=True)
+                    os.replace(old / domain, root / domain)
+            raise
+        from shiftkit.core.console import note_kept
+
+        note_kept(f"the new example in {root}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, prefix: str, width: int) -> int:
@@ -90,13 +158,11 @@ def write_example(name: str, dest: str | Path, params: ExampleParams | None = No
         pick = np.arange(len(web_x))
     tgt_x, tgt_y = load_digits_images()
     n_tgt = min(params.target_images, TARGET_MAX)
-    root = ensure_dir(dest)
-    for domain in ("web", "target"):
-        _clear(root / domain, domain)
-    return {
-        "web": _write(root / "web", web_x[pick], web_y[pick], pick, "mnist", 5),
-        "target": _write(root / "target", tgt_x[:n_tgt], tgt_y[:n_tgt], np.arange(n_tgt), "digit", 4),
-    }
+    with staged_example(dest, ("web", "target")) as tmp:  # atomic: the earlier example stays until done
+        return {
+            "web": _write(tmp / "web", web_x[pick], web_y[pick], pick, "mnist", 5),
+            "target": _write(tmp / "target", tgt_x[:n_tgt], tgt_y[:n_tgt], np.arange(n_tgt), "digit", 4),
+        }
 
 
 def summary_line(name: str, counts: dict[str, int], dest: str | Path) -> str:
