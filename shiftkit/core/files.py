@@ -69,12 +69,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        try:
-            yield tmp_path
-        except Exception as exc:
-            if is_no_space(exc):
-                raise no_space(target.parent, exc) from exc
-            raise
+        yield tmp_path
         if through:
             with open(tmp_path, "rb") as src, open(target, "ab") as dst:
                 shutil.copyfileobj(src, dst)
@@ -84,7 +79,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             os.replace(tmp_path, target)
         except OSError as exc:  # a folder created meanwhile, a read-only target folder, ...
+            if is_no_space(exc):
+                raise
             raise InputPathError(f"Cannot write the file {target}: {exc.strerror or exc}.") from exc
+    except Exception as exc:
+        # the writer's own error (polars: "os error 28", or a cut footer on a full disk): one line, the folder
+        if is_no_space(exc, target.parent if not through else None):
+            raise no_space(target.parent, exc) from exc
+        raise
     finally:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
@@ -126,12 +128,7 @@ def replace_dir(
         raise InputPathError(f"Cannot write into {parent}: {exc.strerror or exc}.") from exc
     old: Path | None = None
     try:
-        try:
-            yield tmp
-        except Exception as exc:
-            if is_no_space(exc):
-                raise no_space(target, exc) from exc
-            raise
+        yield tmp
         if target.is_dir():
             for name in keep:
                 src = target / name
@@ -144,10 +141,12 @@ def replace_dir(
         from shiftkit.core.console import note_kept
 
         note_kept(str(target))  # an interrupt from now on says the folder was kept, complete
-    except BaseException:
+    except BaseException as exc:
         if old is not None and (old / "dir").exists() and not target.exists():
             os.replace(old / "dir", target)  # put the previous run back
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and is_no_space(exc, parent):
+            raise no_space(target, exc) from exc
         raise
     finally:
         if old is not None:

@@ -89,7 +89,7 @@ def guard(
         outs.append(("--live", os.fspath(live), _real(live), True))
     for oopt, opath, oreal, is_folder in outs:
         if not is_folder:
-            file_target(opath)  # a folder, a link or a block device there: refused before any work
+            file_target(opath, option=oopt)  # a folder, a link or a block device there: refused before any work
         if _stream(oreal):
             continue
         for iopt, ipath, ireal in ins:
@@ -124,7 +124,7 @@ def _stream(real: Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-def file_target(path: PathLike) -> str:
+def file_target(path: PathLike, option: str = "") -> str:
     """How a single-file output at ``path`` is written: ``"replace"`` (a new or regular file:
     a temporary sibling renamed over it) or ``"through"`` (a character device, a pipe or a
     standard stream: the bytes copied into it).
@@ -134,16 +134,17 @@ def file_target(path: PathLike) -> str:
             not a regular file.
     """
     p = Path(path)
+    name = f"{option} {p}" if option else str(p)
     try:
         lmode = os.lstat(p).st_mode
     except FileNotFoundError:
         return "replace"
     except OSError as exc:
-        raise InputPathError(f"Cannot write the file {p}: {exc.strerror or exc}.") from exc
+        raise InputPathError(f"Cannot write the file {name}: {exc.strerror or exc}.") from exc
     if stat.S_ISREG(lmode):
         return "replace"
     if stat.S_ISDIR(lmode):
-        raise InputPathError(f"Cannot write the file {p}: a folder of that name exists (give a file path).")
+        raise InputPathError(f"Cannot write the file {name}: a folder of that name exists (give a file path).")
     real = _real(p)
     if _stream(real):
         return "through"
@@ -151,10 +152,10 @@ def file_target(path: PathLike) -> str:
         if str(real).startswith(("/proc/", "/dev/")):  # /dev/stdout redirected to a file
             return "through"
         raise InputPathError(
-            f"Cannot write the file {p}: it is a symbolic link (to {os.readlink(p)}); shiftkit neither "
+            f"Cannot write the file {name}: it is a symbolic link (to {os.readlink(p)}); shiftkit neither "
             "follows nor replaces links: give the real path, or remove the link."
         )
-    raise InputPathError(f"Cannot write the file {p}: it is a special file (a block device?), not a regular file.")
+    raise InputPathError(f"Cannot write the file {name}: it is a special file (a block device?), not a regular file.")
 
 
 def refuse_foreign(
@@ -196,12 +197,22 @@ def refuse_foreign(
         )
 
 
-def is_no_space(exc: BaseException) -> bool:
-    """A full disk or quota (errno 28/122), as an ``OSError`` or as a library's message ("os error 28")."""
+def is_no_space(exc: BaseException, where: PathLike | None = None) -> bool:
+    """A full disk or quota (errno 28/122), as an ``OSError`` or as a library's message ("os error 28");
+    or any error of a writer into ``where`` while its file system has no block or inode left (polars
+    reports a parquet footer cut short by a full disk as "Invalid thrift: transport error")."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc)
-    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+    if "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text:
+        return True
+    if where is None:
+        return False
+    try:
+        fs = os.statvfs(where)
+    except OSError:
+        return False
+    return fs.f_bavail == 0 or (fs.f_files > 0 and fs.f_favail == 0)
 
 
 def no_space(where: PathLike, exc: BaseException) -> InputPathError:

@@ -87,7 +87,7 @@ def staged_example(dest: str | Path, domains: tuple[str, ...]) -> Iterator[Path]
         try:
             yield tmp
         except Exception as exc:
-            if is_no_space(exc):
+            if is_no_space(exc, root):
                 raise no_space(root, exc) from exc
             raise
         _swap(root, tmp, old, domains)
