@@ -30,6 +30,9 @@ _RECIPE: Recipe | None = None  # per worker process, set by init_worker
 def init_worker(recipe_json: str) -> None:
     """Pool initializer: the recipe this worker applies, and every transform built once."""
     global _RECIPE
+    from shiftkit.core.lazy import albumentations_without_torch
+
+    albumentations_without_torch()  # first, so that no later import pulls torch in (issue 25)
     _RECIPE = Recipe.from_json(recipe_json)
     warm()
 
