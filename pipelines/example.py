@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
-        guard("example", reads={"--params": args.params}, folders={"--out": args.out})
+        guard("example", reads={"--params": args.params},
+              folders={"--out": [f"{args.out}/web", f"{args.out}/target"]})  # the folders it replaces
         counts = write_example("digits", args.out, load_params(args.params).example)
         return summary_line("digits", counts, args.out)
 

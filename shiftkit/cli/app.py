@@ -159,7 +159,7 @@ def example_command(
     from shiftkit.ingest.example import summary_line, write_example
 
     p = load_params(params)
-    guard("example", reads={"--params": params}, folders={"DEST": dest})
+    guard("example", reads={"--params": params}, folders={"DEST": [dest / "web", dest / "target"]})
     counts = write_example(name, dest, p.example)
     console.print(summary_line(name, counts, dest))
 
