@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args = ap.parse_args(argv)
         guard("check", reads={"--reference": args.reference, "--splits": args.splits, "--params": args.params},
-              folders={"--out": args.out})
+              folders={"--out": args.out}, owned={"--out": ("check.json", "check.md")})
         params = load_params(args.params)
         report = run_latest_drop_check(args.reference, splits=args.splits, out=args.out, params=params.check,
                                        ingest_params=params.ingest, allow_new_labels=args.allow_new_labels)

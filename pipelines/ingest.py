@@ -18,13 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> str:
         from shiftkit.core.config import parse_assignments
         from shiftkit.core.outputs import guard
-        from shiftkit.ingest.stage import ingest, summary_line
+        from shiftkit.ingest.stage import OWNED, ingest, summary_line
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
         roots = parse_assignments(args.domain)
         guard("ingest", reads={"--domain": roots.values(), "--listing": args.listing, "--params": args.params},
-              folders={"--out": args.out})
+              folders={"--out": args.out}, owned={"--out": OWNED})
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
         res = ingest(roots, args.out, listing=args.listing, params=params.ingest,

@@ -20,12 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> str:
         from shiftkit.core.outputs import guard
         from shiftkit.params import load_params
-        from shiftkit.report.stage import run_report, summary_line
+        from shiftkit.report.stage import OUTPUTS, run_report, summary_line
 
         args = ap.parse_args(argv)
         guard("report", reads={"--predictions": args.predictions, "--manifest": args.manifest, "--synth": args.synth,
                                "--compare": args.compare, "--curve": args.curve, "--params": args.params},
-              folders={"--out": args.out})
+              folders={"--out": args.out}, owned={"--out": OUTPUTS})
         data = run_report(args.predictions, args.out, manifest=args.manifest, synth=args.synth,
                           compare_to=args.compare, params=load_params(args.params).report, curve=args.curve)
         return summary_line(data, args.out)

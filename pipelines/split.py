@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> str:
         from shiftkit.core.outputs import guard
         from shiftkit.params import load_params
-        from shiftkit.splits.stage import run_split
+        from shiftkit.splits.stage import OWNED, run_split
 
         args = ap.parse_args(argv)
-        guard("split", reads={"--manifest": args.manifest, "--params": args.params}, folders={"--out": args.out})
+        guard("split", reads={"--manifest": args.manifest, "--params": args.params}, folders={"--out": args.out},
+              owned={"--out": OWNED})
         return run_split(args.manifest, args.out, load_params(args.params).split).summary()
 
     return run_stage("split", work)

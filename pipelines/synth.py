@@ -19,11 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> str:
         from shiftkit.core.outputs import guard
         from shiftkit.params import load_params
-        from shiftkit.synth.stage import run_synth, summary_line
+        from shiftkit.synth.stage import OWNED, run_synth, summary_line
 
         args = ap.parse_args(argv)
         guard("synth", reads={"--manifest": args.manifest, "--splits": args.splits, "--params": args.params},
-              folders={"--out": args.out if args.images_url is None else None})
+              folders={"--out": args.out if args.images_url is None else None}, owned={"--out": OWNED})
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
         return summary_line(run_synth(args.manifest, args.splits, args.out, params.synth,

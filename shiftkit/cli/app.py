@@ -127,6 +127,7 @@ def ingest_command(
     outside_root, stray_file, duplicate, conflicting_label, ...).
     """
     from shiftkit.core.config import parse_assignments
+    from shiftkit.ingest.stage import OWNED as OWNED_BY_INGEST
     from shiftkit.ingest.stage import ingest, summary_line
 
     p = load_params(params)
@@ -134,7 +135,7 @@ def ingest_command(
     roots = parse_assignments(domain, "--domain")
     guard("ingest", reads={"--domain": roots.values(), "--listing": listing, "--unlabelled":
                            parse_assignments(unlabelled, "--unlabelled").values(), "--params": params},
-          folders={"--out": out})
+          folders={"--out": out}, owned={"--out": OWNED_BY_INGEST})
     result = ingest(
         roots,
         out,
@@ -215,10 +216,12 @@ def split_command(
     """Split a manifest into train / bridge / dev / test (dev and test from the target only)."""
     import warnings
 
+    from shiftkit.splits.stage import OWNED as OWNED_BY_SPLIT
     from shiftkit.splits.stage import run_split
 
     p = load_params(params)
-    guard("split", reads={"--manifest": manifest, "--params": params}, folders={"--out": out})
+    guard("split", reads={"--manifest": manifest, "--params": params}, folders={"--out": out},
+          owned={"--out": OWNED_BY_SPLIT})
     changes = {
         "strategy": strategy,
         "target_domain": target_domain,
@@ -281,7 +284,8 @@ def check_command(
     use_engine(p, engine)
     allow = True if allow_new_labels else None
     guard("check", reads={"DROP": [d.split("=", 1)[-1] for d in drops or []], "--reference": reference,
-                          "--splits": splits, "--params": params}, folders={"--out": out})
+                          "--splits": splits, "--params": params}, folders={"--out": out},
+          owned={"--out": ("check.json", "check.md")})
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
@@ -351,12 +355,13 @@ def synth_command(
     Children keep their parent's split (train or bridge, never dev or test) and dup group.
     """
     from shiftkit import synth
+    from shiftkit.synth.stage import OWNED as OWNED_BY_SYNTH
     from shiftkit.synth.stage import summary_line
 
     p = load_params(params)
     use_engine(p, engine)
     guard("synth", reads={"--manifest": manifest, "--splits": splits, "--recipe": recipe, "--params": params},
-          folders={"--out": out if images_url is None else None})
+          folders={"--out": out if images_url is None else None}, owned={"--out": OWNED_BY_SYNTH})
     # every override is validated like the same value in params.yaml (--preview -3 included)
     overrides = {k: v for k, v in {"copies": copies, "fraction": fraction, "seed": seed, "workers": workers,
                                    "preview": preview}.items() if v is not None}
@@ -551,11 +556,12 @@ def report_command(
     from rich.console import Console
 
     from shiftkit.core.console import current, output_to
+    from shiftkit.report.stage import OUTPUTS as OWNED_BY_REPORT
     from shiftkit.report.stage import run_report, summary_line
 
     p = load_params(params).report
     guard("report", reads={"PREDICTIONS": predictions, "--manifest": manifest, "--synth": synth, "--compare": compare,
-                           "--params": params}, folders={"--out": out})
+                           "--params": params}, folders={"--out": out}, owned={"--out": OWNED_BY_REPORT})
     with output_to(Console(quiet=True) if quiet else current()):
         data = run_report(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error

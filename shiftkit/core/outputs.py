@@ -70,13 +70,16 @@ def guard(
     files: Mapping[str, Paths] | None = None,
     folders: Mapping[str, Paths] | None = None,
     live: PathLike | None = None,
+    owned: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
     """Refuse, before any work, outputs of ``stage`` that would overwrite or sit inside its inputs.
 
     ``reads``: option name -> the paths the stage reads (files or folders; a missing path is
     left to the stage to report). ``files``: option -> single-file outputs. ``folders``:
     option -> output folders the stage builds or replaces as a whole. ``live``: a dvclive folder
-    (an output folder that must hold only what dvclive writes, see :data:`LIVE_OWNED`).
+    (an output folder that must hold only what dvclive writes, see :data:`LIVE_OWNED`). ``owned``:
+    option -> the names the stage writes in that output folder (its ``replace_dir(owned=...)``),
+    so that a folder holding anything else is refused now, not after the work.
 
     Raises:
         InputPathError: naming the output option and path and the input it collides with.
@@ -113,6 +116,9 @@ def guard(
                 )
     if live is not None:
         refuse_foreign(live, LIVE_OWNED, what="dvclive folder --live", nested={"plots": ("metrics",)})
+    for opt, names in (owned or {}).items():
+        for path in _each((folders or {}).get(opt)):
+            refuse_foreign(path, tuple(names), what=f"Output folder {opt}")
 
 
 def _stream(real: Path) -> bool:

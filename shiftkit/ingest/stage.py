@@ -63,6 +63,7 @@ Reason = QuarantineReason
 MANIFEST_FILE = "manifest.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 SUMMARY_FILE = "summary.json"
+OWNED = (MANIFEST_FILE, QUARANTINE_FILE, SUMMARY_FILE)  # what ingest writes in --out (core/outputs.py)
 # Files per task sent to a worker: big batches amortise the pool's per-task cost (~0.1 ms),
 # small ones keep every worker busy on small inputs and the progress bar moving.
 _BATCH_MIN, _BATCH_MAX = 8, 256

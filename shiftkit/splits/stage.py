@@ -21,6 +21,7 @@ from shiftkit.splits.params import SplitParams
 SPLITS_FILE = "splits.parquet"
 COMPOSITION_JSON = "composition.json"
 COMPOSITION_MD = "composition.md"
+OWNED = (SPLITS_FILE, COMPOSITION_JSON, COMPOSITION_MD)  # what split writes in --out (core/outputs.py)
 
 
 def read_previous(out_dir: str | Path) -> tuple[pl.DataFrame | None, dict | None]:
