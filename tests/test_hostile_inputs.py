@@ -145,3 +145,48 @@ def test_image_decode_errors_cross_processes_intact():
 
     exc = pickle.loads(pickle.dumps(ImageDecodeError(QuarantineReason.TRUNCATED, "a.png: cut")))
     assert exc.reason is QuarantineReason.TRUNCATED and exc.detail == "a.png: cut"
+
+
+# --- finding 11: the gate does not cry wolf on look-alikes of a low-detail target -----------------
+
+
+def test_check_passes_printed_digits_that_share_a_phash_with_blurry_dev_images(tmp_path):
+    """The reference's target: load_digits enlarged 8x8 -> 32x32 and blurred (low detail); the drop:
+    printed digits, each drawn over the coarse layout of a dev/test image so that its phash is
+    within 2 bits (the hash alone blocked them: exit 1). A real copy still blocks, with its closeness."""
+    import benchmarks.dedup as bench
+    from shiftkit.images import decode as images
+
+    x, y = digits(120)
+    write_folder(tmp_path / "raw" / "web", *digits(60, offset=500), prefix="w", size=32)
+    blurry = bench.blurry_targets(x)
+    write_folder(tmp_path / "raw" / "target", blurry, y, prefix="t")
+    assert run_cli(["ingest", "--domain", f"web={tmp_path}/raw/web", "--domain", f"target={tmp_path}/raw/target",
+                    "--out", tmp_path / "m"]).code == 0
+    assert run_cli(["split", "--manifest", tmp_path / "m" / "manifest.parquet", "--out", tmp_path / "s"]).code == 0
+    man = pl.read_parquet(tmp_path / "m" / "manifest.parquet").join(
+        pl.read_parquet(tmp_path / "s" / "splits.parquet"), on="image_id")
+    held = man.filter(pl.col("split").is_in(["dev", "test"]) & (pl.col("domain") == "target")).sort("path")
+    drop = tmp_path / "drop" / "web"
+    near = 0
+    for k, rel in enumerate(held["path"].to_list()[:12]):
+        t = np.asarray(Image.open(tmp_path / "raw" / "target" / rel))
+        look = bench.printed_on(t, (int(rel.split("/")[0]) + 1) % 10)
+        near += images.hamming(bench._phashes(look[None])[0], bench._phashes(t[None])[0]) <= 2
+        (drop / str(k % 10)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(look).save(drop / str(k % 10) / f"printed_{k}.png")
+    assert near >= 10  # what the hash-only gate called copies of dev/test images
+    args = ["check", f"web={drop}", "--reference", tmp_path / "m" / "manifest.parquet",
+            "--splits", tmp_path / "s" / "splits.parquet", "--out", tmp_path / "c"]
+    r = run_cli(args)
+    assert r.code == 0, r.stderr
+    # a real copy (enlarged 2x, JPEG) of one of those dev/test images still blocks, and says how close it is
+    rel = held["path"][0]
+    im = Image.open(tmp_path / "raw" / "target" / rel)
+    im.resize((64, 64), Image.BILINEAR).save(drop / "0" / "copy.jpg", quality=90)
+    r = run_cli(args)
+    assert r.code == 1, r.stderr
+    md = (tmp_path / "c" / "check.md").read_text()
+    line = next(ln for ln in md.splitlines() if "copy.jpg = near (" in ln)
+    assert "; correlation " in line and "mean difference" in line and "t_" in line
+    assert "/printed_" not in md
