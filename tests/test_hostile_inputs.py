@@ -48,7 +48,7 @@ def _quarantine(out: Path) -> dict[str, tuple[str, str]]:
 def small_folder(tmp_path) -> Path:
     x, y = digits(12)
     write_folder(tmp_path / "raw" / "web", x, y, prefix="w")
-    write_folder(tmp_path / "raw" / "target", x[::-1].copy(), y[::-1].copy(), prefix="t", size=16)
+    write_folder(tmp_path / "raw" / "target", *digits(40, offset=200), prefix="t", size=16)
     return tmp_path / "raw"
 
 
@@ -190,3 +190,196 @@ def test_check_passes_printed_digits_that_share_a_phash_with_blurry_dev_images(t
     line = next(ln for ln in md.splitlines() if "copy.jpg = near (" in ln)
     assert "; correlation " in line and "mean difference" in line and "t_" in line
     assert "/printed_" not in md
+
+
+# --- finding 6: a file name cannot inject text into the terminal, check.md, report.md or HTML -------
+
+EVIL = "\x1b[2J\x1b[31mok\n| error | `x` | all clear [bold]|\u202e.png"
+
+
+def test_control_characters_in_names_are_escaped_in_every_medium():
+    from shiftkit.core.text import md_code, md_text, rich_text, safe_name
+    from shiftkit.report import html, markdown
+
+    assert safe_name(EVIL) == "\\x1b[2J\\x1b[31mok\\x0a| error | `x` | all clear [bold]|\\u202e.png"
+    for shown in (md_text(EVIL), md_code(EVIL), rich_text(EVIL), markdown._cell(EVIL), html._e(EVIL)):
+        assert "\x1b" not in shown and "\u202e" not in shown, shown
+    assert "\n" not in md_text(EVIL) + md_code(EVIL) + markdown._cell(EVIL)
+    assert md_code("a`b") == "`a\\x60b`" and "\\|" in md_text(EVIL) and "\\[bold]" in rich_text(EVIL)
+
+
+def test_check_escapes_a_drop_file_named_with_ansi_escapes_and_a_newline(small_folder, tmp_path):
+    r = run_cli(["ingest", "--domain", f"web={small_folder}/web", "--domain", f"target={small_folder}/target",
+                 "--out", tmp_path / "m"])
+    assert r.code == 0, r.stderr
+    assert run_cli(["split", "--manifest", tmp_path / "m" / "manifest.parquet", "--out", tmp_path / "s",
+                    "--dev", "4", "--test", "4"]).code == 0
+    man = pl.read_parquet(tmp_path / "m" / "manifest.parquet").join(
+        pl.read_parquet(tmp_path / "s" / "splits.parquet"), on="image_id")
+    dev = man.filter(pl.col("split") == "dev").sort("path").row(0, named=True)
+    drop = tmp_path / "drop" / "target" / dev["label"]
+    drop.mkdir(parents=True)
+    (drop / EVIL).write_bytes((small_folder / "target" / dev["path"]).read_bytes())  # a byte copy: named as a leak
+    r = run_cli(["check", f"target={tmp_path}/drop/target", "--reference", tmp_path / "m" / "manifest.parquet",
+                 "--splits", tmp_path / "s" / "splits.parquet", "--out", tmp_path / "c"])
+    assert r.code == 1, r.stderr
+    md = (tmp_path / "c" / "check.md").read_text()
+    assert "\\x1b[2J\\x1b[31mok\\x0a" in md and "\x1b" not in md and "\u202e" not in md
+    assert not any(line.startswith("| error | `x`") for line in md.splitlines())  # no line of the sender's own
+    assert "\x1b" not in r.stdout + r.stderr and "\u202e" not in r.stdout + r.stderr
+    # one line per finding and the verdict: the name's newline did not start a line of its own
+    assert len(r.lines) == 2 and r.lines[0].startswith("error [leakage] ") and "check failed" in r.lines[1]
+    assert "\\x1b[2J" in r.lines[0]
+
+
+# --- finding 12: the rest, by kind ------------------------------------------------------------------
+# folders and listings: a file 1,100 folders deep, a blank label folder, listing values of the wrong
+# type or encoding, URLs in a listing
+
+
+def _ingest(tmp_path: Path, *args) -> tuple:
+    r = run_cli(["ingest", *map(str, args), "--out", tmp_path / "m"])
+    return r, (_quarantine(tmp_path / "m") if r.code == 0 else {})
+
+
+def test_deep_folders_and_blank_labels_are_quarantined_not_a_recursion_error(small_folder, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(small_folder / "web")
+    for _ in range(1100):  # step by step: the whole path is longer than the system allows in one call
+        os.mkdir("d")
+        os.chdir("d")
+    Path("x.png").write_bytes(_png(digits(1)[0][0]))
+    monkeypatch.chdir(tmp_path)
+    (small_folder / "web" / " ").mkdir()
+    (small_folder / "web" / " " / "blank.png").write_bytes(_png(digits(1, offset=5)[0][0]))
+    r, q = _ingest(tmp_path, "--domain", f"web={small_folder}/web")
+    assert r.code == 0, r.stderr
+    reason, detail = q["d/" * 64 + "d"]
+    assert reason == "stray_file" and "65 levels deep" in detail
+    assert q[" /blank.png"][0] == "stray_file" and "blank" in q[" /blank.png"][1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "names"),
+    [
+        ("nul", ("NUL byte", "row 2")),
+        ("list-path", ("column path", "List")),
+        ("struct-label", ("column label", "Struct")),
+    ],
+)
+def test_a_listing_of_the_wrong_shape_is_one_line_naming_it(small_folder, tmp_path, kind, names):
+    files = ["web/1/w_00001.png", "web/2/w_00002.png"]
+    if kind == "nul":
+        df = pl.DataFrame({"path": [files[0], "web/2/\x00w.png"], "label": ["1", "2"], "domain": ["web"] * 2})
+    elif kind == "list-path":
+        df = pl.DataFrame({"path": [[f] for f in files], "label": ["1", "2"], "domain": ["web"] * 2})
+    else:
+        df = pl.DataFrame({"path": files, "label": [{"a": 1}, {"a": 2}], "domain": ["web"] * 2})
+    listing = small_folder / "listing.parquet"
+    df.write_parquet(listing)
+    r = run_cli(["ingest", "--listing", listing, "--out", tmp_path / "m"])
+    assert_bad_input(r, str(listing), *names)
+    assert not (tmp_path / "m" / "manifest.parquet").exists()
+
+
+def test_utf16_listings_are_read_and_urls_in_a_listing_are_never_normalised(small_folder, tmp_path):
+    rows = "path,label,domain\nweb/1/w_00001.png,1,web\nhttps://example.com/a.png,1,web\n"
+    listing = small_folder / "listing.csv"
+    listing.write_text(rows, encoding="utf-16")  # with its byte-order mark, as Excel saves "Unicode text"
+    r, q = _ingest(tmp_path, "--listing", listing)
+    assert r.code == 0, r.stderr
+    assert q["https://example.com/a.png"][0] == "outside_root" and "a URL" in q["https://example.com/a.png"][1]
+    assert pl.read_parquet(tmp_path / "m" / "manifest.parquet")["path"].to_list() == ["web/1/w_00001.png"]
+
+
+# values that were never validated: model.json, report.properties, a recipe nested 50,000 deep
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("img_size", 0, "from 8 to 4096"),
+        ("img_size", -5, "from 8 to 4096"),
+        ("img_size", "32", "from 8 to 4096"),
+        ("img_size", 10**12, "from 8 to 4096"),
+        ("mean", [], "finite number"),
+        ("std", [0, 0, 0], "positive"),
+        ("labels", "0123", "list of label names"),
+        (None, None, "expected a json object"),
+    ],
+)
+def test_model_json_values_are_validated_by_name(tmp_path, key, value, expected):
+    import json
+
+    from shiftkit.core.errors import ModelError
+    from shiftkit.training.models import read_meta
+
+    meta = {"model": "resnet18", "labels": ["0", "1"], "img_size": 32, "channels": 3,
+            "mean": [0.5] * 3, "std": [0.25] * 3}
+    if key is None:
+        meta = None
+    else:
+        meta[key] = value
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=expected) as err:
+        read_meta(tmp_path / "model.json")
+    assert str(tmp_path / "model.json") in str(err.value) and (key is None or key in str(err.value))
+
+
+def test_repeated_report_properties_and_deeply_nested_recipes_are_refused(tmp_path):
+    from shiftkit.core.errors import ConfigError
+    from shiftkit.params import load_params
+    from shiftkit.synth.recipe import Recipe, load_recipe, reproduce
+
+    (tmp_path / "params.yaml").write_text("report: {properties: [blur, blur]}\n")
+    with pytest.raises(ConfigError, match=r"report\.properties.*at most once"):
+        load_params(tmp_path / "params.yaml")
+    nested = "[" * 50_000 + "]" * 50_000
+    (tmp_path / "recipe.json").write_text(nested)
+    with pytest.raises(ConfigError, match=r"recipe\.json is nested too deeply"):
+        load_recipe(tmp_path / "recipe.json")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        Recipe.from_json(nested)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        reproduce(nested, np.zeros((8, 8), np.uint8))
+
+
+# processes and interrupts: -j 256 for 3 files, an interrupted check's temporary folder
+
+
+def _pid(_: int) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_workers_are_capped_at_the_items_and_the_cores():
+    import os
+
+    from shiftkit.runtime.imap import process_map, resolve_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert resolve_workers(256) == cores and resolve_workers(0) == cores
+    pids = set(process_map(_pid, range(3), workers=256, chunksize=1))
+    assert len(pids) <= min(3, cores)
+    assert set(process_map(_pid, range(3), workers=256, chunksize=8)) == {os.getpid()}  # one chunk: inline
+
+
+def test_an_interrupted_check_does_not_claim_its_deleted_temporary_folder(small_folder, tmp_path, monkeypatch):
+    from shiftkit.check import stage
+    from shiftkit.core.console import kept_notes, recording_kept
+
+    r = run_cli(["ingest", "--domain", f"web={small_folder}/web", "--out", tmp_path / "ref"])
+    assert r.code == 0, r.stderr
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "apply_rules", interrupted)
+    with recording_kept(), pytest.raises(KeyboardInterrupt):
+        try:
+            stage.run_check([f"web={small_folder}/web"], tmp_path / "ref" / "manifest.parquet", out=tmp_path / "c")
+        finally:
+            notes = list(kept_notes())
+    assert not any("shiftkit-check-" in n for n in notes), notes

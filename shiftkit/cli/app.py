@@ -16,6 +16,7 @@ import typer
 import shiftkit
 from shiftkit.core.console import console
 from shiftkit.core.errors import CheckFailed
+from shiftkit.core.text import rich_text
 
 app = typer.Typer(
     name="shiftkit",
@@ -304,7 +305,7 @@ def check_command(
     colours = {"error": "red", "warning": "yellow"}
     for f in report.findings:
         if f.severity in colours:
-            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] \\[{f.rule}] {rich_text(f.message)}")
     typer.echo(summary_line(report, out))
     if report.errors:
         raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
