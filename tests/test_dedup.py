@@ -136,3 +136,36 @@ def test_thumbnails_on_real_copies_group_copies_and_split_look_alike_ones():
     caught = np.mean([confirmed[i] == confirmed[400 + i] for i in range(400)])
     assert caught >= np.mean([plain[i] == plain[400 + i] for i in range(400)]) - 0.01 and caught > 0.95
     assert max(map(confirmed.count, set(confirmed))) <= max(map(plain.count, set(plain)))
+
+
+# --- the pixel confirmation of near copies (check's gate; issue 25 finding 11) -----------------------
+
+
+def test_closeness_keeps_real_copies_and_refuses_look_alikes_with_the_same_phash():
+    import benchmarks.dedup as bench
+
+    x, y = helpers.digits(60)
+    for a in x[:30]:  # low detail (8x8): re-encoded and resized copies are still copies
+        for kind in ("JPEG q50", "2x bilinear + JPEG q90", "2x bicubic + JPEG q75", "brightness +20"):
+            c = bench.copies_of(a)[kind]
+            assert dedup.is_copy(*dedup.closeness(a, c)), (kind, dedup.closeness(a, c))
+    mx = helpers.mnist(30, 30000)[0]
+    for a in mx:
+        for kind in ("JPEG q50", "half size", "blur sigma 0.5", "JPEG 80 -> 70 -> 60"):
+            assert dedup.is_copy(*dedup.closeness(a, bench.copies_of(a)[kind])), kind
+    targets = bench.blurry_targets(x)
+    looks = [bench.printed_on(t, (int(lab) + 1) % 10) for t, lab in zip(targets, y, strict=True)]
+    pairs = list(zip(looks, targets, strict=True))
+    bits = [images.hamming(bench._phashes(p[None])[0], bench._phashes(t[None])[0]) for p, t in pairs]
+    assert np.mean(np.array(bits) <= 2) > 0.9  # the hash alone calls them copies ...
+    assert not any(dedup.is_copy(*dedup.closeness(p, t)) for p, t in pairs)  # ... the pixels do not
+
+
+def test_closeness_compares_at_the_smaller_images_detail_with_a_low_detail_guard():
+    flat_a, flat_b = np.full((8, 8), 100, np.uint8), np.full((64, 64), 101, np.uint8)
+    c, d, n = dedup.closeness(flat_a, flat_b)
+    assert (c, n) == (1.0, 64) and d < 0.01 and dedup.is_copy(c, d, n)  # two flat images: by their difference
+    assert not dedup.is_copy(*dedup.closeness(flat_a, np.full((8, 8), 200, np.uint8)))
+    ramp = np.tile(np.arange(0, 256, 32, dtype=np.uint8), (8, 1))
+    assert dedup.closeness(flat_a, ramp)[0] == 0.0  # no detail against detail: never a copy
+    assert not dedup.is_copy(0.975, 0.01, 64) and dedup.is_copy(0.975, 0.01, 400)  # the guard below 12 x 12

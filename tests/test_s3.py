@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from shiftkit.core.errors import ImageDecodeError
-from shiftkit.images import decode, storage
+from shiftkit.images import reading, storage
 from shiftkit.ingest.example import write_example
 from shiftkit.ingest.params import ExampleParams
 from shiftkit.params import load_params
@@ -108,12 +108,12 @@ def test_s3_safety_rules_and_every_object_accounted_for(bucket, tmp_path):
 
 
 def test_read_objects_reads_the_header_first(bucket):
-    out = decode.read_objects(f"{bucket['url']}/odd", ["1/bomb.png", "1/good.png", "1/missing.png"], 89_478_485)
+    out = reading.read_objects(f"{bucket['url']}/odd", ["1/bomb.png", "1/good.png", "1/missing.png"], 89_478_485)
     assert isinstance(out[0], ImageDecodeError) and out[0].reason == "decompression_bomb"
     assert out[1] == bucket["fs"].cat_file("shiftkit-test/odd/1/good.png")
     assert isinstance(out[2], FileNotFoundError)
     # under a generous limit the same object is read to its end
-    whole = decode.read_objects(f"{bucket['url']}/odd", ["1/bomb.png"], 10**10)[0]
+    whole = reading.read_objects(f"{bucket['url']}/odd", ["1/bomb.png"], 10**10)[0]
     assert isinstance(whole, bytes) and len(whole) > storage.HEAD_BYTES and whole.endswith(bytes(1000))
 
 

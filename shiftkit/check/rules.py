@@ -108,6 +108,7 @@ class CheckContext:
         matched = self.reference[out["j"].to_list()]
         out = out.with_columns(ref_file=pl.Series(self._reference_files(matched), dtype=pl.String))
         out = out.with_columns(exact=pl.col("image_id") == pl.col("ref_id"))
+        out = _confirmed(out)
         if self.splits is not None:
             out = out.join(self.splits.select(pl.col("image_id").alias("ref_id"), "split"), on="ref_id", how="left")
         else:
@@ -120,6 +121,46 @@ class CheckContext:
         if self.reference_path is None:
             return rows["path"].to_list()
         return display_paths(image_paths(rows, self.reference_path))
+
+
+def _confirmed(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The exact pairs, and the near ones (phash within the radius) that their pixels confirm.
+
+    A phash match says only that two images share their coarse layout, and a low-detail image (a
+    blurry, upsampled 8x8 digit) shares it with many distinct pictures: each near pair is decoded
+    and compared at the detail both have (``images.dedup.closeness``: the smaller image's size).
+    The ``correlation`` and ``difference`` columns say how close it is; a pair whose files cannot
+    be read stays in, unconfirmed (null closeness: the gate errs on the side of blocking).
+    """
+    from shiftkit.core.errors import ImageDecodeError
+    from shiftkit.images.decode import decode
+    from shiftkit.images.dedup import closeness, is_copy
+
+    corr: list[float | None] = []
+    diff: list[float | None] = []
+    keep: list[bool] = []
+    for f, rf, exact in pairs.select("file", "ref_file", "exact").iter_rows():
+        c = d = None
+        n = 0
+        if not exact:
+            try:
+                c, d, n = closeness(decode(f).pixels, decode(rf).pixels)
+            except (ImageDecodeError, OSError):
+                pass
+        corr.append(c)
+        diff.append(d)
+        keep.append(exact or c is None or is_copy(c, d, n))
+    return pairs.with_columns(
+        correlation=pl.Series(corr, dtype=pl.Float64), difference=pl.Series(diff, dtype=pl.Float64)
+    ).filter(pl.Series(keep, dtype=pl.Boolean))
+
+
+def _how_close(exact: bool, bits: int, corr: float | None, diff: float | None) -> str:
+    if exact:
+        return "exact"
+    if corr is None:
+        return f"near ({bits} bits; files unreadable, not confirmed)"
+    return f"near ({bits} bits; correlation {corr:.3f}, mean difference {diff:.1%})"
 
 
 Rule = Callable[[CheckContext], list[Finding]]
@@ -234,8 +275,10 @@ def dev_test_copies(ctx: CheckContext) -> list[Finding]:
     if hits.height == 0:
         return []
     files = [
-        f"{f} = {'exact' if ex else f'near ({b} bits)'} copy of {rf} ({s})"
-        for f, rf, s, ex, b in hits.select("file", "ref_file", "split", "exact", "bits").iter_rows()
+        f"{f} = {_how_close(ex, b, c, d)} copy of {rf} ({s})"
+        for f, rf, s, ex, b, c, d in hits.select(
+            "file", "ref_file", "split", "exact", "bits", "correlation", "difference"
+        ).iter_rows()
     ]
     n = hits["file"].n_unique()
     return [
@@ -263,8 +306,10 @@ def training_copies(ctx: CheckContext) -> list[Finding]:
     n = pairs["file"].n_unique()
     where = "training images" if ctx.splits is not None else "reference images"
     files = [
-        f"{f} ~ {rf} ({'exact' if ex else f'{b} bits'})"
-        for f, rf, ex, b in pairs.select("file", "ref_file", "exact", "bits").iter_rows()
+        f"{f} ~ {rf} ({_how_close(ex, b, c, d)})"
+        for f, rf, ex, b, c, d in pairs.select(
+            "file", "ref_file", "exact", "bits", "correlation", "difference"
+        ).iter_rows()
     ]
     return [
         Finding(

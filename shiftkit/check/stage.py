@@ -29,10 +29,11 @@ from shiftkit.check.rules import (
     needs_reference,
     rule_names,
 )
-from shiftkit.core.console import output_to
+from shiftkit.core.console import output_to, recording_kept
 from shiftkit.core.errors import CheckFailed, DataError, InputPathError
 from shiftkit.core.files import image_paths, read_table, replace_dir, write_json, write_text
 from shiftkit.core.schema import MANIFEST, QUARANTINE, SPLITS_TABLE
+from shiftkit.core.text import md_code, md_text
 from shiftkit.ingest.params import IngestParams
 
 MAX_FILES = 20  # files named per finding in the markdown (the json has them all)
@@ -77,7 +78,8 @@ class CheckReport:
         lines = [
             f"## shiftkit check: {mark}",
             "",
-            f"{s['images']} image(s) in the drop ({', '.join(f'{k} {v}' for k, v in s['domains'].items()) or 'none'}), "
+            f"{s['images']} image(s) in the drop "
+            f"({', '.join(f'{md_text(k)} {v}' for k, v in s['domains'].items()) or 'none'}), "
             f"{s['quarantined']} quarantined; reference {s['reference_images']} images"
             + (", splits given." if s["splits"] else ", no splits given."),
             "",
@@ -88,19 +90,19 @@ class CheckReport:
         if shown:
             lines += ["| severity | rule | finding |", "| --- | --- | --- |"]
             for f in shown:
-                lines.append(f"| {f.severity} | `{f.rule}` | {f.message.replace('|', '/')} |")
+                lines.append(f"| {f.severity} | `{f.rule}` | {md_text(f.message)} |")
             lines.append("")
         for f in shown:
             if f.files:
                 lines.append(f"<details><summary>{f.rule}: {len(f.files)} file(s)</summary>\n")
-                lines += [f"- `{x}`" for x in f.files[:MAX_FILES]]
+                lines += [f"- {md_code(x)}" for x in f.files[:MAX_FILES]]
                 if len(f.files) > MAX_FILES:
                     lines.append(f"- ... and {len(f.files) - MAX_FILES} more (see check.json)")
                 lines.append("\n</details>\n")
         drift = [f for f in self.findings if f.rule == "drift" and "table" in f.data]
         for f in drift:
             lines += [
-                f"### Properties of domain `{f.data['domain']}` (drop vs reference)",
+                f"### Properties of domain {md_code(f.data['domain'])} (drop vs reference)",
                 "",
                 "| property | reference mean | drop mean | KS | Cohen's d | Wasserstein (sd) | p |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -333,7 +335,9 @@ def run_check(
     if split_table is not None:
         split_table = _own_splits(split_table, ref, splits, ref_path)
     with tempfile.TemporaryDirectory(prefix="shiftkit-check-") as tmp:
-        with output_to(Console(quiet=True)):  # the drop's ingest is a step of check, not news
+        # the drop's ingest is a step of check, not news; nor is its temporary folder kept (an
+        # interrupt must not say it "kept" a folder that is deleted on the way out)
+        with output_to(Console(quiet=True)), recording_kept():
             ingest_mod.ingest(domains, tmp, params=ip)
         manifest_path = Path(tmp) / "manifest.parquet"
         drop = read_table(manifest_path, MANIFEST)

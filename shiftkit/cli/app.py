@@ -17,6 +17,7 @@ import shiftkit
 from shiftkit.core.console import console
 from shiftkit.core.errors import CheckFailed
 from shiftkit.core.outputs import guard
+from shiftkit.core.text import rich_text
 
 app = typer.Typer(
     name="shiftkit",
@@ -316,7 +317,7 @@ def check_command(
     colours = {"error": "red", "warning": "yellow"}
     for f in report.findings:
         if f.severity in colours:
-            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] \\[{f.rule}] {rich_text(f.message)}")
     typer.echo(summary_line(report, out))
     if report.errors:
         raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")

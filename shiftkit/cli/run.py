@@ -27,6 +27,7 @@ import typer
 
 from shiftkit.core.errors import CheckFailed, ShiftkitError, Terminated
 from shiftkit.core.outputs import is_no_space
+from shiftkit.core.text import safe_name
 
 
 def _usage_exceptions() -> tuple[type[BaseException], ...]:
@@ -56,7 +57,7 @@ MAX_MESSAGE = 400
 
 
 def _one_line(text: object) -> str:
-    line = " ".join(str(text).split())
+    line = safe_name(" ".join(str(text).split()))  # a file name's escapes never reach the terminal
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 25] + f" ... ({len(line):,} characters)"
 
 

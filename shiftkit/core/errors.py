@@ -45,6 +45,9 @@ class ImageDecodeError(ShiftkitError, ValueError):
         self.detail = detail
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
 
+    def __reduce__(self) -> tuple:  # sent back from a worker process as (reason, detail), not its text
+        return type(self), (self.reason, self.detail)
+
 
 class ModelError(ShiftkitError, ValueError):
     """A model name, checkpoint or set of pretrained weights cannot be used."""

@@ -24,6 +24,7 @@ class QuarantineReason(str, Enum):
     NOT_AN_IMAGE = "not_an_image"  # HTML, text, random bytes
     UNSUPPORTED = "unsupported"  # an image Pillow recognises but cannot decode into pixels we can use
     DECOMPRESSION_BOMB = "decompression_bomb"  # more pixels than params allow, detected from the header
+    TOO_LARGE = "too_large"  # more bytes than ingest.max_bytes (never read into memory)
     TOO_SMALL = "too_small"  # smaller than the minimum size in params
     OUTSIDE_ROOT = "outside_root"  # a symlink or listing path that resolves outside the data root
     STRAY_FILE = "stray_file"  # a file at the wrong depth of an ImageFolder (not DOMAIN/LABEL/FILE)
@@ -50,6 +51,7 @@ _CORRUPT = frozenset(
         QuarantineReason.NOT_AN_IMAGE,
         QuarantineReason.UNSUPPORTED,
         QuarantineReason.DECOMPRESSION_BOMB,
+        QuarantineReason.TOO_LARGE,
         QuarantineReason.UNREADABLE,
     }
 )

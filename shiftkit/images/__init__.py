@@ -1,8 +1,9 @@
 """One image at a time: safe decoding and properties, object-store bytes, near-copy groups, features.
 
 - ``decode.py``: the safe decoder (header bomb check first), the properties and the perceptual hash;
-  ``read_objects`` reads a store's objects through ``storage`` with the header check.
 - ``storage.py``: bytes in object storage (fsspec URLs): list, read, write; no decoding.
+- ``reading.py``: the bytes of one file or object, read with the size cap (``ingest.max_bytes``);
+  ``read_objects`` reads a store's objects through ``storage`` with the header check and the cap.
 - ``dedup.py``: near-copy groups from perceptual hashes and thumbnails.
 - ``features.py``: the cheap features (thumbnail + properties) shared by ``shift`` and ``synth``.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from shiftkit.core.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "check_header": "shiftkit.images.decode",
+    "check_header": "shiftkit.images.reading",
     "content_extent": "shiftkit.images.decode",
     "decode_working": "shiftkit.images.decode",
     "Decoded": "shiftkit.images.decode",
@@ -33,7 +34,9 @@ _EXPORTS: dict[str, str] = {
     "PHASH_SIZE": "shiftkit.images.decode",
     "PROPERTY_COLUMNS": "shiftkit.images.decode",
     "quiet_pillow": "shiftkit.images.decode",
-    "read_objects": "shiftkit.images.decode",
+    "read_objects": "shiftkit.images.reading",
+    "read_capped": "shiftkit.images.reading",
+    "MAX_BYTES": "shiftkit.images.reading",
     "thumbnail": "shiftkit.images.decode",
     "to_grey": "shiftkit.images.decode",
     "WORK_SIZE": "shiftkit.images.decode",

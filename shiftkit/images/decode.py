@@ -18,7 +18,6 @@ import math
 import struct
 import warnings
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from shiftkit.core.errors import ImageDecodeError
 from shiftkit.core.reasons import QuarantineReason as Reason
-from shiftkit.images import storage
+from shiftkit.images.reading import MAX_BYTES, read_source
 
 WORK_SIZE = 64  # side of the square grey image the properties are measured on
 PHASH_SIZE = 32  # side of the thumbnail the perceptual hash's DCT is taken of
@@ -169,21 +168,6 @@ class Header:
     jpeg_quality: float | None
 
 
-def _read(source: str | Path | bytes) -> bytes:
-    if isinstance(source, str) and "://" in source:  # an object in a store (shiftkit/images/storage.py)
-        try:
-            return storage.read_bytes(source)
-        except Exception as exc:  # noqa: BLE001 - a store's client raises its own classes
-            raise ImageDecodeError(Reason.UNREADABLE, f"{source}: {str(exc)[:200]}") from exc
-    if isinstance(source, (str, Path)):
-        try:
-            return Path(source).read_bytes()
-        except OSError as exc:
-            # name the file: a stage reading a manifest's images shows this line as it is
-            raise ImageDecodeError(Reason.UNREADABLE, f"cannot read {source}: {exc.strerror or exc}") from exc
-    return source
-
-
 def _open(data: bytes, max_pixels: int, min_size: int) -> tuple[Image.Image, int]:
     """Open ``data`` and check its header: (the lazily loaded image, its EXIF orientation)."""
     if not data:
@@ -193,28 +177,9 @@ def _open(data: bytes, max_pixels: int, min_size: int) -> tuple[Image.Image, int
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(Reason.NOT_AN_IMAGE, "Pillow does not recognise the bytes") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
-        raise ImageDecodeError(Reason.NOT_AN_IMAGE, str(exc)[:200]) from exc
+        raise ImageDecodeError(_inflate_reason(exc, Reason.NOT_AN_IMAGE), str(exc)[:200]) from exc
     _check_size(*im.size, max_pixels, min_size)
     return im, _orientation(im)
-
-
-def check_header(head: bytes, max_pixels: int) -> None:
-    """Raise decompression_bomb when the header in ``head`` (a file's first bytes) claims too many pixels."""
-    try:
-        with quiet_pillow():
-            w, h = Image.open(io.BytesIO(head)).size
-    except Exception:  # noqa: BLE001 - header not within the first bytes: the full decode checks it
-        return
-    if w * h > max_pixels:
-        raise ImageDecodeError(
-            Reason.DECOMPRESSION_BOMB,
-            f"header claims {w}x{h} = {w * h} pixels, limit {max_pixels} (read from its first {len(head)} bytes only)",
-        )
-
-
-def read_objects(url: str, rels: Sequence[str], max_pixels: int) -> list[bytes | Exception]:
-    """``storage.read_objects`` with the header bomb check: a bomb is an ``ImageDecodeError`` in place of its bytes."""
-    return storage.read_objects(url, rels, functools.partial(check_header, max_pixels=max_pixels))
 
 
 def _check_size(w: int, h: int, max_pixels: int, min_size: int) -> None:
@@ -228,6 +193,7 @@ def _check_size(w: int, h: int, max_pixels: int, min_size: int) -> None:
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
+_PNG_TO_PILLOW = {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"iCCP"}
 _PNG_PLAIN_MODES = {(8, 0): "L", (8, 2): "RGB"}  # (bit depth, colour type) -> Pillow's mode
 _PNG_FLAGS = {
     "L": cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
@@ -246,17 +212,17 @@ def _plain_png(data: bytes) -> Header | None:
     mode = _PNG_PLAIN_MODES.get((depth, colour))
     if mode is None:
         return None
-    # the chunks before the image data: transparency or EXIF (as Pillow sees them when it
-    # opens a file) send the file down Pillow's path
-    pos, end = 33, len(data)
+    # every chunk: transparency or EXIF (as Pillow sees them when it opens a file), and text or
+    # ICC chunks anywhere (Pillow refuses one that inflates past its limit, libpng skips it),
+    # send the file down Pillow's path, so that ingest accepts exactly what the loaders decode
+    pos, end, seen_idat = 33, len(data), False
     while pos + 8 <= end:
         kind = data[pos + 4 : pos + 8]
-        if kind == b"IDAT":
-            return Header(width=w, height=h, format="PNG", mode=mode, jpeg_quality=None)
-        if kind in (b"tRNS", b"eXIf"):
+        seen_idat = seen_idat or kind == b"IDAT"
+        if kind in _PNG_TO_PILLOW or (kind == b"tRNS" and not seen_idat):
             return None
         pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
-    return None
+    return Header(width=w, height=h, format="PNG", mode=mode, jpeg_quality=None) if seen_idat else None
 
 
 def _load(im: Image.Image) -> None:
@@ -269,7 +235,12 @@ def _load(im: Image.Image) -> None:
         truncated = "truncated" in msg or "broken" in msg or isinstance(exc, EOFError)
         raise ImageDecodeError(Reason.TRUNCATED if truncated else Reason.UNSUPPORTED, msg[:200]) from exc
     except (SyntaxError, ValueError, TypeError, MemoryError, struct.error) as exc:
-        raise ImageDecodeError(Reason.UNSUPPORTED, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        reason = _inflate_reason(exc, Reason.UNSUPPORTED)
+        raise ImageDecodeError(reason, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _inflate_reason(exc: BaseException, otherwise: Reason) -> Reason:  # PNG text/ICC past Pillow's limit: a bomb
+    return Reason.DECOMPRESSION_BOMB if "Decompressed data too large" in str(exc) else otherwise
 
 
 def _header(im: Image.Image, stored_mode: str, orientation: int) -> Header:
@@ -302,14 +273,23 @@ def decode(
     max_pixels: int = 89_478_485,
     min_size: int = 1,
     background: int = 255,
+    max_bytes: int = MAX_BYTES,
 ) -> Decoded:
     """Decode one image file (a path or its bytes) safely, at full size.
 
     Raises:
-        ImageDecodeError: reason ``empty``, ``not_an_image``, ``decompression_bomb``,
-            ``too_small``, ``truncated``, ``unsupported`` or ``unreadable``.
+        ImageDecodeError: reason ``empty``, ``not_an_image``, ``decompression_bomb``, ``too_large``,
+            ``too_small``, ``truncated``, ``unsupported`` or ``unreadable``; for a path, the detail names it.
     """
-    data = _read(source)
+    try:
+        return _decode(read_source(source, max_bytes), max_pixels, min_size, background)
+    except ImageDecodeError as exc:
+        if isinstance(source, bytes) or str(source) in exc.detail:
+            raise
+        raise ImageDecodeError(exc.reason, f"{source}: {exc.detail}") from exc
+
+
+def _decode(data: bytes, max_pixels: int, min_size: int, background: int) -> Decoded:
     with _PillowGuard():
         im, orientation = _open(data, max_pixels, min_size)
         stored_mode = im.mode
@@ -393,13 +373,14 @@ def inspect(
     max_pixels: int = 89_478_485,
     min_size: int = 1,
     background: int = 255,
+    max_bytes: int = MAX_BYTES,
 ) -> tuple[Header, dict[str, float | int]]:
     """The header facts and the properties (``measure``) of one image (see ``decode_working``).
 
     Raises:
         ImageDecodeError: as ``decode``.
     """
-    data = _read(source)
+    data = read_source(source, max_bytes)
     with _PillowGuard():
         head, work = decode_working(data, max_pixels=max_pixels, min_size=min_size, background=background)
     return head, measure_batch(work[None])[0]

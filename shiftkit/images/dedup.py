@@ -312,3 +312,77 @@ def group_ids(
     lowest = np.full(comp.max() + 1, n, dtype=np.int64)
     np.minimum.at(lowest, comp, np.arange(n))
     return [keys[r] for r in lowest[comp].tolist()]
+
+
+# --- confirming a near copy from the pixels ---------------------------------------------------------
+# A phash match (or an 8x8 thumbnail) says only that two images share their coarse layout: a
+# low-detail image (a blurry, upsampled 8x8 digit) shares it with many distinct pictures. The gate
+# of ``shiftkit check`` therefore confirms each near pair from the pixels, strictly, at the detail
+# the two images share: both are reduced to the smaller image's size (at most COMPARE_SIDE a side)
+# and compared there. A copy (re-encoded, resized, lightly blurred, recompressed) keeps the same
+# picture at that size: high correlation and a small mean difference. Thresholds measured by
+# ``benchmarks/dedup.py --confirm`` (copies and distinct look-alikes of MNIST, load_digits and
+# rendered digits; figures in its docstring).
+COMPARE_SIDE = 64  # longest side the two images are compared at (the smaller image's, if smaller)
+COPY_CORRELATION = 0.97  # Pearson correlation of the two grey images at that size, at least
+COPY_DIFFERENCE = 0.08  # mean absolute grey difference (0..1 of the full range), at most
+# the low-detail guard: with less detail than this many pixels (smaller than 12 x 12), chance
+# correlations run high (distinct 8x8 load_digits within 4 phash bits: 21% above 0.97, 3% above
+# 0.98), so the correlation must reach LOW_DETAIL_CORRELATION
+LOW_DETAIL_PIXELS = 144
+LOW_DETAIL_CORRELATION = 0.98
+LOW_DETAIL = 0.02  # grey standard deviation (0..1) below which an image has no detail to correlate
+
+
+def closeness(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
+    """(correlation, mean absolute difference in [0, 1], pixels of detail) of two uint8 images
+    (grey or RGB), compared at the detail they share: the smaller image's.
+
+    Two ways are tried and the closer one kept: the larger image reduced to the smaller one's size
+    (a copy made by shrinking), and the smaller one enlarged bilinearly to the larger one's size (a
+    copy made by enlarging, whose interpolation a reduction would not undo). Either way the smaller
+    image's detail is all there is to match, and sides are capped at ``COMPARE_SIDE``. The
+    correlation is that of the grey levels (gain and offset do not change it); an image with no
+    detail (grey standard deviation below ``LOW_DETAIL``) has correlation 1 with another such image
+    and 0 with any other, so two flat images are told apart by their difference alone.
+    """
+    import cv2
+
+    ga, gb = (_grey(x) for x in (a, b))
+    small, large = (ga, gb) if ga.size <= gb.size else (gb, ga)
+    best = (-1.0, 1.0)
+    for h, w in (small.shape, large.shape):
+        scale = min(1.0, COMPARE_SIDE / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        best = max(best, _compare(_resized(small, size, cv2), _resized(large, size, cv2)), key=lambda cd: cd[0] - cd[1])
+        if small.shape == large.shape:
+            break
+    return best[0], best[1], int(small.size)
+
+
+def _compare(fa: np.ndarray, fb: np.ndarray) -> tuple[float, float]:
+    mad = float(np.mean(np.abs(fa - fb)))
+    sa, sb = float(fa.std()), float(fb.std())
+    if sa < LOW_DETAIL or sb < LOW_DETAIL:
+        return (1.0 if sa < LOW_DETAIL and sb < LOW_DETAIL else 0.0), mad
+    return float(np.mean((fa - fa.mean()) * (fb - fb.mean())) / (sa * sb)), mad
+
+
+def is_copy(correlation: float, difference: float, pixels: int = LOW_DETAIL_PIXELS) -> bool:
+    """Whether a pair's ``closeness`` confirms a near copy (stricter below ``LOW_DETAIL_PIXELS``)."""
+    need = LOW_DETAIL_CORRELATION if pixels < LOW_DETAIL_PIXELS else COPY_CORRELATION
+    return correlation >= need and difference <= COPY_DIFFERENCE
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return x.astype(np.float32) / 255.0
+
+
+def _resized(g: np.ndarray, size: tuple[int, int], cv2) -> np.ndarray:
+    if (g.shape[1], g.shape[0]) == size:
+        return g
+    interp = cv2.INTER_AREA if g.shape[1] >= size[0] and g.shape[0] >= size[1] else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(g), size, interpolation=interp)

@@ -120,14 +120,15 @@ def list_objects(url: str, what: str) -> list[Listed]:
 
 
 def read_objects(
-    url: str, rels: Sequence[str], check_head: Callable[[bytes], None] | None = None
+    url: str, rels: Sequence[str], check_head: Callable[[bytes], None] | None = None, max_bytes: int | None = None
 ) -> list[bytes | Exception]:
     """The bytes of each object ``url/rel`` (in order), or the exception that stopped its read.
 
     One ranged read of the first :data:`HEAD_BYTES` of every object, concurrently where the
     store allows it; objects larger than that are passed to ``check_head`` (the decoder's header
     check: an ``ImageDecodeError`` it raises takes the place of their bytes), and only then read
-    to the end.
+    on, at most to ``max_bytes + 1`` bytes: an object longer than ``max_bytes`` is an
+    ``ImageDecodeError`` (too_large) in place of its bytes, never held in memory whole.
     """
     fs, path = filesystem(url)
     keys = [f"{path}/{rel}" for rel in rels]
@@ -150,17 +151,34 @@ def read_objects(
                 rest_of.append(i)
         out.append(head)
     if rest_of:
-        tails = fs.cat_ranges([keys[i] for i in rest_of], [HEAD_BYTES] * len(rest_of), [None] * len(rest_of),
+        stop = None if max_bytes is None else max_bytes + 1
+        tails = fs.cat_ranges([keys[i] for i in rest_of], [HEAD_BYTES] * len(rest_of), [stop] * len(rest_of),
                               on_error="return")
         for i, tail in zip(rest_of, tails, strict=True):
             out[i] = out[i] + tail if isinstance(tail, bytes) else tail
+    if max_bytes is not None:
+        for i, data in enumerate(out):
+            if isinstance(data, bytes) and len(data) > max_bytes:
+                out[i] = _too_large(keys[i], max_bytes)
     return out
 
 
-def read_bytes(url: str) -> bytes:
-    """The whole object at ``url`` (for decoding one image outside ingest)."""
+def _too_large(key: str, max_bytes: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        QuarantineReason.TOO_LARGE, f"the object {key} holds more than {max_bytes:,} bytes (ingest.max_bytes); not read"
+    )
+
+
+def read_bytes(url: str, max_bytes: int | None = None) -> bytes:
+    """The whole object at ``url`` (for decoding one image outside ingest), read to at most
+    ``max_bytes + 1`` bytes: a longer object raises ``ImageDecodeError`` (too_large)."""
     fs, path = filesystem(url)
-    return fs.cat_file(path)
+    if max_bytes is None:
+        return fs.cat_file(path)
+    data = fs.cat_file(path, start=0, end=max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(path, max_bytes)
+    return data
 
 
 def join(root: str, rel: str) -> str:

@@ -35,6 +35,10 @@ class IngestParams(ParamsSection):
     """Decoding limits, duplicate detection and parallelism of ``shiftkit ingest``."""
 
     max_pixels: int = param(89_478_485, COUNT)  # above this (width x height from the header): decompression_bomb
+    # a file larger than this many bytes is quarantined as too_large without being read (a 1 TB
+    # sparse file would otherwise exhaust memory); 512 MiB holds an uncompressed RGB image of
+    # max_pixels (268 MB) with room to spare
+    max_bytes: int = param(536_870_912, COUNT)
     min_size: int = param(8, COUNT)  # images with a side smaller than this are quarantined as too_small
     # phash Hamming distance at or below which images are near copies (phash distances come in
     # even steps; at 4 the example chains 2,534 digits of several classes into one group through

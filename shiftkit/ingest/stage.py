@@ -54,6 +54,7 @@ from shiftkit.core.schema import MANIFEST, QUARANTINE
 from shiftkit.images import decode as images
 from shiftkit.images import storage
 from shiftkit.images.dedup import THUMB_SIZE, group_ids
+from shiftkit.images.reading import read_capped, read_objects
 from shiftkit.ingest.params import IngestParams
 from shiftkit.ingest.walk import Entry, check_inputs, check_unlabelled, enumerate_files
 from shiftkit.runtime.imap import imap, resolve_workers
@@ -97,10 +98,10 @@ class IngestResult:
 # workers: read, hash, decode (small records back)
 
 _KNOWN: frozenset[str] = frozenset()
-_LIMITS: tuple[int, int, int] = (89_478_485, 8, 255)
+_LIMITS: tuple[int, int, int, int] = (89_478_485, 8, 255, 536_870_912)
 
 
-def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
+def _init_worker(known: frozenset[str], limits: tuple[int, int, int, int]) -> None:
     global _KNOWN, _LIMITS
     _KNOWN, _LIMITS = known, limits
     if multiprocessing.parent_process() is not None:
@@ -114,13 +115,13 @@ def _init_worker(known: frozenset[str], limits: tuple[int, int, int]) -> None:
 def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
     """(sha256, kind, payload) per path of (root, relative paths); kind is ok, bad, known or unreadable."""
     root, rels = task
-    max_pixels, min_size, background = _LIMITS
+    max_pixels, min_size, background, max_bytes = _LIMITS
     out: list[tuple] = []
     pending: list[int] = []
     works: list[np.ndarray] = []
     with images.quiet_pillow():
-        for data in _read_files(root, rels, max_pixels):
-            if isinstance(data, ImageDecodeError):  # a bomb told by the first bytes of an object
+        for data in _read_files(root, rels, max_pixels, max_bytes):
+            if isinstance(data, ImageDecodeError):  # a bomb or too_large, told before reading it all
                 out.append((None, "bad", (data.reason, data.detail)))
                 continue
             if isinstance(data, Exception):
@@ -150,16 +151,18 @@ def _process(task: tuple[str, Sequence[str]]) -> list[tuple]:
     return out
 
 
-def _read_files(root: str, rels: Sequence[str], max_pixels: int) -> Iterable[bytes | Exception]:
-    """The bytes of each file, or the error that stopped its read: from a folder, or a URL root's store."""
+def _read_files(root: str, rels: Sequence[str], max_pixels: int, max_bytes: int) -> Iterable[bytes | Exception]:
+    """The bytes of each file, or the error that stopped its read: from a folder, or a URL root's store.
+
+    A file larger than ``max_bytes`` is an ``ImageDecodeError`` (too_large) in place of its bytes, never read.
+    """
     if storage.is_url(root):
-        yield from images.read_objects(root, rels, max_pixels)  # with the header bomb check
+        yield from read_objects(root, rels, max_pixels, max_bytes)  # with the header bomb check
         return
     for rel in rels:
         try:
-            with open(os.path.join(root, rel), "rb", buffering=0) as fh:  # one read, sized by fstat, no buffer layer
-                yield fh.readall()
-        except OSError as exc:
+            yield read_capped(os.path.join(root, rel), max_bytes)
+        except (OSError, ImageDecodeError) as exc:
             yield exc
 
 
@@ -296,7 +299,7 @@ def _decode_all(todo: list[Entry], prev: _Previous, params: IngestParams, n_work
             workers=n_workers,
             chunksize=1,
             initializer=_init_worker,
-            initargs=(known, (params.max_pixels, params.min_size, params.background)),
+            initargs=(known, (params.max_pixels, params.min_size, params.background, params.max_bytes)),
         )
         pos = 0
         for batch in records:

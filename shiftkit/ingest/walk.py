@@ -10,6 +10,8 @@ the listing's own folder, which is their root. An *unlabelled* domain is a flat 
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
 import stat
@@ -26,6 +28,7 @@ from shiftkit.images import storage
 Reason = QuarantineReason
 
 LISTING_COLUMNS = ("path", "label", "domain")
+MAX_DEPTH = 64  # folders below a domain root that are searched (an ImageFolder needs 2)
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -115,11 +118,17 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, f
                 if verdict is not None:
                     entry.reason, entry.detail = verdict
             elif e.is_dir(follow_symlinks=False):
-                if skip is None or os.path.realpath(e.path) != skip:
+                if len(rel_parts) > MAX_DEPTH:  # 1,100 folders deep would exhaust the recursion
+                    detail = f"a folder {len(rel_parts)} levels deep (at most {MAX_DEPTH} are searched): not searched"
+                    out.append(Entry(domain, root, rel, label, order, Reason.STRAY_FILE, detail))
+                elif skip is None or os.path.realpath(e.path) != skip:
                     visit(e.path, rel_parts)
                 continue
             elif not e.is_file(follow_symlinks=False):  # from the folder listing: no stat call
                 entry.reason, entry.detail = Reason.UNREADABLE, "not a regular file"
+            if entry.reason is None and entry.label is not None and len(rel_parts) == depth and not label.strip():
+                blank = f"the label folder {label!r} is blank: name it after its label"
+                entry.reason, entry.detail = Reason.STRAY_FILE, blank
             if entry.reason is None and len(rel_parts) != depth:
                 deep = len(rel_parts) - depth
                 where = "directly in the domain folder" if deep < 0 else f"{deep} folder(s) too deep"
@@ -158,9 +167,10 @@ def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = N
         if p.suffix.lower() in (".parquet", ".pq"):
             df = pl.read_parquet(p)
         else:
-            df = pl.read_csv(p, infer_schema_length=0)  # every column as text: labels like 007
+            df = pl.read_csv(_csv_text(p), infer_schema_length=0)  # every column as text: labels like 007
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read listing {p}: {str(exc).splitlines()[0]}") from exc
+    _check_listing_types(p, df)
     if unlabelled_domain is not None:
         return _unlabelled_listing(p, df, unlabelled_domain)
     missing = [c for c in LISTING_COLUMNS if c not in df.columns]
@@ -176,6 +186,29 @@ def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = N
         row = bad.row(0, named=True)
         raise DataError(f"Listing {p} has an empty path, label or domain on data row {row['row'] + 1}: {row}.")
     return df
+
+
+def _csv_text(p: Path) -> io.BytesIO:
+    """A CSV listing as UTF-8 bytes: a UTF-16 or UTF-32 file (by its byte-order mark, as Excel and
+    PowerShell save) is decoded, a UTF-8 byte-order mark dropped; anything else is read as it is."""
+    data = p.read_bytes()
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return io.BytesIO(data.decode(codec).encode("utf-8"))
+    return io.BytesIO(data.removeprefix(codecs.BOM_UTF8))
+
+
+def _check_listing_types(p: Path, df: pl.DataFrame) -> None:
+    """path, label and domain must be plain values: a list or struct column is refused, not stringified."""
+    for c in LISTING_COLUMNS:
+        if c in df.columns and (df[c].dtype.is_nested() or df[c].dtype in (pl.Binary, pl.Object)):
+            raise DataError(f"Listing {p}: column {c} holds {df[c].dtype} values; expected text (one {c} per row).")
+    if "path" in df.columns:
+        nul = df["path"].cast(pl.String).str.contains("\x00", literal=True).arg_true()
+        if nul.len():
+            row = int(nul[0]) + 1
+            raise DataError(f"Listing {p} has a path with a NUL byte on data row {row}; a path cannot hold one.")
 
 
 def _unlabelled_listing(p: Path, df: pl.DataFrame, domain: str) -> pl.DataFrame:
@@ -199,6 +232,10 @@ def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain
     for given, label, domain in df.iter_rows():
         _check_domain_name(domain, f"the listing {path}")
         order = order_of.setdefault(domain, base_order + len(order_of))
+        if storage.is_url(given):  # never normalised into a local path (https://x -> https:/x)
+            detail = "a URL: a listing lists files below its own folder (give a store prefix as --domain NAME=URL)"
+            out.append(Entry(domain, root, given, label, order, Reason.OUTSIDE_ROOT, detail))
+            continue
         absolute = given if os.path.isabs(given) else os.path.join(root, given)
         norm = os.path.normpath(absolute)
         target = os.path.realpath(norm)

@@ -9,6 +9,7 @@ import base64
 import html as _h
 import re
 
+from shiftkit.core.text import safe_name
 from shiftkit.report.blocks import Bullets, Figure, Gallery, Section, Steps, Table, Text
 
 _CSS = """
@@ -27,8 +28,8 @@ ol li{margin:.3em 0}.muted{color:#777;font-size:13px}
 """
 
 
-def _e(x) -> str:
-    return _h.escape(str(x), quote=True)
+def _e(x) -> str:  # control characters of a name (a label, a file) shown escaped, newlines kept
+    return _h.escape(safe_name(x).replace("\\x0a", "\n"), quote=True)
 
 
 def inline(text: str) -> str:

@@ -6,11 +6,12 @@ written beside report.md (a figure block that names its file).
 
 from __future__ import annotations
 
+from shiftkit.core.text import safe_name
 from shiftkit.report.blocks import Bullets, Figure, Gallery, Section, Steps, Table, Text
 
 
-def _cell(s) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+def _cell(s) -> str:  # a name's control characters shown escaped (core/text.py), a pipe escaped
+    return safe_name(str(s).replace("\n", " ")).replace("|", "\\|")
 
 
 def table(header: list[str], rows: list[list], align: str | None = None) -> str:

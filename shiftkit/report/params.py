@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from shiftkit.core.config import (
     BOOL,
     COUNT,
@@ -17,6 +20,20 @@ from shiftkit.core.config import (
 )
 
 # --- report ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Distinct:
+    """A list whose every item meets ``item``, each at most once (``[blur, blur]`` would analyse blur twice)."""
+
+    item: Any
+    max_items: int = 64
+
+    def accepts(self, value: Any) -> bool:
+        return Each(self.item, self.max_items).accepts(value) and len(set(value)) == len(value)
+
+    def describe(self) -> str:
+        return Each(self.item, self.max_items).describe() + ", each at most once"
 
 
 REPORT_PROPERTIES = ("blur", "brightness", "contrast", "effective_res", "noise", "extent", "width", "height")
@@ -35,5 +52,5 @@ class ReportParams(ParamsSection):
     gallery: int = param(16, NONNEG)  # most confidently wrong dev images shown (0: no gallery)
     buckets: int = param(4, Interval(int, 1, 20))  # quantile buckets per image property in the error analysis
     # manifest columns whose buckets are analysed
-    properties: tuple[str, ...] = param(("blur", "effective_res", "brightness"), Each(Options(REPORT_PROPERTIES)))
+    properties: tuple[str, ...] = param(("blur", "effective_res", "brightness"), Distinct(Options(REPORT_PROPERTIES)))
     min_count: int = param(5, COUNT)  # slices with fewer dev images are listed but never named in recommendations

@@ -23,7 +23,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from shiftkit.runtime.engine import current
@@ -38,13 +38,15 @@ _AHEAD = 2
 
 
 def resolve_workers(workers: int | None) -> int:
-    """0 or None means every core this process may use."""
+    """0 or None means every core this process may use; more than that is capped to it (``-j 256``
+    on two cores would only fork processes that fight for them)."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        cores = max(1, os.cpu_count() or 1)
     if workers is None or workers <= 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    return workers
+        return cores
+    return min(workers, cores)
 
 
 def _context() -> mp.context.BaseContext:
@@ -192,6 +194,14 @@ def process_map(
         return
     source = iter(items)
     chunks = iter(lambda: list(islice(source, max(1, chunksize))), [])
+    first = list(islice(chunks, n))  # never more workers than chunks: 3 files fork one process
+    n = len(first)
+    if n <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(fn, (x for chunk in first for x in chunk))
+        return
+    chunks = chain(first, chunks)
     ctx = _context()
     procs: list[Any] = []
     conns: list[Any] = []

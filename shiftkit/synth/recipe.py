@@ -126,6 +126,8 @@ class Recipe:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The {source} is not valid json: {exc}.") from exc
+        except RecursionError as exc:  # "[[[[...": a recipe is two levels deep
+            raise ConfigError(f"The {source} is nested too deeply to be a recipe ({_SHAPE}).") from exc
         return cls.from_dict(data, source)
 
     def sample(self, seed: int) -> Record:
@@ -184,6 +186,8 @@ def reproduce(recipe_json: str | Record, parent_pixels: np.ndarray) -> np.ndarra
             record = json.loads(recipe_json)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The recorded recipe is not valid json: {exc}.") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"The recorded recipe is nested too deeply ({_SHAPE}).") from exc
     else:
         record = recipe_json
     if not isinstance(record, dict) or not isinstance(record.get("steps"), list):
@@ -273,10 +277,16 @@ def load_weighting(path: str | os.PathLike[str]) -> Weighting | None:
     return Weighting.from_dict(data["weighting"], source=f"parent weighting in {path}")
 
 
+_SHAPE = "expected {'steps': [{'name': ..., ...}, ...]}"
+
+
 def _recipe_file(path: str | os.PathLike[str]) -> Any:
     from shiftkit.core import files as io
 
-    data = io.read_json(path)
+    try:
+        data = io.read_json(path)
+    except RecursionError as exc:  # "[[[[..." 50,000 deep: a recipe is two levels deep
+        raise ConfigError(f"The recipe file {path} is nested too deeply to be a recipe ({_SHAPE}).") from exc
     if isinstance(data, dict) and "recipe" in data and "steps" not in data:
         data = data["recipe"]  # a fit.json holds the recipe too
     return data

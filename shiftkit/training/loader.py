@@ -21,7 +21,7 @@ import torch
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.errors import DataError
+from shiftkit.core.errors import DataError, ImageDecodeError
 from shiftkit.images.decode import load_pixels
 
 ITEM_COLUMNS = ("image_id", "split", "domain", "label", "abspath", "source")
@@ -169,11 +169,36 @@ def targets(frame: pl.DataFrame, labels: Sequence[str], where: str = "the data")
 # decoding
 
 
+class UndecodableImage(DataError):
+    """An image that ingest accepted no longer decodes (changed or damaged since): train and
+    evaluate stop with one line naming the file (exit 2), never train or score around it.
+
+    torch's DataLoader re-raises a worker's exception as ``type(exc)(text)`` where the text is
+    "Caught UndecodableImage in DataLoader worker process N." plus the worker's traceback: the
+    one line is taken back out of it, so the message still names the file first.
+    """
+
+    def __init__(self, message: str) -> None:
+        if message.startswith("Caught ") and f"{type(self).__name__}: " in message:
+            message = message.rsplit(f"{type(self).__name__}: ", 1)[1].strip()
+        super().__init__(message)
+
+
 def decode_resized(path: str, size: int, channels: int) -> np.ndarray:
-    """uint8 (size, size, channels): decoded with shiftkit's safe decoder, then resized."""
+    """uint8 (size, size, channels): decoded with shiftkit's safe decoder, then resized.
+
+    Raises:
+        UndecodableImage: the file no longer decodes (the message names it and the reason).
+    """
     import cv2
 
-    px = load_pixels(path, channels=channels)
+    try:
+        px = load_pixels(path, channels=channels)
+    except ImageDecodeError as exc:
+        raise UndecodableImage(
+            f"{path} no longer decodes ({exc.reason.value}: {exc.detail.removeprefix(f'{path}: ')}); "
+            "it changed since ingest: run shiftkit ingest again (it quarantines the file), then split"
+        ) from exc
     h, w = px.shape[:2]
     if (h, w) != (size, size):
         # area averaging when shrinking keeps thin strokes; bilinear when enlarging

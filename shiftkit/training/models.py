@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import time
@@ -174,10 +175,44 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         meta = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"Model metadata {p} is missing or not valid json: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"Model metadata {p} holds {type(meta).__name__} {str(meta)[:40]}; expected a json object.")
     for key in ("model", "labels", "img_size", "channels", "mean", "std"):
         if key not in meta:
             raise ModelError(f"Model metadata {p} lacks the key {key!r}; was it written by shiftkit train?")
+    _check_meta(meta, p)
     return meta
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_meta(meta: dict[str, Any], p: Path) -> None:
+    """Each value of model.json as shiftkit train writes it (a hand-edited file is refused by name)."""
+
+    def bad(key: str, expected: str) -> ModelError:
+        return ModelError(f"Model metadata {p}: {key} is {str(meta[key])[:60]!r}; expected {expected}.")
+
+    if not isinstance(meta["model"], str) or not meta["model"]:
+        raise bad("model", "a timm model name")
+    labels = meta["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise bad("labels", "a non-empty list of label names")
+    if len(set(labels)) != len(labels):
+        raise bad("labels", "each label once")
+    size = meta["img_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 4096:
+        raise bad("img_size", "an integer from 8 to 4096 (train.img_size)")
+    channels = meta["channels"]
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise bad("channels", "1 or 3")
+    for key in ("mean", "std"):
+        v = meta[key]
+        if not isinstance(v, list) or len(v) != channels or not all(_number(x) for x in v):
+            raise bad(key, f"a list of {channels} finite number(s), one per channel")
+    if not all(x > 0 for x in meta["std"]):
+        raise bad("std", "positive numbers (a zero std divides by zero: NaN confidences)")
 
 
 def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str, in_chans: int) -> None:
