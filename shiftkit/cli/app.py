@@ -156,7 +156,9 @@ def ingest_command(
 
 @app.command("example")
 def example_command(
-    name: str = typer.Argument(..., metavar="NAME", help="Which example: 'digits' or 'photos' (real photographs; ingest it with --group-depth 1)."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Which example: 'digits', or 'photos' (real photographs; ingest with --group-depth 1)."
+    ),
     dest: Path = typer.Argument(
         ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
     ),
