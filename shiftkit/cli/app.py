@@ -157,7 +157,7 @@ def ingest_command(
 @app.command("example")
 def example_command(
     name: str = typer.Argument(
-        ..., metavar="NAME", help="Which example: 'digits', or 'photos' (real photographs; ingest with --group-depth 1)."
+        ..., metavar="NAME", help="Which example: 'digits', or 'photos' (real photos; ingest with --group-depth 1)."
     ),
     dest: Path = typer.Argument(
         ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
