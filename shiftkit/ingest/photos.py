@@ -9,8 +9,8 @@ scikit-image and scikit-learn, cut into objects and views, and a target seen by 
   ``ingest --group-depth 1`` (``ingest.group_depth: 1`` in ``params-photos.yaml``) makes each
   object a group that split keeps whole.
 - **Web** images are sharp and well framed: ``example.size`` px PNG, resampled with Lanczos.
-- **Target** images are other views, of partly other objects (a seeded permutation of the cells:
-  web takes the first three quarters, target the last half, so a quarter of the objects are in
+- **Target** images are other views, of mostly other objects (a seeded permutation of the cells:
+  web takes the first five eighths, target the last half, so an eighth of the objects are in
   both), rendered by :class:`Camera`: a warm white balance, lens blur, a lower resolution,
   brightness-dependent (Poisson-Gaussian) sensor noise and JPEG with 4:2:0 chroma subsampling.
 
@@ -129,9 +129,9 @@ def crop_view(photo: Image.Image, centre: tuple[float, float], side: float, size
 
 
 def objects_of(n: int, seed: int, label: str) -> tuple[list[int], list[int]]:
-    """The cells web and target show: a seeded permutation, web its first 3/4, target its last 1/2."""
+    """The cells web and target show: a seeded permutation, web its first 5/8, target its last 1/2."""
     order = np.random.default_rng([seed, *label.encode()]).permutation(n).tolist()
-    return sorted(order[: max(1, (3 * n) // 4)]), sorted(order[n - max(1, n // 2):])
+    return sorted(order[: max(1, (5 * n) // 8)]), sorted(order[n - max(1, n // 2):])
 
 
 def write_photos(root: Path, objects: int, views: int, size: int, seed: int) -> dict[str, int]:
