@@ -71,11 +71,11 @@ def group_sentences(info: dict | None) -> list[str]:
     """What the report says about groups (nothing when the groups are unknown)."""
     if info is None:
         return []
-    kind = "user groups (joined with their near copies)" if info["user_groups"] else "near-copy groups"
-    b, d = info["bridge"], info["dev"]
+    kind = "the user's groups, joined with their near copies" if info["user_groups"] else "near-copy groups"
+    b, d, t = info["bridge"], info["dev"], info["train"]
     out = [
-        f"The bridge holds {b['groups']:,} {kind} ({b['images']:,} images) and dev {d['groups']:,} "
-        f"({d['images']:,} images); train {info['train']['groups']:,} ({info['train']['images']:,} images)."
+        f"The bridge holds {b['groups']:,} groups ({b['images']:,} images), dev {d['groups']:,} groups "
+        f"({d['images']:,} images) and train {t['groups']:,} groups ({t['images']:,} images); groups: {kind}."
     ]
     shared = info["bridge_images_sharing_train"]
     if info["user_groups"] and shared:
