@@ -141,3 +141,17 @@ def test_cli_group_depth_is_checked(tmp_path):
     r = helpers.run_cli(["ingest", "--domain", f"web={tmp_path}", "--group-depth", "-1", "--out", str(tmp_path / "m")])
     assert r.code == 2 and "--group-depth" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_giving_groups_to_an_earlier_split_reshuffles_instead_of_failing(photo_manifest):
+    m = read_table(photo_manifest, MANIFEST)
+    p = SplitParams(bridge=0.2, dev=0.34, test=0.34)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = assign(m.drop("group"), p)
+        assert "user_groups" not in before.composition["settings"]
+        again = assign(m.drop("group"), p, before.table, before.composition["settings"])
+        assert not again.reshuffled and again.kept == before.table.height
+        after = assign(m, p, before.table, before.composition["settings"])
+    assert after.reshuffled and any("user_groups None -> True" in n for n in after.warnings)
+    assert _splits_per_group(after.table, m)["splits"].list.len().max() == 1

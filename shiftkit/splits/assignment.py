@@ -148,12 +148,18 @@ def _prepare(manifest: pl.DataFrame, params: SplitParams) -> pl.DataFrame:
     return rows
 
 
+def _settings(params: SplitParams, manifest: pl.DataFrame) -> dict:
+    """What decides membership: the params, and whether the user's groups were given (only then
+    recorded, so that splits written before groups existed stay valid when none are given)."""
+    given = "group" in manifest.columns and manifest["group"].null_count() < manifest.height
+    return {**params.settings(), **({"user_groups": True} if given else {})}
+
+
 def _previous(
-    previous: pl.DataFrame | None, previous_settings: dict | None, params: SplitParams, notes: list[str]
+    previous: pl.DataFrame | None, previous_settings: dict | None, now: dict, notes: list[str]
 ) -> tuple[pl.DataFrame | None, bool]:
     if previous is None or previous.height == 0:
         return None, False
-    now = params.settings()
     if previous_settings != now:
         before = previous_settings or {}
         changed = sorted(k for k in set(now) | set(before) if before.get(k) != now.get(k))
@@ -469,13 +475,15 @@ def assign(
     if pool.height:
         manifest = manifest.filter(pl.col("label").is_not_null())
     rows = _prepare(manifest, params)
-    old, reshuffled = _previous(previous, previous_settings, params, notes)
+    settings = _settings(params, manifest)
+    old, reshuffled = _previous(previous, previous_settings, settings, notes)
     c = _encode(rows, params, _old_codes(rows, old, notes))
     dev_n, test_n = _draw_holdout(c, params, notes)
     bridge_n = _draw_bridge(c, params)
     c.assigned[c.assigned < 0] = CODE["train"]
     _check_filled(c, {"dev": dev_n, "test": test_n, "bridge": bridge_n}, notes)
     result = _result(c, params, notes, reshuffled)
+    result.composition["settings"] = settings  # (adding or removing the user's groups reshuffles)
     return _with_unlabelled(result, pool) if pool.height else result
 
 
