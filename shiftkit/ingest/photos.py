@@ -116,10 +116,17 @@ def _grid(width: int, height: int, n: int) -> tuple[list[tuple[float, float]], f
 
 
 def crop_view(photo: Image.Image, centre: tuple[float, float], side: float, size: int, rng: np.random.Generator):
-    """A crop of side about ``side`` around ``centre``: shifted, scaled and rotated a little, at ``size`` px."""
+    """A crop of side about ``side`` around ``centre``: shifted, scaled and rotated a little, at ``size`` px.
+
+    The centre is kept far enough from the photograph's edges that the rotated crop lies inside it
+    (no black corners or strips: the web images are well framed).
+    """
     s = side * rng.uniform(0.9, 1.1)
     cx, cy = centre[0] + rng.uniform(-0.08, 0.08) * side, centre[1] + rng.uniform(-0.08, 0.08) * side
     angle = rng.uniform(-8, 8)
+    half = 0.5 * s * (math.cos(math.radians(abs(angle))) + math.sin(math.radians(abs(angle))))
+    cx = min(max(cx, half), photo.width - half) if photo.width > 2 * half else photo.width / 2
+    cy = min(max(cy, half), photo.height - half) if photo.height > 2 * half else photo.height / 2
     pad = s * 0.75  # room for the rotation, cropped away after it
     box = (round(cx - pad), round(cy - pad), round(cx + pad), round(cy + pad))
     patch = photo.crop(box).rotate(angle, resample=Image.BICUBIC)  # outside the photo: black, cropped off
