@@ -1,4 +1,4 @@
-"""DVC stage `example`: write the embedded digits example (MNIST web, load_digits target)."""
+"""DVC stage `example`: write the embedded example named by example.name (digits or photos)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv)
         guard("example", reads={"--params": args.params},
               folders={"--out": [f"{args.out}/web", f"{args.out}/target"]})  # the folders it replaces
-        counts = write_example("digits", args.out, load_params(args.params).example)
-        return summary_line("digits", counts, args.out)
+        p = load_params(args.params).example
+        counts = write_example(p.name, args.out, p)
+        return summary_line(p.name, counts, args.out)
 
     return run_stage("example", work)
 

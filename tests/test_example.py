@@ -7,7 +7,7 @@ from PIL import Image
 
 from shiftkit.cli import run as cli
 from shiftkit.core.errors import ConfigError, InputPathError
-from shiftkit.ingest import example
+from shiftkit.ingest import example, photos
 from shiftkit.ingest.params import ExampleParams
 
 
@@ -59,7 +59,7 @@ def test_refuses_to_overwrite_foreign_files(tmp_path):
 @pytest.mark.parametrize(
     "name, params, match",
     [
-        ("faces", ExampleParams(), "Unknown example 'faces'; valid examples: digits"),
+        ("faces", ExampleParams(), "Unknown example 'faces'; valid examples: digits, photos"),
         ("digits", ExampleParams(web_images=20000), "at most 12000"),
     ],
     ids=["unknown-name", "too-many-web-images"],
@@ -78,3 +78,45 @@ def test_cli_example_uses_params(tmp_path, capsys):
     assert cli.main(["example", "faces", str(tmp_path / "ex2")]) == 2
     err = capsys.readouterr().err
     assert "Unknown example 'faces'" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# the photos example
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_photos_example_objects_views_camera_and_licences(tmp_path):
+    p = ExampleParams(objects=4, views=2, size=48)
+    counts = example.write_example("photos", tmp_path / "a", p)
+    n_classes = len(photos.SOURCES)
+    web_objs, target_objs = photos.objects_of(4, 0, "cat")
+    assert counts == {"web": n_classes * len(web_objs) * 2, "target": n_classes * len(target_objs) * 2}
+    web = sorted((tmp_path / "a" / "web").rglob("*.png"))
+    tgt = sorted((tmp_path / "a" / "target").rglob("*.jpg"))
+    assert len(web) == counts["web"] and len(tgt) == counts["target"]
+    assert {f.parent.parent.name for f in web} == {s.label for s in photos.SOURCES}
+    w, t = Image.open(web[0]), Image.open(tgt[0])
+    assert w.size == (48, 48) and w.mode == "RGB" and t.format == "JPEG" and t.size == (30, 30)
+    # the camera's warm cast: red over blue rises from web to target on average
+    def warmth(files):
+        a = np.stack([np.asarray(Image.open(f).convert("RGB").resize((30, 30)), float) for f in files])
+        return (a[..., 0].mean() + 1) / (a[..., 2].mean() + 1)
+    assert warmth(tgt) > 1.1 * warmth(web)
+    note = (tmp_path / "a" / photos.NOTE_FILE).read_text()
+    assert "CC0" in note and "CC BY 2.0" in note and "public domain" in note
+    example.write_example("photos", tmp_path / "b", p)
+    example.write_example("photos", tmp_path / "a", p)  # rewriting over itself is allowed
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    example.write_example("digits", tmp_path / "a", ExampleParams(web_images=5, target_images=5))  # replaces
+    assert not list((tmp_path / "a").rglob("*.jpg"))
+
+
+def test_cli_example_photos(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("example:\n  objects: 2\n  views: 1\n  size: 32\n")
+    assert cli.main(["example", "photos", str(tmp_path / "ex"), "--params", str(params)]) == 0
+    assert len(list((tmp_path / "ex" / "web").rglob("*.png"))) == len(photos.SOURCES)

@@ -118,6 +118,15 @@ def ingest_command(
     workers: int | None = typer.Option(
         None, "--workers", "-j", min=0, help="Worker processes (default: ingest.workers in params; 0 = all cores)."
     ),
+    group_depth: int | None = typer.Option(
+        None,
+        "--group-depth",
+        min=0,
+        max=8,
+        help="Folders between the label folder and the file that name an image's group (one object, one "
+        "session): PATH/<label>/<group>/<image> at 1; split keeps a group in one split. A listing's optional "
+        "group column does the same (default: ingest.group_depth in params, 0 = none).",
+    ),
     engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -127,6 +136,8 @@ def ingest_command(
     quarantine.parquet (empty, truncated, not_an_image, decompression_bomb, too_small,
     outside_root, stray_file, duplicate, conflicting_label, ...).
     """
+    import dataclasses
+
     from shiftkit.core.config import parse_assignments
     from shiftkit.ingest.stage import OWNED as OWNED_BY_INGEST
     from shiftkit.ingest.stage import ingest, summary_line
@@ -141,7 +152,7 @@ def ingest_command(
         roots,
         out,
         listing=listing,
-        params=p.ingest,
+        params=p.ingest if group_depth is None else dataclasses.replace(p.ingest, group_depth=group_depth),
         workers=workers,
         keep_domain=p.split.target_domain,
         unlabelled=parse_assignments(unlabelled, "--unlabelled"),
@@ -151,13 +162,15 @@ def ingest_command(
 
 @app.command("example")
 def example_command(
-    name: str = typer.Argument(..., metavar="NAME", help="Which example: only 'digits' for now."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Which example: 'digits', or 'photos' (real photos; ingest with --group-depth 1)."
+    ),
     dest: Path = typer.Argument(
         ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
     ),
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Write the embedded example: MNIST digits as "web", scikit-learn's load_digits as "target"."""
+    """Write an example: digits (MNIST "web", load_digits "target") or photos (a phone-camera "target")."""
     from shiftkit.ingest.example import summary_line, write_example
 
     p = load_params(params)

@@ -57,7 +57,10 @@ MANIFEST = Table(
         "drop": pl.Int32(),  # which ingest run (data drop) brought the image, from 1
         "dup_group": pl.String(),  # exact or near copies share it (image_id of the first)
     },
-    optional={"thumb": pl.Binary()},  # 8x8 grey thumbnail (64 bytes) that confirms near copies
+    optional={
+        "thumb": pl.Binary(),  # 8x8 grey thumbnail (64 bytes) that confirms near copies
+        "group": pl.String(),  # the user's group (one object, one session; null when not given): split keeps it whole
+    },
 )
 
 QUARANTINE = Table(
@@ -77,7 +80,7 @@ SPLITS_TABLE = Table(
     {
         "image_id": pl.String(),
         "split": pl.String(),  # one of SPLITS, HELD_OUT_COPY or UNLABELLED
-        "group": pl.String(),  # the dup_group that decided the split
+        "group": pl.String(),  # the group that decided the split: dup_group joined with the user's group
     },
     optional={"domain": pl.String(), "label": pl.String()},
 )

@@ -1,5 +1,7 @@
-"""The embedded example: real MNIST digits as the sharp "web" domain, scikit-learn's 8x8
-load_digits as the blurry, low-resolution "target" domain, written as PNG ImageFolders.
+"""The embedded examples. ``digits``: real MNIST digits as the sharp "web" domain, scikit-learn's
+8x8 load_digits as the blurry, low-resolution "target" domain, written as PNG ImageFolders.
+``photos``: real photographs cut into objects and views, the target seen by a phone camera
+(``shiftkit.ingest.photos``).
 
 The same parameters always write the same bytes (PNG encoding has no timestamps), so the
 example can be a DVC stage whose outputs are cached and compared.
@@ -22,12 +24,17 @@ from PIL import Image
 from shiftkit.core.errors import ConfigError, InputPathError
 from shiftkit.core.files import ensure_dir
 from shiftkit.core.outputs import is_no_space, no_space
+from shiftkit.ingest import photos
 from shiftkit.ingest.params import ExampleParams
 
-EXAMPLES = ("digits",)
+EXAMPLES = ("digits", "photos")
 MNIST_FILE = "mnist_subset.npz"
 TARGET_MAX = 1797
-_OURS = {"web": re.compile(r"^\d/mnist_\d{5}\.png$"), "target": re.compile(r"^\d/digit_\d{4}\.png$")}
+# what either example writes (so that one replaces the other in the same destination)
+_OURS = {
+    "web": re.compile(rf"^\d/mnist_\d{{5}}\.png$|{photos.WEB_PATTERN}"),
+    "target": re.compile(rf"^\d/digit_\d{{4}}\.png$|{photos.TARGET_PATTERN}"),
+}
 
 
 def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +143,10 @@ def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.nda
 def write_example(name: str, dest: str | Path, params: ExampleParams | None = None) -> dict[str, int]:
     """Write example ``name`` into ``dest``/web and ``dest``/target; return the image counts.
 
-    ``params.web_images`` MNIST digits are drawn (seeded, without replacement) from the shipped
-    12,000; the first ``params.target_images`` load_digits images form the target.
+    digits: ``params.web_images`` MNIST digits are drawn (seeded, without replacement) from the
+    shipped 12,000; the first ``params.target_images`` load_digits images form the target.
+    photos: ``params.objects`` objects per class, ``params.views`` views each, ``params.size`` px
+    (``shiftkit.ingest.photos``), and ``dest``/PHOTOS.md with the photographs' sources and licences.
 
     Raises:
         ConfigError: on an unknown example name or more web images than are shipped.
@@ -146,6 +155,11 @@ def write_example(name: str, dest: str | Path, params: ExampleParams | None = No
     if name not in EXAMPLES:
         raise ConfigError(f"Unknown example {name!r}; valid examples: {', '.join(EXAMPLES)}.")
     params = params or ExampleParams()
+    if name == "photos":
+        root = ensure_dir(dest)
+        for domain in ("web", "target"):
+            _clear(root / domain, domain)
+        return photos.write_photos(root, params.objects, params.views, params.size, params.seed)
     web_x, web_y = mnist_subset()
     if params.web_images > len(web_x):
         raise ConfigError(

@@ -7,6 +7,7 @@ from shiftkit.core.config import (
     SEED,
     WORKERS,
     Interval,
+    Options,
     ParamsSection,
     frozen,
     param,
@@ -19,11 +20,15 @@ from shiftkit.core.config import (
 @section("example")
 @frozen
 class ExampleParams(ParamsSection):
-    """The embedded example data set (MNIST as web, scikit-learn's load_digits as target)."""
+    """The embedded examples: digits (MNIST as web, load_digits as target) and photos."""
 
     web_images: int = param(6000, COUNT)  # how many MNIST digits to write (at most the shipped subset)
     target_images: int = param(1797, Interval(int, 1, 1797))  # how many load_digits images (at most 1797)
     seed: int = param(0, SEED)
+    name: str = param("digits", Options(("digits", "photos")))  # which example the DVC stage writes
+    objects: int = param(16, Interval(int, 2, 64))  # photos: objects (grid cells) per class photograph
+    views: int = param(4, Interval(int, 1, 32))  # photos: views (crops) per object, one group each
+    size: int = param(64, Interval(int, 16, 256))  # photos: side of a web image in pixels
 
 
 # --- ingest ---------------------------------------------------------------------------------------
@@ -45,4 +50,7 @@ class IngestParams(ParamsSection):
     # near neighbours, at 2 the largest group is 547 ones)
     near_dup_radius: int = param(2, Interval(int, 0, 32))
     background: int = param(255, Interval(int, 0, 255))  # grey level that transparent pixels are composited on
+    # folders between the label folder (or an unlabelled root) and the file that name the user's group
+    # of an image (one object, one session): DOMAIN/LABEL/GROUP/FILE at 1; split keeps a group in one split
+    group_depth: int = param(0, Interval(int, 0, 8))
     workers: int = param(0, WORKERS, speed_only=True)  # processes; 0 means all cores

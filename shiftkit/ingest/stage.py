@@ -339,7 +339,7 @@ def _ingest(
     flat = check_unlabelled(unlabelled)
     out_dir = ensure_dir(out).resolve()
     n_workers = resolve_workers(params.workers if workers is None else workers)
-    entries = enumerate_files(roots, listing, out_dir, flat)
+    entries = enumerate_files(roots, listing, out_dir, flat, params.group_depth)
     rel_roots = {r: relative_root(r, out_dir) for r in {e.root for e in entries}}
     prev = _load_previous(out_dir, params)
     decoded = _decode_all([e for e in entries if e.reason is None], prev, params, n_workers)
@@ -442,6 +442,7 @@ def _tables(
         "root": [rel_roots[e.root] for e in accepted],
         "domain": [e.domain for e in accepted],
         "label": [e.label for e in accepted],
+        "group": [e.group for e in accepted],
         **{name: list(column) for name, column in zip(fields, values, strict=False)},
         "drop": [prev.first_drop.get(e.image_id, drop) for e in accepted],
     }

@@ -6,6 +6,12 @@ that are not UTF-8 ``name_not_utf8`` (shown escaped); links that resolve outside
 ``outside_root``; broken links and non-regular files ``unreadable``. Listing rows resolve against
 the listing's own folder, which is their root. An *unlabelled* domain is a flat folder
 (``ROOT/<file>``) whose images have a null ``label``. Domain names are checked here too.
+
+**Groups** the user knows (several photos of one object, one session of an app): with
+``group_depth`` N > 0 a folder domain is ``ROOT/<label>/<g1>/.../<gN>/<file>`` (unlabelled:
+``ROOT/<g1>/.../<gN>/<file>``) and the image's ``group`` is ``g1/.../gN``; a listing may carry an
+optional ``group`` column (empty: none). Split keeps a group in one split. The same group name in
+two domains is one group (the same object seen by both).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ Reason = QuarantineReason
 
 LISTING_COLUMNS = ("path", "label", "domain")
 MAX_DEPTH = 64  # folders below a domain root that are searched (an ImageFolder needs 2)
+GROUP_COLUMN = "group"  # optional in a listing: the user's group of the image (an object, a session)
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -45,6 +52,7 @@ class Entry:
     detail: str = ""
     image_id: str | None = None
     values: tuple | None = None  # header fields, properties and thumbnail, in _FIELDS order
+    group: str | None = None  # the user's group (folders below the label, or a listing's group column)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,13 +93,16 @@ def _link_verdict(path: str, real_root: str) -> tuple[QuarantineReason, str] | N
     return None if stat.S_ISREG(st.st_mode) else (Reason.UNREADABLE, "not a regular file")
 
 
-def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, flat: bool = False) -> list[Entry]:
+def _walk_domain(
+    domain: str, root: Path, order: int, skip: str | None = None, flat: bool = False, group_depth: int = 0
+) -> list[Entry]:
     """Every file and link under ``root``, sorted, with its verdict when the layout decides it.
 
     ``skip`` is a folder left out (ingest's own output folder, when it lies under a root).
     ``flat``: an unlabelled domain, whose images lie directly in ``root`` (label None).
+    ``group_depth``: that many folders between the label (or the root) and the file name the group.
     """
-    depth = 1 if flat else 2
+    depth = (1 if flat else 2) + group_depth
     real_root = os.path.realpath(root)
     out: list[Entry] = []
 
@@ -112,7 +123,9 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, f
                 detail = "the file name is not valid UTF-8: rename the file (its bytes are shown escaped)"
                 out.append(Entry(domain, root, _escaped(rel), _escaped(label), order, Reason.NAME_NOT_UTF8, detail))
                 continue
-            entry = Entry(domain, root, rel, None if flat and len(rel_parts) == 1 else label, order)
+            entry = Entry(domain, root, rel, None if flat and len(rel_parts) == depth else label, order)
+            if group_depth and len(rel_parts) == depth:
+                entry.group = "/".join(rel_parts[depth - 1 - group_depth : depth - 1])
             if e.is_symlink():
                 verdict = _link_verdict(e.path, real_root)
                 if verdict is not None:
@@ -133,6 +146,8 @@ def _walk_domain(domain: str, root: Path, order: int, skip: str | None = None, f
                 deep = len(rel_parts) - depth
                 where = "directly in the domain folder" if deep < 0 else f"{deep} folder(s) too deep"
                 layout = "DOMAIN/FILE (an unlabelled domain)" if flat else "DOMAIN/LABEL/FILE"
+                if group_depth:
+                    layout = layout.replace("/FILE", "/" + "/".join(["GROUP"] * group_depth) + "/FILE")
                 entry.reason, entry.detail = Reason.STRAY_FILE, f"expected {layout}; this file is {where}"
             out.append(entry)
 
@@ -178,6 +193,7 @@ def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = N
         raise DataError(
             f"Listing {p} lacks column(s) {', '.join(missing)}; expected columns: {', '.join(LISTING_COLUMNS)}."
         )
+    group = _group_column(df)
     df = df.select([pl.col(c).cast(pl.String) for c in LISTING_COLUMNS])
     bad = df.with_row_index("row").filter(
         pl.any_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in LISTING_COLUMNS])
@@ -185,7 +201,15 @@ def read_listing(path: str | os.PathLike[str], unlabelled_domain: str | None = N
     if bad.height:
         row = bad.row(0, named=True)
         raise DataError(f"Listing {p} has an empty path, label or domain on data row {row['row'] + 1}: {row}.")
-    return df
+    return df.with_columns(group)
+
+
+def _group_column(df: pl.DataFrame) -> pl.Series:
+    """A listing's optional ``group`` column as text, an empty value as null (no group)."""
+    if GROUP_COLUMN not in df.columns:
+        return pl.Series(GROUP_COLUMN, [None] * df.height, dtype=pl.String)
+    g = pl.col(GROUP_COLUMN).cast(pl.String).str.strip_chars()
+    return df.select(pl.when(g != "").then(g).alias(GROUP_COLUMN)).to_series()
 
 
 def _csv_text(p: Path) -> io.BytesIO:
@@ -219,7 +243,8 @@ def _unlabelled_listing(p: Path, df: pl.DataFrame, domain: str) -> pl.DataFrame:
     empty = (paths.is_null() | (paths.str.strip_chars() == "")).arg_true()
     if empty.len():
         raise DataError(f"Listing {p} has an empty path on data row {int(empty[0]) + 1}.")
-    return pl.DataFrame({"path": paths, "label": pl.Series([None] * df.height, dtype=pl.String), "domain": domain})
+    nulls = pl.Series([None] * df.height, dtype=pl.String)
+    return pl.DataFrame({"path": paths, "label": nulls, "domain": domain, GROUP_COLUMN: _group_column(df)})
 
 
 def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain: str | None = None) -> list[Entry]:
@@ -229,7 +254,7 @@ def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain
     base_order = len(known_domains)
     order_of = {d: i for i, d in enumerate(known_domains)}
     out = []
-    for given, label, domain in df.iter_rows():
+    for given, label, domain, group in df.select(*LISTING_COLUMNS, GROUP_COLUMN).iter_rows():
         _check_domain_name(domain, f"the listing {path}")
         order = order_of.setdefault(domain, base_order + len(order_of))
         if storage.is_url(given):  # never normalised into a local path (https://x -> https:/x)
@@ -253,7 +278,7 @@ def _listing_entries(path: Path, known_domains: Sequence[str], unlabelled_domain
             )
             continue
         rel = Path(os.path.relpath(norm, root)).as_posix()
-        entry = Entry(domain, root, rel, label, order)
+        entry = Entry(domain, root, rel, label, order, group=group)
         if not os.path.lexists(norm):
             entry.reason, entry.detail = Reason.UNREADABLE, "the listed file does not exist"
         elif not os.path.exists(norm):
@@ -315,15 +340,22 @@ def check_unlabelled(unlabelled: Mapping[str, str | os.PathLike[str]]) -> dict[s
 
 
 def enumerate_files(
-    roots: dict[str, Path], listing: str | os.PathLike[str] | None, out_dir: Path, flat: dict[str, Path]
+    roots: dict[str, Path],
+    listing: str | os.PathLike[str] | None,
+    out_dir: Path,
+    flat: dict[str, Path],
+    group_depth: int = 0,
 ) -> list[Entry]:
-    """Every file of the domain folders, of the listing and of the unlabelled folders, in command-line order."""
+    """Every file of the domain folders, of the listing and of the unlabelled folders, in command-line order.
+
+    ``group_depth``: folders below the label (or an unlabelled root) that name each file's group.
+    """
     entries: list[Entry] = []
     for order, (name, root) in enumerate(roots.items()):
         if storage.is_url(root):
             entries.extend(_walk_url(name, root, order))
         else:
-            entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir)))
+            entries.extend(_walk_domain(name, root, order, os.path.realpath(out_dir), group_depth=group_depth))
     if listing is not None:
         entries.extend(_listing_entries(Path(listing), list(roots)))
     known = {e.domain: e.order for e in entries}
@@ -332,5 +364,5 @@ def enumerate_files(
             entries.extend(_listing_entries(root, [*roots, *(d for d in known if d not in roots)], name))
             continue
         order = list(roots).index(name) if name in roots else known.get(name, len(roots) + len(known))
-        entries.extend(_walk_domain(name, root, order, skip=os.path.realpath(out_dir), flat=True))
+        entries.extend(_walk_domain(name, root, order, os.path.realpath(out_dir), True, group_depth))
     return entries

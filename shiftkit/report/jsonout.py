@@ -34,6 +34,8 @@ def metrics(data) -> dict[str, Any]:
         "diagnosis": d.diagnosis,
         "counts": {s: (d.counts[s].n if s in d.counts else 0) for s in SPLITS},
     }
+    if getattr(data, "groups", None) is not None:
+        out["groups"] = data.groups
     if data.curve is not None:
         from shiftkit.report.curve import metrics as curve_metrics
 

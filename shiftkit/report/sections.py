@@ -21,6 +21,7 @@ import polars as pl
 from shiftkit.core.schema import SPLITS
 from shiftkit.report.analysis import shown_classes
 from shiftkit.report.blocks import DIAGNOSIS_MARK, Block, Bullets, Figure, Gallery, Section, Steps, Table, Text
+from shiftkit.report.groups import groups_section
 from shiftkit.report.text import ci, level_text, pct, pts
 from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
@@ -303,6 +304,7 @@ def notes_section(data) -> list[Section]:
 BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     title_section,
     errors_section,
+    groups_section,
     next_steps_section,
     curve_section,
     compare_section,

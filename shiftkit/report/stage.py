@@ -19,6 +19,7 @@ from shiftkit.core import schema
 from shiftkit.core.errors import DataError, ImageDecodeError
 from shiftkit.report.analysis import Analysis, Recommendation, analyse, recommend
 from shiftkit.report.blocks import Section
+from shiftkit.report.groups import clusters_manifest, group_summary
 from shiftkit.report.params import ReportParams
 from shiftkit.report.sections import build_sections
 from shiftkit.stats.bootstrap import SYNTH_DOMAIN, cluster_ids, joint_table, run_table
@@ -41,6 +42,7 @@ class ReportData:
     gallery: list[dict] = field(default_factory=list)  # rows + "thumb" (PNG bytes or None) + "file"
     notes: list[str] = field(default_factory=list)
     curve: dict | None = None  # the learning curve (shiftkit/report/curve.py), when one was built
+    groups: dict | None = None  # groups per split (shiftkit/report/groups.py), when the manifest was given
 
 
 def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: Path | None,
@@ -112,7 +114,7 @@ def build_report(
     if man_df is not None and man_df.height == 0:
         raise DataError(f"The manifest table {manifest} has no rows.")
     other = read_predictions(resolve_predictions(compare_to)) if compare_to is not None else None
-    clusters = cluster_ids(man_df, syn_df)
+    clusters = cluster_ids(clusters_manifest(man_df), syn_df)  # user groups joined with near copies
     synth_on = params.include_synth
 
     def decompose_run(p: pl.DataFrame) -> Decomposition:
@@ -141,7 +143,8 @@ def build_report(
         curve_data = read_curve(curve)
         recs.insert(0, recommendation(curve_data))
     gallery = _gallery(a.confident_errors, man_df, Path(manifest) if manifest else None, pred_path, notes)
-    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes, curve_data)
+    groups = group_summary(preds, man_df)
+    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes, curve_data, groups)
 
 
 # what the report writes at the top of its folder (anything else there is refused, not deleted)

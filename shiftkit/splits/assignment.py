@@ -6,7 +6,9 @@ Sizes: ``dev`` and ``test`` are fractions of the images they are drawn from (the
 under ``target``, every image under ``shuffle``) or counts; ``bridge`` is a fraction of the
 training pool or a count. Fractions are rounded half up.
 
-Membership is decided per ``dup_group`` (every copy of an image lands in the same split) by a
+Membership is decided per group (every copy of an image lands in the same split; the manifest's
+optional ``group``, the user's groups of one object or session, joins near-copy groups that share
+one: ``groups.union_groups``, so a user group is never cut either) by a
 64-bit hash of (group, seed, purpose): groups are taken in hash order within each stratum, each
 one only if it fits in what the stratum still wants, so a giant cluster of near copies stays in
 train instead of swamping a small split. The quota of each stratum is its share of the requested
@@ -60,7 +62,7 @@ from shiftkit.splits.composition import (
     share_warnings,
     summarize_codes,
 )
-from shiftkit.splits.groups import CODE, HELD_OUT, Groups, blake64, enum_codes, group_keys, mix64
+from shiftkit.splits.groups import CODE, HELD_OUT, Groups, blake64, enum_codes, group_keys, mix64, union_groups
 from shiftkit.splits.params import SplitParams
 from shiftkit.splits.strategies import STRATEGIES
 
@@ -124,6 +126,9 @@ def _prepare(manifest: pl.DataFrame, params: SplitParams) -> pl.DataFrame:
     )
     if rows["group"].null_count():  # an image without a group is a group of its own
         rows = rows.with_columns(group=pl.coalesce("group", "image_id"))
+    if "group" in manifest.columns and manifest["group"].null_count() < manifest.height:
+        # the user's groups (one object, one session) joined with the near copies: kept whole too
+        rows = rows.with_columns(group=union_groups(rows["group"], manifest["group"]))
     for col in ("image_id", "domain", "label"):
         if rows[col].null_count():
             raise DataError(f"The manifest has {rows[col].null_count()} row(s) without a {col}; every image needs one.")
@@ -143,12 +148,18 @@ def _prepare(manifest: pl.DataFrame, params: SplitParams) -> pl.DataFrame:
     return rows
 
 
+def _settings(params: SplitParams, manifest: pl.DataFrame) -> dict:
+    """What decides membership: the params, and whether the user's groups were given (only then
+    recorded, so that splits written before groups existed stay valid when none are given)."""
+    given = "group" in manifest.columns and manifest["group"].null_count() < manifest.height
+    return {**params.settings(), **({"user_groups": True} if given else {})}
+
+
 def _previous(
-    previous: pl.DataFrame | None, previous_settings: dict | None, params: SplitParams, notes: list[str]
+    previous: pl.DataFrame | None, previous_settings: dict | None, now: dict, notes: list[str]
 ) -> tuple[pl.DataFrame | None, bool]:
     if previous is None or previous.height == 0:
         return None, False
-    now = params.settings()
     if previous_settings != now:
         before = previous_settings or {}
         changed = sorted(k for k in set(now) | set(before) if before.get(k) != now.get(k))
@@ -427,13 +438,14 @@ def _check_filled(c: _Coded, asked: dict[str, int], notes: list[str]) -> None:
         if 0 < got < asked[name]:
             notes.append(
                 f"{name} holds {got:,} of the {asked[name]:,} images asked for: the rest of "
-                f"some labels is in groups of near copies too large to fit (the largest has {int(c.n.max()):,} "
-                f"images), which stay in train. A smaller ingest.near_dup_radius makes smaller groups."
+                f"some labels is in groups (near copies, and the user's groups) too large to fit (the largest "
+                f"has {int(c.n.max()):,} images), which stay in train. A smaller ingest.near_dup_radius makes "
+                f"smaller groups."
             )
         if got == 0:
             raise DataError(
-                f"The {name} set is empty: every group of near copies it could take is larger than the "
-                f"{asked[name]} image(s) asked for; ask for more."
+                f"The {name} set is empty: every group (near copies, or the user's groups) it could take is "
+                f"larger than its label's share of the {asked[name]} image(s) asked for; ask for more."
             )
 
 
@@ -463,13 +475,15 @@ def assign(
     if pool.height:
         manifest = manifest.filter(pl.col("label").is_not_null())
     rows = _prepare(manifest, params)
-    old, reshuffled = _previous(previous, previous_settings, params, notes)
+    settings = _settings(params, manifest)
+    old, reshuffled = _previous(previous, previous_settings, settings, notes)
     c = _encode(rows, params, _old_codes(rows, old, notes))
     dev_n, test_n = _draw_holdout(c, params, notes)
     bridge_n = _draw_bridge(c, params)
     c.assigned[c.assigned < 0] = CODE["train"]
     _check_filled(c, {"dev": dev_n, "test": test_n, "bridge": bridge_n}, notes)
     result = _result(c, params, notes, reshuffled)
+    result.composition["settings"] = settings  # (adding or removing the user's groups reshuffles)
     return _with_unlabelled(result, pool) if pool.height else result
 
 

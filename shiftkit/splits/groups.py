@@ -101,3 +101,37 @@ class Groups:
 
     def reduce(self, ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
         return ufunc.reduceat(values[self.order], self.starts) if self.starts.size else values[:0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the user's groups joined with the near-copy groups
+
+
+def union_groups(dup_group: pl.Series, user_group: pl.Series) -> pl.Series:
+    """Each row's group when near copies (``dup_group``) and the user's groups (``group``) are one
+    relation: the connected components of "same dup_group or same user group", named by the
+    smallest ``dup_group`` they hold (a null user group joins nothing).
+
+    Two photos of one object (one user group) whose second has a near copy elsewhere are all one
+    group, so none of them can straddle two splits.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    dup = dup_group.cast(pl.String)
+    if user_group.null_count() == user_group.len():
+        return dup.alias("group")
+    frame = pl.DataFrame({"d": dup, "u": user_group.cast(pl.String)}).with_columns(
+        dc=pl.col("d").rank("dense").cast(pl.Int64) - 1,
+        uc=pl.col("u").rank("dense").cast(pl.Int64) - 1,
+    )
+    n_d = int(frame["dc"].max()) + 1
+    n_u = int(frame["uc"].max()) + 1
+    edges = frame.filter(pl.col("uc").is_not_null())
+    rows = edges["dc"].to_numpy()
+    cols = edges["uc"].to_numpy() + n_d
+    graph = coo_matrix((np.ones(rows.size, np.int8), (rows, cols)), shape=(n_d + n_u, n_d + n_u))
+    _, comp = connected_components(graph, directed=False)
+    frame = frame.with_columns(comp=pl.Series(comp[frame["dc"].to_numpy()], dtype=pl.Int64))
+    names = frame.group_by("comp").agg(pl.col("d").min().alias("group"))
+    return frame.join(names, on="comp", how="left", maintain_order="left")["group"]

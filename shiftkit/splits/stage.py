@@ -51,11 +51,12 @@ def read_manifest_columns(path: str | Path, columns: list[str]) -> pl.DataFrame:
     """
     p = Path(path)
     if p.suffix.lower() != ".parquet" or not p.is_file() or p.stat().st_size == 0:
-        return read_table(p, MANIFEST).select(columns)  # its errors name the problem
+        table = read_table(p, MANIFEST)  # its errors name the problem
+        return table.select([c for c in columns if c in table.columns or c in MANIFEST.columns])
     try:
         schema = pl.read_parquet_schema(p)
         validate(pl.DataFrame(schema=schema), MANIFEST, source=str(p))
-        return pl.read_parquet(p, columns=columns)
+        return pl.read_parquet(p, columns=[c for c in columns if c in schema or c in MANIFEST.columns])
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"Cannot read the manifest table {p}: {str(exc).splitlines()[0]}") from exc
 
@@ -88,7 +89,8 @@ def run_split(
         DataError: see :func:`assign`.
     """
     params = params or SplitParams()
-    manifest = read_manifest_columns(manifest_path, ["image_id", "domain", "label", "dup_group"])
+    # group: the user's groups, optional (absent from manifests written before it)
+    manifest = read_manifest_columns(manifest_path, ["image_id", "domain", "label", "dup_group", "group"])
     previous, settings = (None, None) if fresh else read_previous(out_dir)
     result = assign(manifest, params, previous, settings)
     # the previous splits were read above: now the folder is replaced as one set
