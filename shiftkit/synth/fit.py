@@ -21,7 +21,7 @@ import numpy as np
 
 from shiftkit.synth.degradations import _grey
 from shiftkit.synth.recipe import Recipe, describe, make_step, recipe_file_dict
-from shiftkit.synth.registry import GridContext, Move, Step, canonical_order, declared, get, warm
+from shiftkit.synth.registry import ColourStats, GridContext, Move, Step, canonical_order, declared, get, warm
 
 if TYPE_CHECKING:
     from shiftkit.synth.params import SynthParams
@@ -51,13 +51,15 @@ class FitSettings:
     beam: int = 3  # recipes kept between rounds
     patience: int = 1  # rounds without gain tolerated before the search stops
     refine: int = 6  # coordinate-search moves after the search
+    fit_side: int = 64  # larger images are fitted reduced to this short side (working.py); 0: full size
 
     @classmethod
     def from_params(cls, params: SynthParams, workers: int) -> FitSettings:
         """The fit settings of a synth params section (``workers`` given apart: a runtime choice)."""
         return cls(seed=params.seed, max_steps=params.max_rounds, min_gain=params.min_gain,
                    feature_size=params.feature_size, widen=params.widen, high_order=params.high_order,
-                   workers=workers, beam=params.beam, patience=params.patience, refine=params.refine)
+                   workers=workers, beam=params.beam, patience=params.patience, refine=params.refine,
+                   fit_side=params.fit_side)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class FitResult:
     weighting: Weighting | None = None  # set when the fit keeps parent weighting
     weighting_check: dict[str, Any] | None = None  # its held-out check (also when not kept)
     unlabelled_ids: tuple[str, ...] = ()  # the fit's target sample drawn from the unlabelled pool
+    factor: float = 1.0  # the working size's reduction (working.py); measures are taken at it
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -87,6 +90,8 @@ class FitResult:
             out["weighting"] = self.weighting_check
         if self.unlabelled_ids:
             out["unlabelled_target_ids"] = list(self.unlabelled_ids)
+        if self.factor < 1.0:
+            out["working_factor"] = round(self.factor, 4)
         return out
 
 
@@ -101,7 +106,33 @@ def grid_context(web: Sequence[np.ndarray], target: Sequence[np.ndarray],
         target_side=float(np.median([min(p.shape[:2]) for p in target])),
         target_levels=len(np.unique(np.concatenate([_grey(p).ravel() for p in target]))),
         target_jpeg=tuple(float(q) for q in target_jpeg if q is not None),
+        colour=colour_stats(web, target),
     )
+
+
+def _image_colour(p: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(R, G, B means, HSV saturation, grey mean) of one RGB image, in [0, 1], on a 32-pixel reduction."""
+    import cv2
+
+    small = cv2.resize(np.ascontiguousarray(p[..., :3]), (32, 32), interpolation=cv2.INTER_AREA)
+    f = small.astype(np.float32) / 255.0
+    r, g, b = (float(v) for v in f.reshape(-1, 3).mean(axis=0))
+    sat = float(cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1].mean())
+    return r, g, b, sat, 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def colour_stats(web: Sequence[np.ndarray], target: Sequence[np.ndarray]) -> ColourStats | None:
+    """Median colour statistics of both samples, or None when either holds only grey images."""
+    from shiftkit.images.features import is_grey
+
+    sets = []
+    for images in (web, target):
+        rows = [_image_colour(p) for p in images if not is_grey(p)]
+        if not rows:
+            return None
+        sets.append(np.median(np.array(rows), axis=0))
+    w, t = sets
+    return ColourStats(tuple(w[:3]), tuple(t[:3]), float(w[3]), float(t[3]), float(w[4]), float(t[4]))
 
 
 def candidates(ctx: GridContext, high_order: bool = False) -> list[Step | tuple[Step, ...]]:
@@ -160,19 +191,21 @@ class _Objective:
         self.feature_size = feature_size
         self.dist_weight = dist_weight
         self.target_pix, self.target_props = features.cheap_features(target, feature_size)
+        self.target_colour = features.colour_matrix(target)  # zero on grey images: no effect there
         self.scale = features.property_scale(self.target_props)
 
     def measure(self, recipe: Recipe, n: int | None = None) -> Measures:
         from shiftkit.images import features
         from shiftkit.stats import twosample
+        from shiftkit.synth import classifier
 
         web = self.web if n is None else self.web[:n]
         moved = [recipe.apply(p, self.seed + i)[0] if recipe.steps else p for i, p in enumerate(web)]
         pix, props = features.cheap_features(moved, self.feature_size)
         nt = len(self.target_pix) if n is None else min(len(self.target_pix), max(n, 2 * self.folds))
-        x = np.hstack([pix, props])
-        y = np.hstack([self.target_pix[:nt], self.target_props[:nt]])
-        dom = twosample.domain_scores(x, y, folds=self.folds, seed=self.seed)
+        x = np.hstack([pix, props, features.colour_matrix(moved)])
+        y = np.hstack([self.target_pix[:nt], self.target_props[:nt], self.target_colour[:nt]])
+        dom = classifier.domain_scores(x, y, folds=self.folds, seed=self.seed)  # twosample's, faster
         dist = twosample.property_distance(props, self.target_props[:nt], self.scale)
         score = max(dom["separability"], 0.0) + self.dist_weight * dist / props.shape[1]
         return {
@@ -237,6 +270,13 @@ def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: S
             f"Fitting a recipe needs at least {2 * folds} web and {2 * folds} target images. "
             f"Got {len(web)} web and {len(target)} target images instead."
         )
+    from shiftkit.synth import working
+
+    factor = working.working_factor(web, target, settings.fit_side)
+    if factor < 1.0:
+        web, target = working.reduce(web, factor), working.reduce(target, factor)
+        say(f"fitting on images reduced by {factor:.3f} (short side {settings.fit_side} px; pixel-unit values "
+            "scaled back to full size)")
     obj = _Objective(web, target, feature_size=settings.feature_size, seed=settings.seed,
                      dist_weight=settings.dist_weight, folds=folds)
     before = obj.measure(Recipe())
@@ -250,7 +290,7 @@ def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: S
     best_recipe, best = _widen(obj, best_recipe, best, settings.widen, settings.min_gain / 2.0)
     say(f"after: AUC {best['auc']:.3f}, property distance {best['property_distance']:.3f}")
     sizes = {"web": len(web), "target": len(target), "rung1": search.small}
-    return FitResult(best_recipe, before, best, search.log, sizes, 0.0)
+    return FitResult(working.to_full_size(best_recipe, factor), before, best, search.log, sizes, 0.0, factor=factor)
 
 
 @dataclass
