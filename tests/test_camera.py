@@ -151,3 +151,28 @@ def test_the_fit_chooses_a_colour_step_on_a_cast_target_only(tmp_path, cast):
         assert np.mean(wb["red"]) > 1.05 and np.mean(wb["blue"]) < 0.95  # warm, as the camera
     else:
         assert "white_balance" not in chosen, synth.describe(fit.recipe)
+
+
+def test_the_prefix_cache_gives_the_bytes_of_the_whole_recipe():
+    web = ch.crops(6, 48, 0)
+    base = synth.Recipe((synth.make_step("gaussian_blur", sigma=(0.5, 1.5)),
+                         synth.make_step("downscale", 0.6, scale=0.5)))
+    longer = synth.Recipe(base.steps + (synth.make_step("sensor_noise", shot=(0.01, 0.05)),
+                                        synth.make_step("jpeg", 0.5, quality=(40, 90))))
+    cache = working.PrefixCache(web, 7)
+    cache.prime([base])
+    direct = [longer.apply(p, 7 + i)[0] for i, p in enumerate(web)]
+    assert all(np.array_equal(a, b) for a, b in zip(cache.moved(longer), direct, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(cache.moved(longer, 3), direct[:3], strict=True))
+
+
+def test_a_backbone_s_pooled_features_can_join_the_fit(tmp_path):
+    from shiftkit.core.errors import ModelError
+
+    web, target = ch.crops(12, 40, 0), ch.crops(12, 40, 1)
+    rows = features.backbone_matrix(web[:3] + [np.ascontiguousarray(web[0][..., 0])], "resnet10t", size=32)
+    assert rows.shape[0] == 4 and rows.shape[1] > 100 and np.isfinite(rows).all()
+    fit = synth.fit_recipe(web, target, seed=0, workers=1, max_steps=1, refine=0, model="resnet10t", model_size=32)
+    assert 0.0 <= fit.after["auc"] <= 1.0
+    with pytest.raises(ModelError, match="not-a-model"):
+        features.backbone_matrix(web[:2], "not-a-model")

@@ -100,3 +100,43 @@ def colour_matrix(pixels: Sequence[np.ndarray], size: int = COLOUR_THUMB) -> np.
     if not len(pixels):
         return np.zeros((0, colour_length(size)))
     return np.vstack([colour_features(p, size) for p in pixels])
+
+
+_NETS: dict[tuple[str, int], object] = {}  # per process: (model, seed) -> a timm backbone in eval mode
+
+
+def backbone_matrix(pixels: Sequence[np.ndarray], model: str, *, size: int = 64, seed: int = 0,
+                    batch: int = 64) -> np.ndarray:
+    """Pooled output (n, d) of a timm backbone (``pretrained=False``: weights drawn from ``seed``)
+    on images resized to ``size``; grey images are repeated to three channels. torch and timm are
+    imported here only, and the network is built once per process.
+
+    Raises:
+        ModelError: when ``model`` is not a timm model name.
+    """
+    import torch
+
+    from shiftkit.core.errors import ModelError
+
+    torch.set_num_threads(1)  # the fit's worker processes share the cores
+    net = _NETS.get((model, seed))
+    if net is None:
+        import timm
+
+        torch.manual_seed(seed)
+        try:
+            net = timm.create_model(model, pretrained=False, num_classes=0).eval()
+        except RuntimeError as exc:
+            raise ModelError(f"synth.fit_model {model!r} is not a timm model name: {exc}.") from exc
+        _NETS[(model, seed)] = net
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(pixels), batch):
+            arr = []
+            for px in pixels[i:i + batch]:
+                px = np.repeat(px[..., None], 3, axis=2) if px.ndim == 2 else px[..., :3]
+                interp = cv2.INTER_AREA if min(px.shape[:2]) >= size else cv2.INTER_LINEAR
+                arr.append(cv2.resize(np.ascontiguousarray(px), (size, size), interpolation=interp))
+            x = torch.from_numpy(np.stack(arr)).permute(0, 3, 1, 2).float().div(255.0)
+            rows.append(net((x - 0.5) / 0.25).numpy())  # type: ignore[operator]
+    return np.vstack(rows).astype(np.float64) if rows else np.zeros((0, 0))

@@ -52,6 +52,8 @@ class FitSettings:
     patience: int = 1  # rounds without gain tolerated before the search stops
     refine: int = 6  # coordinate-search moves after the search
     fit_side: int = 64  # larger images are fitted reduced to this short side (working.py); 0: full size
+    model: str = ""  # a timm model name: its pooled features join the classifier's (slow: every trial)
+    model_size: int = 64  # the model's input side
 
     @classmethod
     def from_params(cls, params: SynthParams, workers: int) -> FitSettings:
@@ -59,7 +61,7 @@ class FitSettings:
         return cls(seed=params.seed, max_steps=params.max_rounds, min_gain=params.min_gain,
                    feature_size=params.feature_size, widen=params.widen, high_order=params.high_order,
                    workers=workers, beam=params.beam, patience=params.patience, refine=params.refine,
-                   fit_side=params.fit_side)
+                   fit_side=params.fit_side, model=params.fit_model, model_size=params.fit_model_size)
 
 
 @dataclass
@@ -182,28 +184,38 @@ class _Objective:
     """Scores a recipe on fixed samples: lower is closer to the target."""
 
     def __init__(self, web: Sequence[np.ndarray], target: Sequence[np.ndarray], *, feature_size: int, seed: int,
-                 dist_weight: float, folds: int) -> None:
+                 dist_weight: float, folds: int, model: str = "", model_size: int = 64) -> None:
         from shiftkit.images import features
+        from shiftkit.synth.working import PrefixCache
 
         self.web = list(web)
+        self.cache = PrefixCache(self.web, seed)  # primed by the search before each batch of trials
         self.seed = seed
         self.folds = folds
         self.feature_size = feature_size
         self.dist_weight = dist_weight
         self.target_pix, self.target_props = features.cheap_features(target, feature_size)
         self.target_colour = features.colour_matrix(target)  # zero on grey images: no effect there
+        self.model, self.model_size = model, model_size
+        if model:  # a backbone's pooled features, as ``shift --model``: what the cheap features may miss
+            self.target_colour = np.hstack([self.target_colour, self._backbone(target)])
         self.scale = features.property_scale(self.target_props)
+
+    def _backbone(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        from shiftkit.images.features import backbone_matrix
+
+        return backbone_matrix(images, self.model, size=self.model_size, seed=self.seed)
 
     def measure(self, recipe: Recipe, n: int | None = None) -> Measures:
         from shiftkit.images import features
         from shiftkit.stats import twosample
         from shiftkit.synth import classifier
 
-        web = self.web if n is None else self.web[:n]
-        moved = [recipe.apply(p, self.seed + i)[0] if recipe.steps else p for i, p in enumerate(web)]
+        moved = self.cache.moved(recipe, n)
         pix, props = features.cheap_features(moved, self.feature_size)
         nt = len(self.target_pix) if n is None else min(len(self.target_pix), max(n, 2 * self.folds))
-        x = np.hstack([pix, props, features.colour_matrix(moved)])
+        col = features.colour_matrix(moved)
+        x = np.hstack([pix, props, np.hstack([col, self._backbone(moved)]) if self.model else col])
         y = np.hstack([self.target_pix[:nt], self.target_props[:nt], self.target_colour[:nt]])
         dom = classifier.domain_scores(x, y, folds=self.folds, seed=self.seed)  # twosample's, faster
         dist = twosample.property_distance(props, self.target_props[:nt], self.scale)
@@ -278,7 +290,8 @@ def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: S
         say(f"fitting on images reduced by {factor:.3f} (short side {settings.fit_side} px; pixel-unit values "
             "scaled back to full size)")
     obj = _Objective(web, target, feature_size=settings.feature_size, seed=settings.seed,
-                     dist_weight=settings.dist_weight, folds=folds)
+                     dist_weight=settings.dist_weight, folds=folds, model=settings.model,
+                     model_size=settings.model_size)
     before = obj.measure(Recipe())
     say(f"before: AUC {before['auc']:.3f}, property distance {before['property_distance']:.3f}")
     search = _Search(obj, candidates(grid_context(web, target, target_jpeg), settings.high_order), settings,
@@ -314,6 +327,7 @@ class _Search:
         stale = 0
         for rnd in range(s.max_steps):
             tr = time.perf_counter()
+            self.obj.cache.prime([r for r, _m in frontier])
             trials = self._new_trials(frontier, seen)
             if not trials:
                 break
@@ -352,6 +366,7 @@ class _Search:
     def refine(self, recipe: Recipe, current: Measures) -> Scored:
         """Coordinate search: nudge one value at a time while the score keeps dropping."""
         for r in range(self.settings.refine):
+            self.obj.cache.prime([recipe])
             trials = _neighbours(recipe)
             if not trials:
                 break
@@ -369,6 +384,7 @@ class _Search:
         refined again when it gains."""
         s = self.settings
         for _ in range(2 if s.max_steps else 0):
+            self.obj.cache.prime([best_recipe])
             trials = [_with_step(best_recipe, c) for c in self.cands
                       if not (_is_high_order(c) and "jpeg" in best_recipe.names)]
             trials = [t for t in trials if t != best_recipe]

@@ -61,3 +61,60 @@ def to_full_size(recipe: Recipe, factor: float) -> Recipe:
             ranges[k] = (lo, hi)
         steps.append(Step(s.name, s.p, ranges))
     return Recipe(tuple(steps))
+
+
+class PrefixCache:
+    """The fit's web sample degraded by the prefixes of the recipes it extends, so that a candidate
+    that adds a step after them degrades from there, not from the start.
+
+    A beam round tries every candidate step on each of a few recipes, and most candidates land
+    after the recipe's last step (the canonical order puts resolution, sensor and codec late);
+    a coordinate-search move changes one step and keeps the steps before it. The outputs are
+    exact: a recipe's record draws the values of its steps in order, so a prefix's record is the
+    first steps of the whole record, and applying the remaining steps of the record to the
+    prefix's output gives the same bytes as applying the whole record. :meth:`prime` runs in the
+    parent process before the trials fork (workers inherit the cache); it holds at most
+    ``max_bytes`` of images.
+    """
+
+    def __init__(self, web: Sequence[np.ndarray], seed: int, max_bytes: int = 384 * 2**20) -> None:
+        self.web = list(web)
+        self.seed = seed
+        self.max_bytes = max_bytes
+        self._outputs: dict[str, list[np.ndarray]] = {}
+
+    def moved(self, recipe: Recipe, n: int | None = None) -> list[np.ndarray]:
+        """The first ``n`` web images (all: None) degraded by ``recipe``, each with seed ``seed + i``."""
+        from shiftkit.synth.recipe import apply_record
+
+        web = self.web if n is None else self.web[:n]
+        if not recipe.steps:
+            return web
+        for k in range(len(recipe.steps), 0, -1):
+            prefix = Recipe(recipe.steps[:k])
+            base = self._outputs.get(prefix.to_json())
+            if base is None:
+                continue
+            out = []
+            for i in range(len(web)):
+                record = recipe.sample(self.seed + i)
+                done = len(prefix.sample(self.seed + i)["steps"])
+                out.append(apply_record(base[i], {**record, "steps": record["steps"][done:]}))
+            return out
+        return [recipe.apply(p, self.seed + i)[0] for i, p in enumerate(web)]
+
+    def prime(self, recipes: Sequence[Recipe]) -> None:
+        """Hold the outputs of every prefix of ``recipes`` (and drop any other)."""
+        wanted = [Recipe(r.steps[:k]) for r in recipes for k in range(1, len(r.steps) + 1)]
+        keys = {p.to_json() for p in wanted}
+        self._outputs = {k: v for k, v in self._outputs.items() if k in keys}
+        held = sum(a.nbytes for v in self._outputs.values() for a in v)
+        for p in sorted(wanted, key=lambda r: len(r.steps)):
+            key = p.to_json()
+            if key in self._outputs:
+                continue
+            out = self.moved(p)
+            held += sum(a.nbytes for a in out)
+            if held > self.max_bytes:
+                break
+            self._outputs[key] = out
