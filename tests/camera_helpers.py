@@ -26,12 +26,13 @@ def photos() -> list[np.ndarray]:
 
 
 def crops(n: int, side: int, seed: int) -> list[np.ndarray]:
-    """``n`` random square crops (30-80% of the short side, random place, random mirror) resized to ``side``."""
+    """``n`` square crops (30-80% of the short side, random place, random mirror) resized to ``side``,
+    from each photo in turn (crop ``i`` from photo ``i % 2``)."""
     rng = np.random.default_rng(seed)
     src = photos()
     out = []
-    for _ in range(n):
-        im = src[int(rng.integers(len(src)))]
+    for i in range(n):
+        im = src[i % len(src)]  # the photos in turn: every set holds them in the same proportion
         h, w = im.shape[:2]
         c = int(rng.uniform(0.3, 0.8) * min(h, w))
         y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
@@ -76,7 +77,7 @@ def phone(img: np.ndarray, rng: np.random.Generator, *, side: int = 224, cast: b
 
 def write_pair(root: Path, n_web: int, n_target: int, *, web_side: int = 256, target_side: int = 224,
                cast: bool = True, grey: bool = False, seed: int = 0) -> tuple[Path, Path]:
-    """JPEG folders ``root/web/<label>/`` and ``root/target/<label>/`` (labels: which photo half)."""
+    """JPEG folders ``root/web/<label>/`` and ``root/target/<label>/`` (the label: which photo)."""
     rng = np.random.default_rng([seed, 7])
     web = crops(n_web, web_side, seed)
     tgt = crops(n_target, web_side, seed + 1000)

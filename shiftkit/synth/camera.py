@@ -5,13 +5,13 @@ Each is one ``@degradation`` (``registry.py``), in the canonical order of a came
 noise (Poisson-Gaussian, 125), then the image signal processor (white balance 131, exposure and
 gamma 133, saturation 134, sharpening 136) and the codec (JPEG with chroma subsampling, 171).
 Where the fit's samples tell a value, the grid holds it (``GridContext.colour``): the white
-balance's gains from the target's channel means against the web's, the saturation factor and the
+balance's per-channel gains from the target's channel means against the web's, the saturation factor and the
 exposure from their saturation and brightness. Colour steps have no grid on grey data (the
 context's colour is None), so a grey fit tries exactly what it tried before, and on a grey image
 they return it unchanged.
 
 albumentations 2.x provides the chromatic aberration, gamma, saturation and unsharp-mask
-functions used here; vignetting, a white balance with exact per-channel gains, noise whose variance
+functions used here; vignetting, a white balance with exact per-channel gains (a lookup table per channel), noise whose variance
 grows with the signal (shot noise) plus read noise from one seed, a resize with the cheap
 non-antialiased interpolation of a phone's scaler, and a JPEG whose chroma subsampling is chosen
 are written here (cv2 and numpy).
@@ -130,28 +130,28 @@ def _white_balance_grid(ctx: GridContext) -> list[Move]:
     c = ctx.colour
     if c is None:
         return []
-    wr, wg, wb = (max(m, 1e-3) for m in c.web_means)
-    tr, tg, tb = (max(m, 1e-3) for m in c.target_means)
-    r, b = (tr / tg) / (wr / wg), (tb / tg) / (wb / wg)  # the cast that maps the web's ratios onto the target's
-    moves: list[Move] = [{"red": 1.12, "blue": 0.88}, {"red": 0.88, "blue": 1.12}]  # a warm, a cool cast
-    for k in (0.5, 1.0):  # half-way and the whole measured cast
-        moves.append({"red": round(min(2.0, max(0.5, r**k)), 4), "blue": round(min(2.0, max(0.5, b**k)), 4)})
+    # a warm and a cool cast, then the gains that map the web's channel means onto the target's
+    # (half-way and whole): a camera's white balance and exposure error in one move
+    moves: list[Move] = [{"red": 1.1, "green": 1.0, "blue": 0.9}, {"red": 0.9, "green": 1.0, "blue": 1.1}]
+    gains = [t / max(w, 1e-3) for w, t in zip(c.web_means, c.target_means, strict=True)]
+    for k in (0.5, 1.0):
+        r, g, b = (round(min(4.0, max(0.25, x**k)), 4) for x in gains)
+        moves.append({"red": r, "green": g, "blue": b})
     return moves
 
 
 @degradation(
     "white_balance", kind="colour", order=131,
-    params={"red": P(0.5, 2.0, (1.0, 1.0), doc="red gain against green"),
-            "blue": P(0.5, 2.0, (1.0, 1.0), doc="blue gain against green")},
+    params={"red": P(0.25, 4.0, (1.0, 1.0), doc="gain of the red channel"),
+            "green": P(0.25, 4.0, (1.0, 1.0), doc="gain of the green channel"),
+            "blue": P(0.25, 4.0, (1.0, 1.0), doc="gain of the blue channel")},
     grid=_white_balance_grid,
-    doc="a white-balance error (colour cast): red and blue gains against green, the grey level kept",
+    doc="white balance and exposure: a gain per channel (a colour cast when they differ)",
 )
 def _white_balance(_t: Transform, img: np.ndarray, v: dict[str, float], _seed: int) -> np.ndarray:
     if not _rgb(img):
         return img
-    r, b = v["red"], v["blue"]
-    norm = 1.0 / (0.299 * r + 0.587 + 0.114 * b)  # a neutral grey keeps its luma
-    return _channel_lut(img, (r * norm, norm, b * norm))
+    return _channel_lut(img, (v["red"], v["green"], v["blue"]))
 
 
 def _exposure_grid(ctx: GridContext) -> list[Move]:
