@@ -11,9 +11,9 @@ context's colour is None), so a grey fit tries exactly what it tried before, and
 they return it unchanged.
 
 albumentations 2.x provides the chromatic aberration, gamma, saturation and unsharp-mask
-functions used here; vignetting, a white balance with exact per-channel gains (a lookup table per channel), noise whose variance
-grows with the signal (shot noise) plus read noise from one seed, a resize with the cheap
-non-antialiased interpolation of a phone's scaler, and a JPEG whose chroma subsampling is chosen
+functions used here; vignetting, a white balance with exact per-channel gains (a lookup table
+per channel), noise whose variance grows with the signal (shot noise) plus read noise from one
+seed, a resize with the cheap non-antialiased interpolation of a phone's scaler, and a JPEG whose chroma subsampling is chosen
 are written here (cv2 and numpy).
 """
 
