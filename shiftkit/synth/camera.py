@@ -7,14 +7,13 @@ gamma 133, saturation 134, sharpening 136) and the codec (JPEG with chroma subsa
 Where the fit's samples tell a value, the grid holds it (``GridContext.colour``): the white
 balance's per-channel gains from the target's channel means against the web's, the saturation factor and the
 exposure from their saturation and brightness. Colour steps have no grid on grey data (the
-context's colour is None), so a grey fit tries exactly what it tried before, and on a grey image
-they return it unchanged.
+context's colour is None), and on a grey image they return it unchanged.
 
 albumentations 2.x provides the chromatic aberration, gamma, saturation and unsharp-mask
 functions used here; vignetting, a white balance with exact per-channel gains (a lookup table
 per channel), noise whose variance grows with the signal (shot noise) plus read noise from one
-seed, a resize with the cheap non-antialiased interpolation of a phone's scaler, and a JPEG whose chroma subsampling is chosen
-are written here (cv2 and numpy).
+seed, a resize with the cheap non-antialiased interpolation of a phone's scaler, and a JPEG
+whose chroma subsampling is chosen are written here (cv2 and numpy).
 """
 
 from __future__ import annotations
