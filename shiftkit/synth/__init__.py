@@ -6,6 +6,9 @@ One module per idea:
   degradation once (name, kind, canonical order, parameters, the fit's grid).
 - ``degradations.py``: the degradation functions, each with its declaration. Adding a
   degradation is one decorated function there (or in any module that is imported).
+- ``camera.py``: the camera degradations (lens, sensor, image processor, codec), whose grids come
+  from the colour statistics of the fit's samples.
+- ``working.py``: the fit's working size (large images fitted reduced, the recipe scaled back).
 - ``recipe.py``: recipes (of ``registry.Step``s), the per-image records that reproduce every copy.
 - ``fit.py``: the beam search that chooses a recipe (its settings: ``FitSettings``).
 - ``weighting.py``: the density-ratio weighting of parents.
@@ -17,6 +20,7 @@ One module per idea:
 
 from __future__ import annotations
 
+from shiftkit.synth import camera as _camera  # noqa: F401  (registers the camera degradations)
 from shiftkit.synth import degradations as _degradations  # noqa: F401  (registers the built-in degradations)
 from shiftkit.synth.degradations import content_box
 from shiftkit.synth.fit import FitResult, FitSettings, candidates, fit_recipe, grid_context

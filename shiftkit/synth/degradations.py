@@ -220,7 +220,8 @@ def _threshold(_t: Transform, img: np.ndarray, v: dict[str, float], _seed: int) 
 
 @degradation(
     "stroke", kind="stroke", order=80,
-    params={"size": P(-9, 9, (2, 2), integer=True, doc="elliptic kernel side; > 0 thickens the content, < 0 thins")},
+    params={"size": P(-9, 9, (2, 2), integer=True, doc="elliptic kernel side; > 0 thickens the content, < 0 thins",
+                      pixel_unit=True)},
     grid=[{"size": -2}, {"size": 2}, {"size": 3}],
     build=lambda: _alb().Morphological(p=1.0),
     doc="albumentations Morphological (pen width)",
@@ -261,7 +262,7 @@ def _blur_grid(ctx: GridContext) -> list[Move]:
 
 @degradation(
     "gaussian_blur", kind="blur", order=90,
-    params={"sigma": P(0.05, 20.0, (0.5, 1.5), doc="pixels")},
+    params={"sigma": P(0.05, 20.0, (0.5, 1.5), doc="pixels", pixel_unit=True)},
     grid=_blur_grid,
     build=lambda: _alb().GaussianBlur(p=1.0),
     doc="albumentations GaussianBlur",
@@ -274,7 +275,8 @@ def _gaussian_blur(t: Transform, img: np.ndarray, v: dict[str, float], _seed: in
 
 @degradation(
     "defocus_blur", kind="blur", order=100,
-    params={"radius": P(1, 30, (2, 4), integer=True), "alias_blur": P(0.0, 5.0, (0.1, 0.5))},
+    params={"radius": P(1, 30, (2, 4), integer=True, pixel_unit=True),
+            "alias_blur": P(0.0, 5.0, (0.1, 0.5), pixel_unit=True)},
     grid=lambda ctx: [{"radius": max(1, round(ctx.web_side / 32)), "alias_blur": 0.2}],
     build=lambda: _alb().Defocus(p=1.0),
     doc="albumentations Defocus",
@@ -285,7 +287,8 @@ def _defocus(t: Transform, img: np.ndarray, v: dict[str, float], _seed: int) -> 
 
 @degradation(
     "motion_blur", kind="blur", order=110,
-    params={"kernel": P(3, 63, (3, 7), integer=True, doc="odd kernel size"), "angle": P(0.0, 360.0, (0.0, 360.0)),
+    params={"kernel": P(3, 63, (3, 7), integer=True, doc="odd kernel size", pixel_unit=True),
+            "angle": P(0.0, 360.0, (0.0, 360.0)),
             "direction": P(-1.0, 1.0, (-1.0, 1.0))},
     grid=lambda ctx: [{"kernel": max(3, int(ctx.web_side / 16) | 1)}],
     build=lambda: _alb().MotionBlur(p=1.0),
@@ -347,7 +350,7 @@ def _downscale(t: Transform, img: np.ndarray, v: dict[str, float], _seed: int) -
 
 @degradation(
     "gauss_noise", kind="noise", order=140,
-    params={"std": P(0.0, 1.0, (0.01, 0.05), doc="fraction of 255")},
+    params={"std": P(0.0, 1.0, (0.01, 0.05), doc="fraction of 255", pixel_unit=True)},
     grid=[{"std": 0.02}, {"std": 0.06}],
     build=lambda: _alb().GaussNoise(p=1.0),
     doc="albumentations GaussNoise",
@@ -364,7 +367,8 @@ def _gauss_noise(t: Transform, img: np.ndarray, v: dict[str, float], seed: int) 
 
 @degradation(
     "iso_noise", kind="noise", order=150,
-    params={"color_shift": P(0.0, 1.0, (0.01, 0.05)), "intensity": P(0.0, 2.0, (0.1, 0.5))},
+    params={"color_shift": P(0.0, 1.0, (0.01, 0.05), pixel_unit=True),
+            "intensity": P(0.0, 2.0, (0.1, 0.5), pixel_unit=True)},
     build=lambda: _alb().ISONoise(p=1.0),
     doc="albumentations ISONoise",
 )

@@ -21,7 +21,7 @@ import numpy as np
 
 from shiftkit.synth.degradations import _grey
 from shiftkit.synth.recipe import Recipe, describe, make_step, recipe_file_dict
-from shiftkit.synth.registry import GridContext, Move, Step, canonical_order, declared, get, warm
+from shiftkit.synth.registry import ColourStats, GridContext, Move, Step, canonical_order, declared, get, warm
 
 if TYPE_CHECKING:
     from shiftkit.synth.params import SynthParams
@@ -51,13 +51,17 @@ class FitSettings:
     beam: int = 3  # recipes kept between rounds
     patience: int = 1  # rounds without gain tolerated before the search stops
     refine: int = 6  # coordinate-search moves after the search
+    fit_side: int = 64  # larger images are fitted reduced to this short side (working.py); 0: full size
+    model: str = ""  # a timm model name: its pooled features join the classifier's (slow: every trial)
+    model_size: int = 64  # the model's input side
 
     @classmethod
     def from_params(cls, params: SynthParams, workers: int) -> FitSettings:
         """The fit settings of a synth params section (``workers`` given apart: a runtime choice)."""
         return cls(seed=params.seed, max_steps=params.max_rounds, min_gain=params.min_gain,
                    feature_size=params.feature_size, widen=params.widen, high_order=params.high_order,
-                   workers=workers, beam=params.beam, patience=params.patience, refine=params.refine)
+                   workers=workers, beam=params.beam, patience=params.patience, refine=params.refine,
+                   fit_side=params.fit_side, model=params.fit_model, model_size=params.fit_model_size)
 
 
 @dataclass
@@ -73,6 +77,7 @@ class FitResult:
     weighting: Weighting | None = None  # set when the fit keeps parent weighting
     weighting_check: dict[str, Any] | None = None  # its held-out check (also when not kept)
     unlabelled_ids: tuple[str, ...] = ()  # the fit's target sample drawn from the unlabelled pool
+    factor: float = 1.0  # the working size's reduction (working.py); measures are taken at it
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -87,6 +92,8 @@ class FitResult:
             out["weighting"] = self.weighting_check
         if self.unlabelled_ids:
             out["unlabelled_target_ids"] = list(self.unlabelled_ids)
+        if self.factor < 1.0:
+            out["working_factor"] = round(self.factor, 4)
         return out
 
 
@@ -101,7 +108,33 @@ def grid_context(web: Sequence[np.ndarray], target: Sequence[np.ndarray],
         target_side=float(np.median([min(p.shape[:2]) for p in target])),
         target_levels=len(np.unique(np.concatenate([_grey(p).ravel() for p in target]))),
         target_jpeg=tuple(float(q) for q in target_jpeg if q is not None),
+        colour=colour_stats(web, target),
     )
+
+
+def _image_colour(p: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(R, G, B means, HSV saturation, grey mean) of one RGB image, in [0, 1], on a 32-pixel reduction."""
+    import cv2
+
+    small = cv2.resize(np.ascontiguousarray(p[..., :3]), (32, 32), interpolation=cv2.INTER_AREA)
+    f = small.astype(np.float32) / 255.0
+    r, g, b = (float(v) for v in f.reshape(-1, 3).mean(axis=0))
+    sat = float(cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1].mean())
+    return r, g, b, sat, 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def colour_stats(web: Sequence[np.ndarray], target: Sequence[np.ndarray]) -> ColourStats | None:
+    """Median colour statistics of both samples, or None when either holds only grey images."""
+    from shiftkit.images.features import is_grey
+
+    sets = []
+    for images in (web, target):
+        rows = [_image_colour(p) for p in images if not is_grey(p)]
+        if not rows:
+            return None
+        sets.append(np.median(np.array(rows), axis=0))
+    w, t = sets
+    return ColourStats(tuple(w[:3]), tuple(t[:3]), float(w[3]), float(t[3]), float(w[4]), float(t[4]))
 
 
 def candidates(ctx: GridContext, high_order: bool = False) -> list[Step | tuple[Step, ...]]:
@@ -151,28 +184,40 @@ class _Objective:
     """Scores a recipe on fixed samples: lower is closer to the target."""
 
     def __init__(self, web: Sequence[np.ndarray], target: Sequence[np.ndarray], *, feature_size: int, seed: int,
-                 dist_weight: float, folds: int) -> None:
+                 dist_weight: float, folds: int, model: str = "", model_size: int = 64) -> None:
         from shiftkit.images import features
+        from shiftkit.synth.working import PrefixCache
 
         self.web = list(web)
+        self.cache = PrefixCache(self.web, seed)  # primed by the search before each batch of trials
         self.seed = seed
         self.folds = folds
         self.feature_size = feature_size
         self.dist_weight = dist_weight
         self.target_pix, self.target_props = features.cheap_features(target, feature_size)
+        self.target_colour = features.colour_matrix(target)  # zero on grey images: no effect there
+        self.model, self.model_size = model, model_size
+        if model:  # a backbone's pooled features, as ``shift --model``: what the cheap features may miss
+            self.target_colour = np.hstack([self.target_colour, self._backbone(target)])
         self.scale = features.property_scale(self.target_props)
+
+    def _backbone(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        from shiftkit.images.features import backbone_matrix
+
+        return backbone_matrix(images, self.model, size=self.model_size, seed=self.seed)
 
     def measure(self, recipe: Recipe, n: int | None = None) -> Measures:
         from shiftkit.images import features
         from shiftkit.stats import twosample
+        from shiftkit.synth import classifier
 
-        web = self.web if n is None else self.web[:n]
-        moved = [recipe.apply(p, self.seed + i)[0] if recipe.steps else p for i, p in enumerate(web)]
+        moved = self.cache.moved(recipe, n)
         pix, props = features.cheap_features(moved, self.feature_size)
         nt = len(self.target_pix) if n is None else min(len(self.target_pix), max(n, 2 * self.folds))
-        x = np.hstack([pix, props])
-        y = np.hstack([self.target_pix[:nt], self.target_props[:nt]])
-        dom = twosample.domain_scores(x, y, folds=self.folds, seed=self.seed)
+        col = features.colour_matrix(moved)
+        x = np.hstack([pix, props, np.hstack([col, self._backbone(moved)]) if self.model else col])
+        y = np.hstack([self.target_pix[:nt], self.target_props[:nt], self.target_colour[:nt]])
+        dom = classifier.domain_scores(x, y, folds=self.folds, seed=self.seed)  # twosample's, faster
         dist = twosample.property_distance(props, self.target_props[:nt], self.scale)
         score = max(dom["separability"], 0.0) + self.dist_weight * dist / props.shape[1]
         return {
@@ -237,8 +282,16 @@ def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: S
             f"Fitting a recipe needs at least {2 * folds} web and {2 * folds} target images. "
             f"Got {len(web)} web and {len(target)} target images instead."
         )
+    from shiftkit.synth import working
+
+    factor = working.working_factor(web, target, settings.fit_side)
+    if factor < 1.0:
+        web, target = working.reduce(web, factor), working.reduce(target, factor)
+        say(f"fitting on images reduced by {factor:.3f} (short side {settings.fit_side} px; pixel-unit values "
+            "scaled back to full size)")
     obj = _Objective(web, target, feature_size=settings.feature_size, seed=settings.seed,
-                     dist_weight=settings.dist_weight, folds=folds)
+                     dist_weight=settings.dist_weight, folds=folds, model=settings.model,
+                     model_size=settings.model_size)
     before = obj.measure(Recipe())
     say(f"before: AUC {before['auc']:.3f}, property distance {before['property_distance']:.3f}")
     search = _Search(obj, candidates(grid_context(web, target, target_jpeg), settings.high_order), settings,
@@ -250,7 +303,7 @@ def _fit(web: Sequence[np.ndarray], target: Sequence[np.ndarray], target_jpeg: S
     best_recipe, best = _widen(obj, best_recipe, best, settings.widen, settings.min_gain / 2.0)
     say(f"after: AUC {best['auc']:.3f}, property distance {best['property_distance']:.3f}")
     sizes = {"web": len(web), "target": len(target), "rung1": search.small}
-    return FitResult(best_recipe, before, best, search.log, sizes, 0.0)
+    return FitResult(working.to_full_size(best_recipe, factor), before, best, search.log, sizes, 0.0, factor=factor)
 
 
 @dataclass
@@ -274,6 +327,7 @@ class _Search:
         stale = 0
         for rnd in range(s.max_steps):
             tr = time.perf_counter()
+            self.obj.cache.prime([r for r, _m in frontier])
             trials = self._new_trials(frontier, seen)
             if not trials:
                 break
@@ -312,6 +366,7 @@ class _Search:
     def refine(self, recipe: Recipe, current: Measures) -> Scored:
         """Coordinate search: nudge one value at a time while the score keeps dropping."""
         for r in range(self.settings.refine):
+            self.obj.cache.prime([recipe])
             trials = _neighbours(recipe)
             if not trials:
                 break
@@ -329,6 +384,7 @@ class _Search:
         refined again when it gains."""
         s = self.settings
         for _ in range(2 if s.max_steps else 0):
+            self.obj.cache.prime([best_recipe])
             trials = [_with_step(best_recipe, c) for c in self.cands
                       if not (_is_high_order(c) and "jpeg" in best_recipe.names)]
             trials = [t for t in trials if t != best_recipe]

@@ -39,6 +39,9 @@ class SynthParams(ParamsSection):
     refine: int = param(6, NONNEG)  # coordinate-search moves that nudge the chosen values after the search
     min_gain: float = param(0.03, Interval(float, 0, None))  # smallest score drop that justifies a step
     feature_size: int = param(8, Interval(int, 2, 64))  # side of the grey thumbnail in the fit's features
+    fit_side: int = param(64, Interval(int, 0, None))  # larger images are fitted reduced to this short side; 0: full
+    fit_model: str = param("", Text("a timm model name, or empty", empty=True))  # its pooled features join the fit's
+    fit_model_size: int = param(64, Interval(int, 16, 1024))  # the fit_model's input side
     widen: float = param(0.15, Interval(float, 0, None))  # chosen values widen to +-this when that costs little
     high_order: bool = param(False, BOOL)  # also try Real-ESRGAN's randomised two-pass chain
     # share copies by p_target/p_web of the degraded parent; "none": evenly

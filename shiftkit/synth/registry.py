@@ -60,6 +60,9 @@ class ParamSpec:
     default: tuple[float, float]
     integer: bool = False
     doc: str = ""
+    # a length in pixels or a per-pixel amplitude (noise): a value fitted on images reduced by a
+    # factor f (the fit's working size, ``fit.py``) is divided by f for the full-size recipe
+    pixel_unit: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,20 @@ class GridContext:
     target_side: float  # median short side of the target sample
     target_levels: int  # distinct grey levels over the whole target sample
     target_jpeg: tuple[float, ...] = ()  # estimated JPEG qualities of the target sample (JPEG files only)
+    colour: ColourStats | None = None  # colour statistics of both samples (None: both grey)
+
+
+@dataclass(frozen=True)
+class ColourStats:
+    """Colour statistics of the fit's two samples, from which camera steps derive their grids
+    (``camera.py``): each is the median over images, web then target."""
+
+    web_means: tuple[float, float, float]  # per-channel (R, G, B) means in [0, 1]
+    target_means: tuple[float, float, float]
+    web_saturation: float  # mean HSV saturation in [0, 1]
+    target_saturation: float
+    web_luma: float  # mean grey level in [0, 1]
+    target_luma: float
 
 
 @dataclass(frozen=True)
