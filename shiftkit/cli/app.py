@@ -542,3 +542,6 @@ def report_command(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
         )
     console.print(summary_line(data, out))
+from shiftkit.cli.models import register as _register_models  # noqa: E402  (adds `shiftkit models`)
+
+_register_models(app)
