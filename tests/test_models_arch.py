@@ -134,3 +134,17 @@ def test_models_command_prints_every_layer_and_writes_json_and_png(tmp_path, mon
 ])
 def test_models_bad_input_exits_2_with_one_line(args, names):
     assert_bad_input(run_cli(["models", *args, "--no-speed", "--no-layers"]), *names)
+
+
+def test_report_names_bigger_candidates_after_the_trained_model(tmp_path):
+    from shiftkit.report.params import ReportParams
+    from shiftkit.report.stage import build_report
+    from tests.report_helpers import make_predictions, write_predictions
+
+    spec = {s: (2000, e) for s, e in (("train", 0.12), ("bridge", 0.13), ("dev", 0.14), ("test", 0.14))}
+    pred = write_predictions(make_predictions(spec), tmp_path / "p.parquet")
+    data = build_report(pred, params=ReportParams(human_error=0.01), model="resnet10t", img_size=112)
+    rec = data.recommendations[0]
+    assert data.decomposition.diagnosis == "avoidable_bias" and rec.title == "Train a bigger model"
+    assert "than resnet10t at 112 px: resnet14t (10.1 M parameters, 0.42 G" in rec.detail  # 1.68 G / 4
+    assert "resnet18" in rec.detail and "resnet26" in rec.detail and "shiftkit models" in rec.detail
