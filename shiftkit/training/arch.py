@@ -554,13 +554,17 @@ def throughput(name: str, img_size: int, channels: int = 3, classes: int = 1000,
     rates = []
     for mode, fn in (("eval", infer), ("train", step)):
         getattr(model, mode)()
+        t0 = time.perf_counter()
         fn(x[:2], y[:2])  # warm-up on two images (batch norm needs more than one in train mode)
+        # a smaller batch where one of ``batch_size`` would take much longer than ``seconds`` (a big model
+        # on a slow CPU): the measurement stays about that long
+        b = max(2, min(batch_size, int(2 * seconds / max(time.perf_counter() - t0, 1e-9))))
         n, t0 = 0, time.perf_counter()
         while True:
-            fn()
+            fn(x[:b], y[:b])
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            n += batch_size
+            n += b
             if time.perf_counter() - t0 >= seconds:
                 break
         rates.append(n / (time.perf_counter() - t0))
