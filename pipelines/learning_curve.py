@@ -21,6 +21,7 @@ def _parser():
     x = sub.add_parser("pixels", help="decode every training image once, for every point")
     x.add_argument("--splits", required=True)
     x.add_argument("--synth", help="also store this synth table's copies (none when left out)")
+    x.add_argument("--copies-only", action="store_true", help="store the synth table's copies alone")
     x.add_argument("--out", required=True)
     t = sub.add_parser("train", help="train one (arm, budget) point")
     t.add_argument("--arm", required=True)
@@ -30,7 +31,8 @@ def _parser():
     t.add_argument("--start", help="the web-only model folder (left out while training it)")
     t.add_argument("--out", required=True)
     t.add_argument("--live", help="the point's dvclive folder (none when left out)")
-    t.add_argument("--pixels", help="the decoded-image store of the pixels step (left out: each training decodes)")
+    t.add_argument("--pixels", action="append", help="a decoded-image store of the pixels step (repeat: the "
+                   "manifest's images, the synthesised copies; left out: each training decodes)")
     e = sub.add_parser("evaluate", help="predictions of one point")
     e.add_argument("--arm", required=True)
     e.add_argument("--model", required=True)
@@ -68,7 +70,8 @@ def _step(args) -> str:
         counts = budgets.write_budgets(args.manifest, args.splits, args.out, p.curve)
         return budgets.budgets_summary(counts, args.out)
     if args.step == "pixels":
-        return stage.write_pixels(args.manifest, args.splits, args.out, p.train, synth=args.synth or None)
+        return stage.write_pixels(args.manifest, args.splits, args.out, p.train, synth=args.synth or None,
+                                  copies_only=args.copies_only)
     if args.step == "train":
         return stage.train_arm(
             args.arm, budgets.parse_budget(args.budget), args.manifest, args.splits, args.out, p.train, p.curve,

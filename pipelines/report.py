@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         guard("report", reads={"--predictions": args.predictions, "--manifest": args.manifest, "--synth": args.synth,
                                "--compare": args.compare, "--curve": args.curve, "--params": args.params},
               folders={"--out": args.out}, owned={"--out": OUTPUTS})
+        p = load_params(args.params)
         data = run_report(args.predictions, args.out, manifest=args.manifest, synth=args.synth,
-                          compare_to=args.compare, params=load_params(args.params).report, curve=args.curve)
+                          compare_to=args.compare, params=p.report, curve=args.curve, model=p.train.model,
+                          img_size=p.train.img_size)
         return summary_line(data, args.out)
 
     return run_stage("report", work)

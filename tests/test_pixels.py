@@ -110,3 +110,26 @@ def test_the_store_is_replaced_as_a_whole(tables, tmp_path):
     assert (after.size, after.channels) == (8, 1) and before["size"] == 16
     assert np.load(px / "pixels.npy", mmap_mode="r").shape[1:] == (8, 8, 1)
     assert io.read_table(s, schema.SPLITS_TABLE).height > 0  # inputs untouched
+
+
+def test_copies_have_a_store_of_their_own_and_a_training_decodes_nothing(tables, tmp_path, monkeypatch):
+    """The curve's two stores (the manifest's images; the synthesised copies alone): a training with
+    copies copies every image from them, decodes none, and trains the same model as one that decodes."""
+    base, m, s, syn = tables
+    plain = tmp_path / "plain"
+    train(m, s, plain, PARAMS, synth=syn, live_dir=None)
+    man_store, copies = tmp_path / "px", tmp_path / "copies"
+    n_man = pixels.write_store(m, s, man_store, 16, 3)["images"]
+    n_copies = pixels.write_store(m, s, copies, 16, 3, synth=syn, copies_only=True)["images"]
+    sy = io.read_table(syn, schema.SYNTH)
+    assert n_copies == sy.filter(pl.col("split") == "train")["image_id"].n_unique() > 0
+    assert set(pixels.PixelStore.open(copies).rows) <= set(sy["image_id"].to_list())
+    assert n_man + n_copies == pixels.write_store(m, s, tmp_path / "all", 16, 3, synth=syn)["images"]
+
+    def no_decoding(paths, *a, **k):
+        raise AssertionError(f"decoded {len(paths)} image(s) that the stores hold")
+
+    monkeypatch.setattr(data, "build_cache", no_decoding)
+    both = tmp_path / "both"
+    train(m, s, both, PARAMS, synth=syn, live_dir=None, pixels=[man_store, copies])
+    assert _model(both) == _model(plain)

@@ -573,11 +573,16 @@ def report_command(
     from shiftkit.report.stage import OUTPUTS as OWNED_BY_REPORT
     from shiftkit.report.stage import run_report, summary_line
 
-    p = load_params(params).report
+    pp = load_params(params)
+    p = pp.report
     guard("report", reads={"PREDICTIONS": predictions, "--manifest": manifest, "--synth": synth, "--compare": compare,
                            "--params": params}, folders={"--out": out}, owned={"--out": OWNED_BY_REPORT})
     with output_to(Console(quiet=True) if quiet else current()):
         data = run_report(
-            predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
+            predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error,
+            model=pp.train.model, img_size=pp.train.img_size,
         )
     console.print(summary_line(data, out))
+from shiftkit.cli.models import register as _register_models  # noqa: E402  (adds `shiftkit models`)
+
+_register_models(app)

@@ -33,15 +33,16 @@ SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept besid
 
 def write_pixels(
     manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-    params: TrainParams, *, synth: str | os.PathLike[str] | None = None,
+    params: TrainParams, *, synth: str | os.PathLike[str] | None = None, copies_only: bool = False,
 ) -> str:
     """Decode every image any point trains on once, at ``train.img_size`` and ``train.channels``,
-    into the store every point's training reads (:mod:`shiftkit.training.pixels`). Returns a one-line summary."""
+    into the store every point's training reads (:mod:`shiftkit.training.pixels`); with ``copies_only``,
+    ``synth``'s copies alone (the store beside the manifest's). Returns a one-line summary."""
     from shiftkit.training.pixels import write_store
 
     meta = write_store(manifest, splits, out_dir, params.img_size, params.channels, synth=synth,
                        max_mb=params.cache_mb, workers=params.workers,
-                       skip="" if params.cache else "train.cache is false")
+                       skip="" if params.cache else "train.cache is false", copies_only=copies_only)
     if meta["skipped"]:
         return f"curve pixels: none stored ({meta['skipped']}); each training decodes its own; wrote {out_dir}/"
     return (f"curve pixels: {meta['images']:,} images decoded once at {params.img_size} px for every point; "
@@ -72,14 +73,15 @@ def train_arm(
     arm: str, budget: Budget, manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
     synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
-    live_dir: str | os.PathLike[str] | None = None, pixels: str | os.PathLike[str] | None = None,
+    live_dir: str | os.PathLike[str] | None = None, pixels=None,
 ) -> str:
     """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
 
     ``splits``: the budget's table (:func:`shiftkit.curve.budgets.budget_file`), read as the arm's
     ``trains_on`` says.
 
-    ``pixels``: the curve's decoded-image store (:func:`write_pixels`), shared by every point.
+    ``pixels``: the curve's decoded-image store (:func:`write_pixels`), shared by every point, or a list
+    of them (the manifest's images, the synthesised copies).
 
     ``start`` is the web-only model: an arm ``from_web`` starts from it, and an arm ``web_at_zero``
     without any target image at this budget (``baseline`` and ``finetune`` at 0) is that model,

@@ -452,13 +452,31 @@ def _follow_ups(d: Decomposition) -> list[Recommendation]:
     return recs
 
 
+def _name_candidates(rec: Recommendation, model: str | None, img_size: int) -> Recommendation:
+    """"Train a bigger model" with the next larger timm CNNs than ``model`` by multiply-adds (the
+    candidate table of :mod:`shiftkit.training.arch`, scaled to ``img_size``)."""
+    from shiftkit.training.arch import bigger_models
+
+    if rec.title != "Train a bigger model" or not (nxt := bigger_models(model, img_size)):
+        return rec
+    names = ", ".join(f"{n} ({p / 1e6:.1f} M parameters, {m / 1e9:.2f} G multiply-adds)" for n, p, m in nxt)
+    than = f"than {model} " if model else ""
+    return Recommendation(rec.title, f"{rec.detail} Next larger {than}at {img_size} px: {names}; "
+                          f"`shiftkit models {' '.join(n for n, _, _ in nxt)} --img-size {img_size}` "
+                          "checks them layer by layer and measures their speed here.")
+
+
 def recommend(
     d: Decomposition,
     a: Analysis,
     *,
     compare: dict[str, Change] | None = None,
     min_count: int = 5,
+    model: str | None = None,
+    img_size: int = 224,
 ) -> list[Recommendation]:
     """Concrete next steps, ranked, for the diagnosis of ``d`` (its rule in :data:`RULES`), backed
-    by the run's evidence, then the follow-ups every diagnosis shares."""
-    return [*RULES[d.diagnosis](d, a, compare, min_count), *_follow_ups(d)]
+    by the run's evidence, then the follow-ups every diagnosis shares. ``model``: the run's timm
+    model (train.model), after which a bigger model's candidates are named."""
+    recs = [*RULES[d.diagnosis](d, a, compare, min_count), *_follow_ups(d)]
+    return [_name_candidates(r, model, img_size) for r in recs]

@@ -96,6 +96,8 @@ def build_report(
     params: ReportParams | None = None,
     human_error: float | None = None,
     curve: str | os.PathLike[str] | None = None,
+    model: str | None = None,
+    img_size: int = 224,
 ) -> ReportData:
     """Compute the decomposition, error analysis and recommendations of one run.
 
@@ -135,7 +137,7 @@ def build_report(
     if other is not None:
         changes = compare(d, decompose_run(other), joint_table(other, preds, clusters, include_synth=synth_on))
         compare_source = str(resolve_predictions(compare_to))
-    recs = recommend(d, a, compare=changes, min_count=params.min_count)
+    recs = recommend(d, a, compare=changes, min_count=params.min_count, model=model, img_size=img_size)
     curve_data = None
     if curve is not None:
         from shiftkit.report.curve import read_curve, recommendation
@@ -195,6 +197,8 @@ def run_report(
     params: ReportParams | None = None,
     human_error: float | None = None,
     curve: str | os.PathLike[str] | None = None,
+    model: str | None = None,
+    img_size: int = 224,
 ) -> ReportData:
     """Build the report, write it to ``out_dir`` and print its summary through
     :mod:`shiftkit.core.console` (quiet unless the caller turned output on).
@@ -206,7 +210,7 @@ def run_report(
 
     data = build_report(
         predictions, manifest=manifest, synth=synth, compare_to=compare_to, params=params, human_error=human_error,
-        curve=curve,
+        curve=curve, model=model, img_size=img_size,
     )
     sections = build_sections(data)  # once, for every writer
     write_report(data, out_dir, sections)

@@ -31,19 +31,26 @@ FORMAT = 1
 
 
 def _items(manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
-           synth: str | os.PathLike[str] | None) -> pl.DataFrame:
-    """Every image a training may read: the train and dev splits, with the train images' children."""
+           synth: str | os.PathLike[str] | None, copies_only: bool = False) -> pl.DataFrame:
+    """Every image a training may read: the train and dev splits, with the train images' children
+    (the children alone when ``copies_only``)."""
     man, spl, syn = data.read_inputs(manifest, splits, synth)
     rows = data.items(man, manifest, spl, ["train", "dev"], syn, synth)
+    if copies_only:
+        rows = rows.filter(pl.col("source") == "synth")
     return rows.select("image_id", "abspath").unique("image_id", keep="first", maintain_order=True)
 
 
 def write_store(
     manifest: str | os.PathLike[str], splits: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     size: int, channels: int, *, synth: str | os.PathLike[str] | None = None, max_mb: int | None = None,
-    workers: int = 0, skip: str = "",
+    workers: int = 0, skip: str = "", copies_only: bool = False,
 ) -> dict[str, Any]:
     """Decode every training image of ``splits`` (and ``synth``'s children) into the store at ``out_dir``.
+
+    ``copies_only``: only ``synth``'s children (a store of the synthesised copies beside the
+    manifest's, so that a model without synthesis never depends on it, while every training with
+    copies copies them instead of decoding them again).
 
     When the pixels would take more than ``max_mb`` (a training's ``cache_mb``: it could not hold
     them either), or ``skip`` gives a reason, the store is written empty and says why; trainings
@@ -52,7 +59,7 @@ def write_store(
     Raises:
         DataError, InputPathError: on unreadable tables or images (as training would).
     """
-    rows = _items(manifest, splits, synth)
+    rows = _items(manifest, splits, synth, copies_only)
     n = rows.height
     need_mb = data.cache_bytes(n, size, channels) / 2**20
     if not skip and max_mb is not None and need_mb > max_mb:

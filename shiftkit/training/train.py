@@ -213,24 +213,36 @@ def select_items(tables: data.Tables) -> tuple[list[str], pl.DataFrame, pl.DataF
     return labels, train_items, dev_items
 
 
-def _cached(rows: pl.DataFrame, params: TrainParams, pinned: bool, store: PixelStore | None) -> torch.Tensor:
-    """The decoded uint8 cache of ``rows``: copied from the shared store where it has them, else decoded."""
+def _cached(rows: pl.DataFrame, params: TrainParams, pinned: bool,
+            store: PixelStore | list[PixelStore] | None) -> torch.Tensor:
+    """The decoded uint8 cache of ``rows``: copied from the shared stores where they have them (the
+    manifest's images, the synthesised copies), else decoded."""
     size, ch, workers = params.img_size, params.channels, params.workers or 1
     cache = data.empty_cache(rows.height, size, ch, pinned=pinned)
     out, paths = cache.numpy(), rows["abspath"].to_list()
-    if store is None:
+    stores = [store] if isinstance(store, PixelStore) else list(store or [])
+    if not stores:
         data.build_cache(paths, size, ch, workers, out=out)
         return cache
-    todo = np.flatnonzero(~store.fill(rows["image_id"].to_list(), out))
+    found, ids = np.zeros(rows.height, dtype=bool), rows["image_id"].to_list()
+    for s in stores:  # each store copies the rows it holds; a later one fills what an earlier lacked
+        left = np.flatnonzero(~found)
+        sub = np.empty((len(left), size, size, ch), dtype=np.uint8)
+        got = s.fill([ids[i] for i in left], sub)
+        out[left[got]], found[left[got]] = sub[got], True
+    todo = np.flatnonzero(~found)
     if len(todo):
         out[todo] = data.build_cache([paths[i] for i in todo], size, ch, workers)
     return cache
 
 
-def open_store(pixels: str | os.PathLike[str] | None, params: TrainParams, main: bool) -> PixelStore | None:
-    """The shared decoded-image store when it was decoded at this size and channels (else a note, None)."""
+def open_store(pixels, params: TrainParams, main: bool) -> PixelStore | list[PixelStore] | None:
+    """The shared decoded-image store when it was decoded at this size and channels (else a note, None);
+    a list of stores for a list of folders (the manifest's images, the synthesised copies)."""
     if pixels is None or not params.cache:
         return None
+    if isinstance(pixels, (list, tuple)):
+        return [s for s in (open_store(p, params, main) for p in pixels) if s is not None]
     store = PixelStore.open(pixels)
     if not store.matches(params.img_size, params.channels):
         if main:
@@ -252,7 +264,7 @@ def _why_no_cache(params: TrainParams, n: int) -> str | None:
 
 def build_data(
     labels: list[str], train_items: pl.DataFrame, dev_items: pl.DataFrame, params: TrainParams, feed: Feed,
-    *, store: PixelStore | None = None,
+    *, store: PixelStore | list[PixelStore] | None = None,
 ) -> TrainData:
     """Batch sources of the train and dev rows: decoded once into a uint8 cache (or copied from the
     shared ``store``) and assembled on the device when they fit ``train.cache_mb``, else today's
@@ -518,7 +530,7 @@ def train(
     live_dir: str | os.PathLike[str] | None = "dvclive",
     resume: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
-    pixels: str | os.PathLike[str] | None = None,
+    pixels: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
     tables: data.Tables | None = None,
 ) -> TrainResult:
     """Train ``params.model`` on the train split (and its synthesised children); track dev.
@@ -526,8 +538,9 @@ def train(
     ``tables``: the manifest, splits and synth tables already read by the caller (the same files as
     the paths), so that a stage reads each table once; without it they are read here.
 
-    ``pixels``: a decoded-image store (:mod:`shiftkit.training.pixels`) shared by several trainings; its
-    images are copied instead of decoded again (same pixels, same model).
+    ``pixels``: a decoded-image store (:mod:`shiftkit.training.pixels`) shared by several trainings, or a
+    list of them (the manifest's images, the synthesised copies); their images are copied instead of
+    decoded again (same pixels, same model).
 
     ``on_batch(epoch, batch)`` is called after each optimizer step (progress hooks, tests that
     interrupt a run). Under ``torchrun`` every process trains its shard and rank 0 writes.
