@@ -42,7 +42,15 @@ def test_cli_acceptance_examples(tmp_path, capsys, rates, variance, mismatch, di
     code, err = _run(capsys, pred, "--out", tmp_path / "out", "--human-error", "0.01", "--quiet")
     assert code == 0, err
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert set(m) == {"errors", "gaps", "diagnosis", "counts"}
+    assert set(m) == {"errors", "gaps", "diagnosis", "counts", "label_free"}  # label_free: issue 23
+    lf = m["label_free"]
+    assert lf["chosen"] in lf["estimators"]
+    for per in lf["estimators"].values():
+        assert set(per) == {"bridge", "dev"}  # no unlabelled split predicted; test is never read
+        for s, e in per.items():
+            assert set(e) == {"estimate", "ci_low", "ci_high", "actual"}
+            assert 0 <= e["ci_low"] <= e["estimate"] <= e["ci_high"] <= 1
+            assert e["actual"] == pytest.approx(expected_err := {"bridge": rates[1], "dev": rates[2]}[s]), expected_err
     assert m["gaps"]["variance"]["value"] == pytest.approx(variance)
     assert m["gaps"]["data_mismatch"]["value"] == pytest.approx(mismatch)
     assert m["diagnosis"] == diagnosis

@@ -490,14 +490,28 @@ def evaluate_command(
         None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
     ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
+    images: Path | None = typer.Option(
+        None, "--images", help="Instead: a folder or CSV/parquet listing of images without labels, predicted "
+        "as split 'unlabelled' (label and correct null)."),
+    name: str | None = typer.Option(None, "--name", help="With --images: the split is 'unlabelled:NAME'."),
+    add_to: Path | None = typer.Option(
+        None, "--add-to", help="With --images: add the rows to this predictions table (its dev and bridge "
+        "calibrate the report's label-free estimates); written to --out."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
-    """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
+    """Predict train (eval mode, a seeded sample), bridge, dev and test (and the unlabelled pool)
+    into predictions.parquet; or, with --images, a folder or listing of unlabelled images."""
     from shiftkit.training.evaluate import evaluate, summary_line
 
     params = load_params(params_path)
     changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
+    if images is not None:
+        from shiftkit.training.unlabelled import evaluate_images
+
+        path, n, split = evaluate_images(images, model_dir, out, ep, name=name, add_to=add_to)
+        console.print(f"predicted {n:,} unlabelled images as split {split!r} -> {path}")
+        return
     result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
     console.print(summary_line(result))
 

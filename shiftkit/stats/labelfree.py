@@ -57,6 +57,16 @@ def is_unlabelled_split(name: str) -> bool:
     return name == UNLABELLED or name.startswith(UNLABELLED + ":")
 
 
+def unlabelled_rows() -> pl.Expr:
+    """True on the rows of a predictions table whose split is unlabelled (see :func:`is_unlabelled_split`)."""
+    return (pl.col("split") == UNLABELLED) | pl.col("split").str.starts_with(UNLABELLED + ":")
+
+
+def labelled(predictions: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the labelled splits: what the decomposition, the analysis and the curve read."""
+    return predictions.filter(~unlabelled_rows())
+
+
 def variants(has_entropy: bool = True) -> tuple[str, ...]:
     """Every estimator variant: ``NAME@CALIBRATION`` for the calibrated ones, then ``avg_conf``."""
     methods = [m for m in METHODS if m != "avg_conf" and (has_entropy or m != "atc_ne")]
@@ -185,7 +195,8 @@ def _crossfit(method: str, dev: Sample, half: np.ndarray, w: np.ndarray) -> np.n
     ea = estimate(method, b, a, wb, wa)
     eb = estimate(method, a, b, wa, wb)
     na, nb = wa.sum(axis=1), wb.sum(axis=1)
-    return (ea * na + eb * nb) / (na + nb)
+    # a replicate that drew no cluster of one half has no estimate of it: the other half stands alone
+    return (np.where(na > 0, ea * na, 0.0) + np.where(nb > 0, eb * nb, 0.0)) / (na + nb)
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,12 @@ def _interval(point: float, reps: np.ndarray, s: Sample, level: float, bias: flo
 def _one(name: str, cal: Sample | None, tgt: Sample, crossfit: np.ndarray | None, replicates: int,
          seed: int) -> tuple[float, np.ndarray]:
     """Point estimate and bootstrap replicates of one variant on one set."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # a replicate with no cluster of a set: NaN, dropped
+        return _one_raw(name, cal, tgt, crossfit, replicates, seed)
+
+
+def _one_raw(name: str, cal: Sample | None, tgt: Sample, crossfit: np.ndarray | None, replicates: int,
+             seed: int) -> tuple[float, np.ndarray]:
     method = name.partition("@")[0]
     key = sum(map(ord, name))
     rng_c, rng_t = np.random.default_rng([seed, key, 1]), np.random.default_rng([seed, key, 2])
@@ -307,6 +324,11 @@ def label_free(
     dev = sets.get("dev")
     if dev is None or dev.wrong is None:
         raise DataError("Label-free estimates need a labelled dev set to audit on.")
+    if dev.clusters < 4:
+        raise DataError(f"The dev set has {dev.clusters} cluster(s); the cross-fitted audit needs at least 4.")
+    for s, smp in sets.items():
+        if smp.n == 0:
+            raise DataError(f"The set {s!r} has no images to estimate.")
     has_entropy = all(s.negent is not None for s in sets.values())
     notes = []
     if not has_entropy:
