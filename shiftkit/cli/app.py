@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 import shiftkit
+from shiftkit.cli.live import MODEL_OPTION, PREDICTIONS_OPTION, estimator
 from shiftkit.core.console import console
 from shiftkit.core.errors import CheckFailed
 
@@ -260,6 +261,8 @@ def check_command(
     out: Path = typer.Option(
         Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
     ),
+    model_dir: Path | None = MODEL_OPTION,
+    predictions: Path | None = PREDICTIONS_OPTION,
     engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -274,6 +277,7 @@ def check_command(
     p = load_params(params)
     use_engine(p, engine)
     allow = True if allow_new_labels else None
+    estimate = estimator(model_dir, predictions, p) if model_dir or predictions else None
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
@@ -285,6 +289,7 @@ def check_command(
             ingest_params=p.ingest,
             allow_new_labels=allow,
             raise_on_fail=False,
+            estimate=estimate,
         )
     elif not drops:
         raise ConfigError(
@@ -300,10 +305,11 @@ def check_command(
             ingest_params=p.ingest,
             allow_new_labels=allow,
             raise_on_fail=False,
+            estimate=estimate,
         )
-    colours = {"error": "red", "warning": "yellow"}
+    colours = {"error": "red", "warning": "yellow", "info": "green"}
     for f in report.findings:
-        if f.severity in colours:
+        if f.severity in colours and (f.severity != "info" or f.rule == "error_rise"):
             console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
     typer.echo(summary_line(report, out))
     if report.errors:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -148,3 +150,54 @@ def evaluate_images(
     check_predictions(table, out)
     io.write_table(table, out, schema.PREDICTIONS)
     return out, len(files), split
+
+
+def live_estimator(
+    model_dir: str | os.PathLike[str],
+    predictions: str | os.PathLike[str],
+    params: EvaluateParams,
+    *,
+    replicates: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Callable[[dict[str, pl.DataFrame], pl.DataFrame], dict[str, Any]]:
+    """The estimator ``shiftkit check --model`` hands the check stage (``check/live.py``): it predicts
+    each drop's files with the model and estimates their error with the variant that has the smallest
+    audited error on dev, calibrated on the model's labelled predictions (``predictions``).
+
+    Raises:
+        InputPathError, SchemaError, DataError: predictions missing, without confidences or dev.
+        ModelError: a missing or corrupt model folder.
+        DataError: a model for other labels than the predictions'.
+    """
+    from shiftkit.stats.bootstrap import cluster_ids
+    from shiftkit.stats.labelfree import label_free, labelled, sample, sets_of
+    from shiftkit.training import models
+    from shiftkit.training.evaluate import read_predictions, resolve_predictions
+
+    cal = labelled(read_predictions(predictions))
+    meta = models.read_meta(Path(model_dir) / models.META_NAME)
+    known = set(meta["labels"])
+    foreign = sorted((set(cal["label"].to_list()) | set(cal["pred"].to_list())) - known)
+    if foreign:
+        raise DataError(
+            f"The model {model_dir} knows labels {', '.join(map(repr, sorted(known)[:12]))}, but the predictions "
+            f"{resolve_predictions(predictions)} hold {', '.join(map(repr, foreign[:12]))}: a model for other labels."
+        )
+    sets_of(cal)  # refuse predictions without a labelled dev split before anything is predicted
+
+    def run(frames: dict[str, pl.DataFrame], reference: pl.DataFrame) -> dict[str, Any]:
+        sets = sets_of(cal, cluster_ids(reference if reference.height else None))
+        for name, frame in frames.items():
+            if frame.height == 0:
+                raise DataError(f"The {name} holds no image to predict (an empty drop); nothing to estimate.")
+            table, _ = predict_files(list(map(Path, frame["file"].to_list())), model_dir, params,
+                                     split=split_name(name.replace(" ", "-")), image_ids=frame["image_id"].to_list())
+            sets[name] = sample(table)
+        lf = label_free(sets, replicates=replicates, level=level, seed=seed)
+        per = lf.estimates[lf.chosen]
+        return {"estimator": lf.chosen, "dev_error": per["dev"].actual, "audit": lf.audit(lf.chosen),
+                "drops": [{"drop": n, "images": per[n].n, "estimate": per[n].estimate, "ci_low": per[n].ci_low,
+                           "ci_high": per[n].ci_high} for n in frames]}
+
+    return run
