@@ -120,7 +120,8 @@ def build_report(
 
     def decompose_run(p: pl.DataFrame) -> Decomposition:
         return decompose(run_table(p, clusters, include_synth=synth_on), human,
-                         replicates=params.replicates, level=params.level, seed=params.seed)
+                         replicates=params.replicates, level=params.level, seed=params.seed,
+                         min_gap=params.min_gap / 100)
 
     d = decompose_run(preds)
     notes = [
