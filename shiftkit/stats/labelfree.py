@@ -143,10 +143,12 @@ def _atc_threshold(scores: np.ndarray, wrong: np.ndarray, w: np.ndarray) -> np.n
     total = ws.sum(axis=1)
     err = (w @ wrong) / total
     cum = np.cumsum(ws, axis=1) / total[:, None]
-    # the first position whose cumulative share reaches the error: that many images lie below it
-    idx = (cum < err[:, None] - 1e-12).sum(axis=1)
-    s_ext = np.append(s, np.inf)
-    return s_ext[np.minimum(idx, s.size)]
+    # k: how many of the lowest scores it takes for their share to reach the error; the threshold
+    # lies halfway between the k-th lowest score and the next (below every score when k = 0)
+    k = np.where(err > 1e-12, (cum < err[:, None] - 1e-12).sum(axis=1) + 1, 0)
+    s_ext = np.concatenate([[-np.inf], s, [np.inf]])
+    lo, hi = s_ext[k], s_ext[np.minimum(k + 1, s.size + 1)]
+    return np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2, np.where(np.isfinite(hi), hi, lo + 1e-12))
 
 
 def _mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
