@@ -346,7 +346,7 @@ def run_check(
         quarantine = _with_files(quarantine, Path(tmp) / "quarantine.parquet")
         abs_drop = drop.with_columns(file=pl.Series([str(p) for p in image_paths(drop, manifest_path)],
                                                     dtype=pl.String)) if drop.height else drop
-        live = estimate({"drop": abs_drop}, ref) if estimate is not None else None
+        live = estimate({"the new drop": abs_drop}, ref) if estimate is not None else None
     ctx = CheckContext(
         drop=drop,
         quarantine=quarantine,

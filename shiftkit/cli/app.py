@@ -310,7 +310,7 @@ def check_command(
     colours = {"error": "red", "warning": "yellow", "info": "green"}
     for f in report.findings:
         if f.severity in colours and (f.severity != "info" or f.rule == "error_rise"):
-            console.print(f"[{colours[f.severity]}]{f.severity}[/] [{f.rule}] {f.message}")
+            console.print(f"[{colours[f.severity]}]{f.severity}[/] \\[{f.rule}] {f.message}")
     typer.echo(summary_line(report, out))
     if report.errors:
         raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
