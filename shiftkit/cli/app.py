@@ -104,7 +104,8 @@ def ingest_command(
         help="A flat folder of images without labels (PATH/<image>), or a CSV/parquet listing with a path "
         "column, for domain NAME, e.g. --unlabelled target=data/raw/photos: they enter the manifest with "
         "no label and go to the split 'unlabelled', "
-        "which synthesis (its fit and parent weighting) and shift read, never train or evaluate.",
+        "which synthesis (its fit and parent weighting) and shift read and evaluate predicts (without labels, for "
+        "the report's label-free estimates); never trained on.",
     ),
     out: Path = typer.Option(
         Path("data/manifest"),
