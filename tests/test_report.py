@@ -42,7 +42,15 @@ def test_cli_acceptance_examples(tmp_path, capsys, rates, variance, mismatch, di
     code, err = _run(capsys, pred, "--out", tmp_path / "out", "--human-error", "0.01", "--quiet")
     assert code == 0, err
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert set(m) == {"errors", "gaps", "diagnosis", "counts"}
+    assert set(m) == {"errors", "gaps", "diagnosis", "counts", "label_free"}  # label_free: issue 23
+    lf = m["label_free"]
+    assert lf["chosen"] in lf["estimators"]
+    for per in lf["estimators"].values():
+        assert set(per) == {"bridge", "dev"}  # no unlabelled split predicted; test is never read
+        for s, e in per.items():
+            assert set(e) == {"estimate", "ci_low", "ci_high", "actual"}
+            assert 0 <= e["ci_low"] <= e["estimate"] <= e["ci_high"] <= 1
+            assert e["actual"] == pytest.approx(expected_err := {"bridge": rates[1], "dev": rates[2]}[s]), expected_err
     assert m["gaps"]["variance"]["value"] == pytest.approx(variance)
     assert m["gaps"]["data_mismatch"]["value"] == pytest.approx(mismatch)
     assert m["diagnosis"] == diagnosis
@@ -447,3 +455,38 @@ def test_hostile_predictions_keep_the_old_report(tmp_path, capsys, good_report, 
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(bad) in err and re.search(message, err), err
     assert _tree(out) == before
+
+
+def test_min_gap_a_small_certain_gap_is_not_worth_acting_on(tmp_path, capsys):
+    # issue 23: data mismatch +0.4 points on 20,000 images per split is certain (p ~ 0) but small
+    spec = {"train": (20000, 0.010), "bridge": (20000, 0.010), "dev": (20000, 0.014), "test": (20000, 0.014)}
+    pred = write_predictions(make_predictions(spec), tmp_path / "p.parquet")
+    params = tmp_path / "params.yaml"
+    runs = {}
+    for name, gap in (("default", None), ("zero", 0.0), ("tenth", 0.1)):
+        params.write_text("report:\n  replicates: 400\n" + ("" if gap is None else f"  min_gap: {gap}\n"))
+        code, err = _run(capsys, pred, "--out", tmp_path / name, "--quiet", "--params", params,
+                         "--human-error", "0.01")  # no avoidable bias, no variance: only the +0.4 points
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert runs["zero"]["diagnosis"] == "data_mismatch"  # the old behaviour: any gap above zero
+    assert runs["tenth"]["diagnosis"] == "data_mismatch"  # shown above 0.1 points
+    assert runs["default"]["diagnosis"] == "inconclusive"  # not shown above 1.0 point
+    md = (tmp_path / "default" / "report.md").read_text()
+    assert "No gap worth acting on" in md and "1.0 points (`report.min_gap`)" in md
+    assert "Dev error 1.4% [" in md and "lower `report.min_gap`" in md
+
+
+def test_min_gap_a_large_gap_is_still_diagnosed_and_resolve_targets_the_threshold():
+    from shiftkit.stats.bootstrap import SplitCount
+    from shiftkit.stats.decompose import decompose
+
+    counts = {"train": SplitCount(2000, 20), "bridge": SplitCount(2000, 20), "dev": SplitCount(2000, 200),
+              "test": SplitCount(2000, 200)}
+    assert decompose(counts, replicates=400, min_gap=0.01).diagnosis == "data_mismatch"  # +9 points
+    small = {**counts, "dev": SplitCount(300, 9), "test": SplitCount(300, 9)}  # +2 points on 300 images
+    d0 = decompose(small, replicates=400, min_gap=0.0)
+    d1 = decompose(small, replicates=400, min_gap=0.01)
+    assert d1.gaps["data_mismatch"].p_value > d0.gaps["data_mismatch"].p_value
+    if d1.resolve is not None and d1.resolve.split and d0.resolve is not None and d0.resolve.split:
+        assert d1.resolve.more_images > d0.resolve.more_images  # showing > 1 point needs more images than > 0

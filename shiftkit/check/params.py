@@ -27,3 +27,6 @@ class CheckParams(ParamsSection):
     drift_min_images: int = param(20, COUNT)  # fewer images on either side: no drift test
     tiny_size: int = param(16, COUNT)  # an image whose smaller side is below this is tiny (warning)
     allow_new_labels: bool = param(False, BOOL)  # a label the reference lacks is an error unless true
+    # check --model: block when the drop's estimated error exceeds dev's by more than this many points
+    max_error_rise: float = param(5.0, Interval(float, 0, 100))
+    window: int = param(8, Interval(int, 1, 100))  # check --model --latest: the last drops estimated and shown

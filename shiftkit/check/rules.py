@@ -71,6 +71,7 @@ class CheckContext:
     params: CheckParams = field(default_factory=CheckParams)
     radius: int = 2  # near-duplicate Hamming radius; the run_* functions pass ingest.near_dup_radius
     allow_new_labels: bool = False
+    live: dict[str, Any] | None = None  # the label-free estimate of the drop (check --model; check/live.py)
     _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def copies(self) -> pl.DataFrame:

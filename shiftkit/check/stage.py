@@ -11,7 +11,7 @@ and takes the params sections it needs as arguments: ``shiftkit check`` starts f
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 
+from shiftkit.check import live as _live  # registers the error_rise rule (check --model)
 from shiftkit.check.params import CheckParams
 from shiftkit.check.rules import (
     SEVERITIES,
@@ -31,12 +32,15 @@ from shiftkit.check.rules import (
 )
 from shiftkit.core.console import output_to, recording_kept
 from shiftkit.core.errors import CheckFailed, DataError, InputPathError
-from shiftkit.core.files import image_paths, read_table, replace_dir, write_json, write_text
+from shiftkit.core.files import image_paths, read_table, replace_dir, write_bytes, write_json, write_text
 from shiftkit.core.schema import MANIFEST, QUARANTINE, SPLITS_TABLE
 from shiftkit.core.text import md_code, md_text
 from shiftkit.ingest.params import IngestParams
 
 MAX_FILES = 20  # files named per finding in the markdown (the json has them all)
+# check --model: (drop name -> its manifest rows with absolute ``file`` paths, reference manifest) ->
+# the live estimate (check/live.py); built by the CLI, which may import the model code
+Estimator = Callable[[dict[str, pl.DataFrame], pl.DataFrame], dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +118,7 @@ class CheckReport:
                     f"{d} | {r['wasserstein_sd']:.2f} | {r['p_value']:.2g} |"
                 )
             lines.append("")
+        lines += _live.markdown(self.findings)
         return "\n".join(lines).rstrip() + "\n"
 
 
@@ -224,6 +229,7 @@ def run_latest_drop_check(
     ingest_params: IngestParams | None = None,
     allow_new_labels: bool | None = None,
     raise_on_fail: bool = True,
+    estimate: Estimator | None = None,
 ) -> CheckReport:
     """Check the newest drop already ingested into ``manifest`` against the earlier drops.
 
@@ -268,11 +274,28 @@ def run_latest_drop_check(
         params=cp,
         radius=ip.near_dup_radius,
         allow_new_labels=allow,
+        live=_estimate_window(estimate, man, man_path, latest, cp.window),
     )
     names = rule_names() if reference.height else [n for n in rule_names() if not needs_reference(n)]
     report = apply_rules(ctx, names)
     report.summary["drop"] = latest
     return _conclude(report, out, raise_on_fail, f" in drop {latest}")
+
+
+def _estimate_window(estimate: Estimator | None, man: pl.DataFrame, man_path: Path, latest: int,
+                     window: int) -> dict[str, Any] | None:
+    """The live estimate of the last ``window`` drops of the manifest (the newest is gated), each
+    against the drops before it as the reference."""
+    if estimate is None:
+        return None
+    first = max(1, latest - window + 1)
+    frames = {}
+    for d in range(first, latest + 1):
+        rows = man.filter(pl.col("drop") == d)
+        if rows.height or d == latest:
+            paths = [str(p) for p in image_paths(rows, man_path)] if rows.height else []
+            frames[f"drop {d}"] = rows.with_columns(file=pl.Series(paths, dtype=pl.String))
+    return estimate(frames, man.filter(pl.col("drop") < latest))
 
 
 def _conclude(report: CheckReport, out: str | Path | None, raise_on_fail: bool, where: str = "") -> CheckReport:
@@ -282,9 +305,12 @@ def _conclude(report: CheckReport, out: str | Path | None, raise_on_fail: bool, 
         CheckFailed: when a finding is an error and ``raise_on_fail``.
     """
     if out is not None:
-        with replace_dir(out, owned=("check.json", "check.md")) as tmp:  # the two files as one set
+        with replace_dir(out, owned=("check.json", "check.md", _live.PLOT)) as tmp:  # the files as one set
             write_json(tmp / "check.json", report.to_dict())
             write_text(tmp / "check.md", report.markdown())
+            png = _live.plot(report.findings)
+            if png is not None:
+                write_bytes(tmp / _live.PLOT, png)
     if raise_on_fail and report.errors:
         first = report.errors[0]
         raise CheckFailed(
@@ -303,8 +329,12 @@ def run_check(
     ingest_params: IngestParams | None = None,
     allow_new_labels: bool | None = None,
     raise_on_fail: bool = True,
+    estimate: Estimator | None = None,
 ) -> CheckReport:
     """Ingest the drop(s) to a temporary folder, check them against the reference, write reports.
+
+    ``estimate`` (``shiftkit check --model``): called on the drop's images while they exist, its
+    result gates the drop through the ``error_rise`` rule (``check/live.py``).
 
     Writes ``check.json`` and ``check.md`` to ``out`` (when given) before deciding, so that CI
     can post the summary of a failing drop.
@@ -344,6 +374,9 @@ def run_check(
         quarantine = read_table(Path(tmp) / "quarantine.parquet", QUARANTINE)
         drop = _with_files(drop, manifest_path)
         quarantine = _with_files(quarantine, Path(tmp) / "quarantine.parquet")
+        abs_drop = drop.with_columns(file=pl.Series([str(p) for p in image_paths(drop, manifest_path)],
+                                                    dtype=pl.String)) if drop.height else drop
+        live = estimate({"the new drop": abs_drop}, ref) if estimate is not None else None
     ctx = CheckContext(
         drop=drop,
         quarantine=quarantine,
@@ -353,6 +386,7 @@ def run_check(
         params=cp,
         radius=ip.near_dup_radius,
         allow_new_labels=allow,
+        live=live,
     )
     return _conclude(apply_rules(ctx), out, raise_on_fail)
 

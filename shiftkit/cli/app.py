@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 import shiftkit
+from shiftkit.cli.live import MODEL_OPTION, PREDICTIONS_OPTION, estimator
 from shiftkit.core.console import console
 from shiftkit.core.errors import CheckFailed
 from shiftkit.core.outputs import guard
@@ -105,7 +106,8 @@ def ingest_command(
         help="A flat folder of images without labels (PATH/<image>), or a CSV/parquet listing with a path "
         "column, for domain NAME, e.g. --unlabelled target=data/raw/photos: they enter the manifest with "
         "no label and go to the split 'unlabelled', "
-        "which synthesis (its fit and parent weighting) and shift read, never train or evaluate.",
+        "which synthesis (its fit and parent weighting) and shift read and evaluate predicts (without labels, for "
+        "the report's label-free estimates); never trained on.",
     ),
     out: Path = typer.Option(
         Path("data/manifest"),
@@ -283,6 +285,8 @@ def check_command(
     out: Path = typer.Option(
         Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
     ),
+    model_dir: Path | None = MODEL_OPTION,
+    predictions: Path | None = PREDICTIONS_OPTION,
     engine: str | None = ENGINE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -300,6 +304,7 @@ def check_command(
     guard("check", reads={"DROP": [d.split("=", 1)[-1] for d in drops or []], "--reference": reference,
                           "--splits": splits, "--params": params}, folders={"--out": out},
           owned={"--out": ("check.json", "check.md")})
+    estimate = estimator(model_dir, predictions, p) if model_dir or predictions else None
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
     if latest:
@@ -311,6 +316,7 @@ def check_command(
             ingest_params=p.ingest,
             allow_new_labels=allow,
             raise_on_fail=False,
+            estimate=estimate,
         )
     elif not drops:
         raise ConfigError(
@@ -326,10 +332,11 @@ def check_command(
             ingest_params=p.ingest,
             allow_new_labels=allow,
             raise_on_fail=False,
+            estimate=estimate,
         )
-    colours = {"error": "red", "warning": "yellow"}
+    colours = {"error": "red", "warning": "yellow", "info": "green"}
     for f in report.findings:
-        if f.severity in colours:
+        if f.severity in colours and (f.severity != "info" or f.rule == "error_rise"):
             console.print(f"[{colours[f.severity]}]{f.severity}[/] \\[{f.rule}] {rich_text(f.message)}")
     typer.echo(summary_line(report, out))
     if report.errors:
@@ -524,9 +531,17 @@ def evaluate_command(
         None, "--train-sample", help="At most this many train images (overrides evaluate.train_sample)."
     ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides evaluate.device)."),
+    images: Path | None = typer.Option(
+        None, "--images", help="Instead: a folder or CSV/parquet listing of images without labels, predicted "
+        "as split 'unlabelled' (label and correct null)."),
+    name: str | None = typer.Option(None, "--name", help="With --images: the split is 'unlabelled:NAME'."),
+    add_to: Path | None = typer.Option(
+        None, "--add-to", help="With --images: add the rows to this predictions table (its dev and bridge "
+        "calibrate the report's label-free estimates); written to --out."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
-    """Predict train (eval mode, a seeded sample), bridge, dev and test into predictions.parquet."""
+    """Predict train (eval mode, a seeded sample), bridge, dev and test (and the unlabelled pool)
+    into predictions.parquet; or, with --images, a folder or listing of unlabelled images."""
     from shiftkit.training.evaluate import evaluate, summary_line
 
     params = load_params(params_path)
@@ -534,6 +549,12 @@ def evaluate_command(
                              "--params": params_path}, files={"--out": out})
     changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
+    if images is not None:
+        from shiftkit.training.unlabelled import evaluate_images
+
+        path, n, split = evaluate_images(images, model_dir, out, ep, name=name, add_to=add_to)
+        console.print(f"predicted {n:,} unlabelled images as split {split!r} -> {path}")
+        return
     result = evaluate(manifest, splits, model_dir, out, ep, synth=synth)
     console.print(summary_line(result))
 

@@ -112,9 +112,10 @@ PREDICTIONS = Table(
         "label": pl.String(),
         "pred": pl.String(),
         "confidence": pl.Float64(),  # probability of the predicted class
-        "correct": pl.Boolean(),
+        "correct": pl.Boolean(),  # label and correct are null on the rows of an unlabelled split
     },
-    optional={"path": pl.String(), "source": pl.String()},
+    # entropy: of the class probabilities in nats (label-free estimates); null or absent in older tables
+    optional={"path": pl.String(), "source": pl.String(), "entropy": pl.Float64()},
 )
 
 

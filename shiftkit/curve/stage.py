@@ -153,7 +153,7 @@ def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], pre
 
     # the gaps resample clusters (near copies, a parent with its synthesised children), as the report does
     d = decompose(run_table(preds, clusters, include_synth=rparams.include_synth), rparams.human_error,
-                  replicates=rparams.replicates, level=rparams.level, seed=rparams.seed)
+                  replicates=rparams.replicates, level=rparams.level, seed=rparams.seed, min_gap=rparams.min_gap / 100)
     gaps = {g: {"value": v.value, "ci": [v.ci_low, v.ci_high]} for g, v in d.gaps.items()}
     return {"arm": arm, "budget": name, "images": n, "dev_error": err, "dev_ci": list(ci),
             "errors": dict(d.errors), "gaps": gaps, "diagnosis": d.diagnosis}

@@ -277,7 +277,8 @@ def _inconclusive_rule(
     if r is not None and r.split is not None:
         return [Recommendation(
             f"Label about {r.more_images:,} more {r.split} images before acting",
-            f"No gap is claimed above zero at a {round(100 * (1 - d.level))}% family-wise error. The largest "
+            f"No gap is claimed above {100 * d.min_gap:.1f} points (report.min_gap) at a "
+            f"{round(100 * (1 - d.level))}% family-wise error. The largest "
             f"gap, {GAP_TITLES[r.gap]} ({pts(g[r.gap].value, ' points')}), could be claimed with about "
             f"{r.more_images:,} more {r.split} images at the same error rates and clustering.",
         )]

@@ -40,6 +40,10 @@ def metrics(data) -> dict[str, Any]:
         from shiftkit.report.curve import metrics as curve_metrics
 
         out["curve"] = curve_metrics(data.curve)
+    if getattr(data, "label_free", None) is not None:  # fractions in [0, 1]; actual null without labels
+        lf = data.label_free.as_dict()
+        out["label_free"] = {"chosen": lf["chosen"], "estimators": {
+            n: {s: {k: _r(v) for k, v in e.items()} for s, e in per.items()} for n, per in lf["estimators"].items()}}
     if data.compare is not None:
         out["compare"] = {
             k: {kk: (_r(vv) if not isinstance(vv, str) else vv) for kk, vv in c.as_dict().items()}

@@ -54,3 +54,5 @@ class ReportParams(ParamsSection):
     # manifest columns whose buckets are analysed
     properties: tuple[str, ...] = param(("blur", "effective_res", "brightness"), Distinct(Options(REPORT_PROPERTIES)))
     min_count: int = param(5, COUNT)  # slices with fewer dev images are listed but never named in recommendations
+    # points: a gap is diagnosed only when shown above this (one-sided, under Holm); README "min_gap"
+    min_gap: float = param(1.0, Interval(float, 0, 100, "left"))

@@ -22,6 +22,7 @@ from shiftkit.core.schema import SPLITS
 from shiftkit.report.analysis import shown_classes
 from shiftkit.report.blocks import DIAGNOSIS_MARK, Block, Bullets, Figure, Gallery, Section, Steps, Table, Text
 from shiftkit.report.groups import groups_section
+from shiftkit.report.labelfree import label_free_section
 from shiftkit.report.text import ci, level_text, pct, pts
 from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
@@ -44,12 +45,34 @@ def claim_rule(d) -> str:
             f"{level_text(d.family_error)}")
 
 
+def _above(d) -> str:
+    """What a claim says a gap is above: zero, or the practical threshold ``report.min_gap``."""
+    m = getattr(d, "min_gap", 0.0)
+    return "zero" if not m else f"{100 * m:.1f} points (`report.min_gap`)"
+
+
+def no_gap_sentence(d) -> str:
+    """With a practical threshold: no gap is worth acting on, the dev error, and what would change that."""
+    r, lo_hi = d.resolve, d.error_ci.get("dev")
+    g = d.gaps[r.gap]
+    dev = f"Dev error {pct(d.errors.get('dev'))} {ci(*lo_hi, '%') if lo_hi else ''}".rstrip()
+    change = (f"About {r.more_images:,} more {r.split} images would show it above the threshold if it is as large "
+              "as measured." if r.split else
+              "It is not shown above the threshold and more images would not change that unless it grows: a "
+              "harder target, another model or data, or a lower `report.min_gap`.")
+    return (f"**No gap worth acting on**: none is shown above {_above(d)} ({claim_rule(d)}). {dev}. The largest is "
+            f"{GAP_TITLES[r.gap]}, {pts(g.value)} points, {level_text(d.level)} interval {ci(g.ci_low, g.ci_high)}. "
+            f"{change}")
+
+
 def diagnosis_sentence(d) -> str:
     """One sentence: what the run's main problem is, or why none can be named yet."""
     if d.diagnosis == INCONCLUSIVE:
         r = d.resolve
         if r is None:
             return "**Inconclusive**: no gap could be computed."
+        if getattr(d, "min_gap", 0.0):
+            return no_gap_sentence(d)
         g = d.gaps[r.gap]
         more = (
             f" About {r.more_images:,} more {r.split} images (at the same error rates) would let it be claimed."
@@ -63,7 +86,7 @@ def diagnosis_sentence(d) -> str:
         )
     g = d.gaps[d.diagnosis]
     return (
-        f"**{GAP_TITLES[d.diagnosis].capitalize()}**: the largest gap claimed above zero ({claim_rule(d)}), "
+        f"**{GAP_TITLES[d.diagnosis].capitalize()}**: the largest gap claimed above {_above(d)} ({claim_rule(d)}), "
         f"{pts(g.value)} points, {level_text(d.level)} interval {ci(g.ci_low, g.ci_high)}."
     )
 
@@ -307,6 +330,7 @@ BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     groups_section,
     next_steps_section,
     curve_section,
+    label_free_section,
     compare_section,
     by_class_section,
     by_domain_section,

@@ -24,6 +24,7 @@ from shiftkit.report.params import ReportParams
 from shiftkit.report.sections import build_sections
 from shiftkit.stats.bootstrap import SYNTH_DOMAIN, cluster_ids, joint_table, run_table
 from shiftkit.stats.decompose import GAP_TITLES, Change, Decomposition, check_human_error, compare, decompose
+from shiftkit.stats.labelfree import LabelFree, label_free, labelled, sets_of
 from shiftkit.training.evaluate import read_predictions, resolve_predictions
 
 __all__ = ["ReportData", "build_report", "write_report", "run_report", "summary_line"]
@@ -43,6 +44,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     curve: dict | None = None  # the learning curve (shiftkit/report/curve.py), when one was built
     groups: dict | None = None  # groups per split (shiftkit/report/groups.py), when the manifest was given
+    label_free: LabelFree | None = None  # label-free estimates and their dev audit (stats/labelfree.py)
 
 
 def _gallery(rows: pl.DataFrame, manifest: pl.DataFrame | None, manifest_path: Path | None,
@@ -110,18 +112,20 @@ def build_report(
     params = params or ReportParams()
     human = check_human_error(params.human_error if human_error is None else human_error)
     pred_path = resolve_predictions(predictions)
-    preds = read_predictions(pred_path)
+    preds_all = read_predictions(pred_path)
+    preds = labelled(preds_all)  # the unlabelled splits feed the label-free estimates only
     man_df = io.read_table(manifest, schema.MANIFEST) if manifest is not None else None
     syn_df = io.read_table(synth, schema.SYNTH) if synth is not None else None
     if man_df is not None and man_df.height == 0:
         raise DataError(f"The manifest table {manifest} has no rows.")
-    other = read_predictions(resolve_predictions(compare_to)) if compare_to is not None else None
+    other = labelled(read_predictions(resolve_predictions(compare_to))) if compare_to is not None else None
     clusters = cluster_ids(clusters_manifest(man_df), syn_df)  # user groups joined with near copies
     synth_on = params.include_synth
 
     def decompose_run(p: pl.DataFrame) -> Decomposition:
         return decompose(run_table(p, clusters, include_synth=synth_on), human,
-                         replicates=params.replicates, level=params.level, seed=params.seed)
+                         replicates=params.replicates, level=params.level, seed=params.seed,
+                         min_gap=params.min_gap / 100)
 
     d = decompose_run(preds)
     notes = [
@@ -146,7 +150,21 @@ def build_report(
         recs.insert(0, recommendation(curve_data))
     gallery = _gallery(a.confident_errors, man_df, Path(manifest) if manifest else None, pred_path, notes)
     groups = group_summary(preds, man_df)
-    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes, curve_data, groups)
+    lf = _label_free(preds_all, clusters, params, notes)
+    return ReportData(str(pred_path), d, a, recs, params, changes, compare_source, gallery, notes, curve_data, groups,
+                      label_free=lf)
+
+
+def _label_free(preds: pl.DataFrame, clusters: pl.DataFrame, params: ReportParams, notes: list[str]):
+    """The label-free estimates, or None (with a note) when there is no labelled dev split to audit on."""
+    if preds.filter(pl.col("split") == "dev").height == 0:
+        notes.append("No dev predictions: the label-free estimates (audited on dev) are left out.")
+        return None
+    try:
+        return label_free(sets_of(preds, clusters), replicates=params.replicates, level=params.level, seed=params.seed)
+    except DataError as exc:
+        notes.append(f"Label-free estimates left out: {exc}")
+        return None
 
 
 # what the report writes at the top of its folder (anything else there is refused, not deleted)

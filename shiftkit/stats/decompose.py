@@ -10,7 +10,10 @@ why it stays fast, and the pseudo-observations that keep intervals honest on few
 **The diagnosis is a claim and its false claims are controlled.** Each gap's claim "this gap is
 above zero" gets a one-sided bootstrap p-value (the share of replicates at or below zero);
 Holm's step-down over the gaps that can be computed keeps the chance of any false claim at most
-``1 - level`` (5% by default). The diagnosis is the largest claimed gap, or "inconclusive". The
+``1 - level`` (5% by default). With a practical threshold ``min_gap`` (``report.min_gap``) the claim
+is "this gap is above ``min_gap``" (the p-value counts the replicates at or below it), so a gap too
+small to act on is never the diagnosis, however certain. The diagnosis is the largest claimed gap,
+or "inconclusive". The
 per-gap ``level`` intervals of the table are not adjusted: a gap whose interval excludes zero
 can still be unclaimed.
 """
@@ -146,6 +149,7 @@ class Decomposition:
     clusters: dict[str, int] = field(default_factory=dict)  # clusters per split: the resampled unit
     table: ClusterTable | None = None
     design_effect: dict[str, float] = field(default_factory=dict)  # bootstrap / binomial variance
+    min_gap: float = 0.0  # a gap is claimed only when shown above this (error-rate units)
 
     @property
     def missing_splits(self) -> tuple[str, ...]:
@@ -188,20 +192,21 @@ def diagnose(gaps: dict[str, Gap]) -> str:
 
 
 def resolve_estimate(
-    gap: Gap, counts: dict[str, SplitCount], level: float, *, tests: int = 1, design: dict[str, float] | None = None
+    gap: Gap, counts: dict[str, SplitCount], level: float, *, tests: int = 1, design: dict[str, float] | None = None,
+    min_gap: float = 0.0,
 ) -> Resolve:
     """How many more images of one of the gap's splits would let its claim pass.
 
     The usual sample-size formula of a one-sided test: the claim must pass at ``(1 - level) /
     tests`` (Bonferroni, the strictest step of Holm's) with 80% power; the gap's variance is the
     sum over its splits of design effect * p(1-p)/n; one split's n grows (its error rate and
-    clustering assumed unchanged) until the gap is that many standard errors above zero. A split
-    whose growth alone cannot get there gets None.
+    clustering assumed unchanged) until the gap is that many standard errors above ``min_gap``. A
+    split whose growth alone cannot get there gets None (always, for a gap at or below ``min_gap``).
     """
     z = NormalDist().inv_cdf(1.0 - (1.0 - level) / max(1, tests)) + NormalDist().inv_cdf(_POWER)
     lower, upper = next((lo, up) for n, lo, up in GAPS if n == gap.name)
     splits = [s for s in (upper, lower) if s != "human"]
-    target = (gap.value or 0.0) ** 2 / z**2
+    target = max(0.0, (gap.value or 0.0) - min_gap) ** 2 / z**2
     design = design or {}
 
     def var(s: str) -> float:
@@ -214,7 +219,7 @@ def resolve_estimate(
         room = target - sum(var(o) / counts[o].n for o in splits if o != s)
         options[s] = None if room <= 0 else max(0, math.ceil(var(s) / room) - counts[s].n) + 1
     feasible = {s: m for s, m in options.items() if m is not None}
-    if not feasible or (gap.value or 0.0) <= 0:
+    if not feasible or (gap.value or 0.0) <= min_gap:
         return Resolve(gap.name, None, None, options)
     # prefer dev, then bridge (target-side labels are the ones worth collecting), on a tie
     pref = {"dev": 0, "bridge": 1, "test": 2, "train": 3}
@@ -222,7 +227,8 @@ def resolve_estimate(
     return Resolve(gap.name, best, feasible[best], options)
 
 
-def _gaps(boot: dict[str, np.ndarray], errors: dict, human: float, level: float) -> dict[str, Gap]:
+def _gaps(boot: dict[str, np.ndarray], errors: dict, human: float, level: float, min_gap: float = 0.0
+          ) -> dict[str, Gap]:
     gaps, p = {}, {}
     samples = {}
     for name, lower, upper in GAPS:
@@ -231,13 +237,13 @@ def _gaps(boot: dict[str, np.ndarray], errors: dict, human: float, level: float)
             gaps[name] = Gap(name, None, None, None, missing)
             continue
         samples[name] = _gap_samples(boot, lower, upper, human)
-        p[name] = float((1 + np.count_nonzero(samples[name] <= 0)) / (samples[name].size + 1))
+        p[name] = float((1 + np.count_nonzero(samples[name] <= min_gap)) / (samples[name].size + 1))
     adjusted = holm(p)
     for name, lower, upper in GAPS:
         if name in samples:
             value = float(errors[upper] - (human if lower == "human" else errors[lower]))
             lo, hi = _interval(samples[name], level)
-            claim = adjusted[name] <= 1.0 - level and value > 0
+            claim = adjusted[name] <= 1.0 - level and value > min_gap
             gaps[name] = Gap(name, value, lo, hi, (), p[name], adjusted[name], claim)
     return {n: gaps[n] for n in GAP_NAMES}
 
@@ -257,8 +263,12 @@ def decompose(
     replicates: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    min_gap: float = 0.0,
 ) -> Decomposition:
     """The error decomposition of one run, with cluster-bootstrap intervals and Holm claims.
+
+    ``min_gap``: a gap is claimed only when the one-sided test shows it above this (error-rate
+    units, 0: above zero), under the same Holm control.
 
     ``data``: a :class:`ClusterTable` (:func:`run_table`), or bare counts per split (then every
     image is its own cluster). A gap whose splits are not all present gets ``value=None`` and
@@ -280,17 +290,19 @@ def decompose(
     boot = {s: boot[s] for s in counts}
     errors = {s: (counts[s].error if s in counts else None) for s in SPLITS}
     error_ci = {s: (_interval(boot[s], level) if s in boot else None) for s in SPLITS}
-    gaps = _gaps(boot, errors, human, level)
+    if not 0.0 <= float(min_gap) < 1.0:
+        raise ConfigError(f"The 'min_gap' parameter of report must be in [0, 100) points. Got {100 * min_gap!r}.")
+    gaps = _gaps(boot, errors, human, level, float(min_gap))
     design = _design_effect(boot, counts)
     diagnosis = diagnose(gaps)
     resolve = None
     computed = [g for g in gaps.values() if g.value is not None]
     if diagnosis == INCONCLUSIVE and computed:
         largest = max(computed, key=lambda g: (g.value, -GAP_NAMES.index(g.name)))
-        resolve = resolve_estimate(largest, counts, level, tests=len(computed), design=design)
+        resolve = resolve_estimate(largest, counts, level, tests=len(computed), design=design, min_gap=min_gap)
     counts = {s: counts[s] for s in SPLITS if s in counts}
     return Decomposition(human, counts, errors, error_ci, gaps, diagnosis, resolve, level, replicates, seed,
-                         table.clusters(), table, design)
+                         table.clusters(), table, design, float(min_gap))
 
 
 # ---------------------------------------------------------------------------------------------

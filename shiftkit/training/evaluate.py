@@ -21,6 +21,7 @@ from shiftkit.core import files as io
 from shiftkit.core import schema
 from shiftkit.core.console import console, make_progress
 from shiftkit.core.errors import DataError, InputPathError
+from shiftkit.stats.labelfree import unlabelled_rows
 from shiftkit.training.params import EvaluateParams
 
 if TYPE_CHECKING:
@@ -66,8 +67,9 @@ def _short(value: object, limit: int = 40) -> str:
 def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
     """Refuse a predictions table that would make the report count or show wrong numbers.
 
-    Every row needs a split, label, prediction, ``correct`` and a confidence in [0, 1]; an image
-    has one prediction; ``correct`` says whether ``label == pred``.
+    Every row needs a split, label, prediction, ``correct`` and a confidence in [0, 1] (the rows of
+    an unlabelled split, ``unlabelled`` or ``unlabelled:<name>``, have no label and no ``correct``);
+    an image has one prediction; ``correct`` says whether ``label == pred``.
 
     Raises:
         DataError: naming ``source``, the column and the first offending value.
@@ -75,10 +77,13 @@ def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
     where = f"The predictions table {source}"
     if df.height == 0:
         raise DataError(f"{where} has no rows.")
+    labelled = df.filter(~unlabelled_rows())
     for col in ("image_id", "split", "label", "pred", "correct", "confidence"):
-        nulls = df[col].null_count()
+        nulls = (labelled if col in ("label", "correct") else df)[col].null_count()
         if nulls:
-            raise DataError(f"{where} has {nulls} null value(s) in column {col!r}; every row needs one.")
+            raise DataError(f"{where} has {nulls} null value(s) in column {col!r}; every row needs one"
+                            + (" (only the rows of an unlabelled split may lack it)." if col in ("label", "correct")
+                               else "."))
     conf = df["confidence"]
     bad = df.filter(conf.is_nan() | (conf < 0) | (conf > 1))
     if bad.height:
@@ -93,7 +98,7 @@ def check_predictions(df: pl.DataFrame, source: object) -> pl.DataFrame:
             f"{where} has {dup['image_id'].n_unique()} image_id value(s) on more than one row ({dup.height} rows; "
             f"first: {_short(dup['image_id'][0])}); expected one prediction per image."
         )
-    wrong = df.filter(pl.col("correct") != (pl.col("label") == pl.col("pred")))
+    wrong = df.filter(pl.col("label").is_not_null() & (pl.col("correct") != (pl.col("label") == pl.col("pred"))))
     if wrong.height:
         r = wrong.row(0, named=True)
         raise DataError(
@@ -167,7 +172,18 @@ def select_rows(
                 [_sample(real, params.train_sample, params.seed), _sample(kids, params.train_sample, params.seed)]
             )
         frames.append(f)
-    return pl.concat(frames).unique("image_id", keep="first", maintain_order=True)
+    frames.append(_unlabelled_items(man, manifest, spl))
+    return pl.concat(frames, how="vertical_relaxed").unique("image_id", keep="first", maintain_order=True)
+
+
+def _unlabelled_items(man: pl.DataFrame, manifest: str | os.PathLike[str], spl: pl.DataFrame) -> pl.DataFrame:
+    """The images of the ``unlabelled`` pool (``ingest --unlabelled``), predicted without labels."""
+    joined = man.select("image_id", "path", "root", "domain").join(
+        spl.filter(pl.col("split") == schema.UNLABELLED).select("image_id", "split"), on="image_id", how="inner"
+    ).sort("image_id")
+    paths = [str(p) for p in io.image_paths(joined, manifest)] if joined.height else []
+    return joined.select("image_id", "split", "domain", label=pl.lit(None, pl.String),
+                         abspath=pl.Series(paths, dtype=pl.String), source=pl.lit("manifest"))
 
 
 def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams, device: torch.device, where: str):
@@ -186,7 +202,8 @@ def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], device=device).view(1, -1, 1, 1)
-    targets = data.targets(rows, meta["labels"], where=where)
+    # rows without a label (an unlabelled pool) get a placeholder target: predict never reads targets
+    targets = data.targets(rows.with_columns(pl.col("label").fill_null(meta["labels"][0])), meta["labels"], where=where)
     ds = data.ImageDataset(rows["abspath"].to_list(), targets, size=meta["img_size"], channels=meta["channels"])
     loader = data.make_loader(ds, batch_size=params.batch_size, shuffle=False, workers=params.workers, pin_memory=cuda)
     progress = make_progress()
@@ -221,6 +238,7 @@ def evaluate(
     device = resolve_device(params.device)
     probs = _probabilities(model, meta, rows, params, device, str(manifest))
     conf, idx = probs.max(dim=1)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
     pred = np.array(meta["labels"], dtype=object)[idx.numpy()].tolist()
     out = Path(out_path)
     base = out.resolve().parent
@@ -234,10 +252,13 @@ def evaluate(
         pl.Series("confidence", conf.double().numpy()),
         pl.Series("path", rel, dtype=pl.String),
         "source",
-    ).with_columns(correct=pl.col("pred") == pl.col("label"))
+        pl.Series("entropy", entropy.double().numpy()),
+    ).with_columns(correct=pl.col("pred") == pl.col("label"))  # null where there is no label
     io.write_table(table, out, schema.PREDICTIONS)
     stats = table.group_by("split", "domain").agg(pl.len().alias("n"), pl.col("correct").mean().alias("acc"))
-    counts = {f"{r['split']}/{r['domain']}": int(r["n"]) for r in stats.sort("split", "domain").to_dicts()}
+    stats = stats.filter(pl.col("acc").is_not_null())  # an unlabelled pool has no accuracy
+    counts = {f"{r['split']}/{r['domain']}": int(r["n"])
+              for r in table.group_by("split", "domain").len("n").sort("split", "domain").to_dicts()}
     accuracy = {f"{r['split']}/{r['domain']}": float(r["acc"]) for r in stats.sort("split", "domain").to_dicts()}
     return EvalResult(out, counts, accuracy, time.perf_counter() - t_start, str(device))
 
