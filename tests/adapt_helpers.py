@@ -47,6 +47,20 @@ def blend(digits: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+def on_texture(digits: np.ndarray, seed: int, strength: float = 0.6) -> np.ndarray:
+    """Digits laid over dimmed random crops of the photos: (N, 28, 28) -> (N, 28, 28, 3), each pixel
+    max(digit, strength x crop): the digit keeps its polarity, the background becomes a coloured texture."""
+    rng = np.random.default_rng(seed)
+    pics = photos()
+    out = np.empty((len(digits), 28, 28, 3), dtype=np.uint8)
+    for i, d in enumerate(digits):
+        pic = pics[rng.integers(len(pics))]
+        y, x = rng.integers(0, pic.shape[0] - 28), rng.integers(0, pic.shape[1] - 28)
+        crop = pic[y : y + 28, x : x + 28].astype(np.float32) * strength
+        out[i] = np.maximum(crop, d.astype(np.float32)[..., None]).astype(np.uint8)
+    return out
+
+
 def _write(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> list[Path]:
     paths = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
@@ -70,6 +84,8 @@ def build_pair(base: Path, *, shift: str = "mnistm", n_web: int = 600, n_target:
     ux = x[web_n + n_target :]
     if shift == "mnistm":
         tx, ux = blend(tx, seed), blend(ux, seed + 7919)
+    elif shift == "texture":
+        tx, ux = on_texture(tx, seed), on_texture(ux, seed + 7919)
     web = _write(base / "raw" / "web", x[:web_n], y[:web_n], "web")
     tgt = _write(base / "raw" / "target", tx, ty, "tgt")
     table_dir = base / "manifest"
