@@ -61,6 +61,22 @@ def on_texture(digits: np.ndarray, seed: int, strength: float = 0.6) -> np.ndarr
     return out
 
 
+def tinted(digits: np.ndarray, seed: int) -> np.ndarray:
+    """Digits at half contrast on one dark teal background, with a faint texture from the photos:
+    (N, 28, 28) -> (N, 28, 28, 3). A colour and contrast change shared by every image (which
+    batch-norm statistics of the target absorb) plus a per-image texture (which they do not)."""
+    rng = np.random.default_rng(seed)
+    pics = photos()
+    bg = np.array([20.0, 110.0, 120.0], dtype=np.float32)
+    out = np.empty((len(digits), 28, 28, 3), dtype=np.uint8)
+    for i, d in enumerate(digits):
+        pic = pics[rng.integers(len(pics))]
+        y, x = rng.integers(0, pic.shape[0] - 28), rng.integers(0, pic.shape[1] - 28)
+        crop = pic[y : y + 28, x : x + 28].astype(np.float32)
+        out[i] = np.clip(bg + 0.5 * d.astype(np.float32)[..., None] + 0.25 * (crop - crop.mean()), 0, 255)
+    return out
+
+
 def _write(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> list[Path]:
     paths = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
@@ -84,6 +100,8 @@ def build_pair(base: Path, *, shift: str = "mnistm", n_web: int = 600, n_target:
     ux = x[web_n + n_target :]
     if shift == "mnistm":
         tx, ux = blend(tx, seed), blend(ux, seed + 7919)
+    elif shift == "tint":
+        tx, ux = tinted(tx, seed), tinted(ux, seed + 7919)
     elif shift == "texture":
         tx, ux = on_texture(tx, seed), on_texture(ux, seed + 7919)
     web = _write(base / "raw" / "web", x[:web_n], y[:web_n], "web")

@@ -1,6 +1,7 @@
 """The mitigation arms (shiftkit/training/adapt.py, shiftkit/curve/arms.py): their pieces, the pool of
 images without labels, that no pool label reaches a loss, the command line, the report's section,
-and the truth case: on digits laid over real photo textures (a shift no degradation expresses),
+and the truth case: on digits tinted and laid over faint real photo textures (a shift no degradation
+expresses),
 feature alignment at budget 0 gains over the baseline, with the gain claimed by the curve's test."""
 
 from __future__ import annotations
@@ -164,21 +165,25 @@ def curve_of(tmp_path, m, s, arm_list, tp: TrainParams, cp: CurveParams) -> dict
     return stage.build_curve(tmp_path / "pred", folder, m, cp)
 
 
-TRUTH = TrainParams(img_size=16, batch_size=64, finetune_epochs=3, pretrained=False)
+# enough steps (3 epochs of batches of 32) for the baseline's batch-norm running statistics to settle:
+# fewer, and re-estimating them on the pool alone is a gain even without shift
+TRUTH = TrainParams(img_size=16, batch_size=32, finetune_epochs=3, pretrained=False)
+PAIR = dict(n_web=300, n_target=450, n_dev=250, n_test=20, n_bridge=20)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_truth_alignment_gains_on_a_texture_shift_and_claims_nothing_without_shift(tmp_path):
+def test_truth_alignment_gains_on_a_tinted_texture_shift_and_claims_nothing_without_shift(tmp_path):
+    """Digits at half contrast on a teal background with a faint photo texture (tests/adapt_helpers.py):
+    the web-only baseline errs on most of them, CORAL at budget 0 gains and the curve claims it; on a
+    pair without shift the same comparison claims nothing (benchmarks/arms.py runs more seeds)."""
     cp = CurveParams(arms=("baseline", "coral"), budgets=(0,), replicates=500)
-    m, s, _ = build_pair(tmp_path / "tex", shift="texture", n_web=500, n_target=600, n_dev=300, n_test=20,
-                         n_bridge=20)
-    data = curve_of(tmp_path / "tex", m, s, cp.arms, TRUTH, cp)
+    m, s, _ = build_pair(tmp_path / "tint", shift="tint", **PAIR)
+    data = curve_of(tmp_path / "tint", m, s, cp.arms, TRUTH, cp)
     (w,) = data["worth"]
     err = {p["arm"]: p["dev_error"] for p in data["points"]}
     assert w["status"] != "not_estimable", (err, w)
-    assert err["coral"] < err["baseline"] - 0.05
-    m, s, _ = build_pair(tmp_path / "same", shift="none", n_web=500, n_target=600, n_dev=300, n_test=20,
-                         n_bridge=20)
+    assert err["coral"] < err["baseline"] - 0.15
+    m, s, _ = build_pair(tmp_path / "same", shift="none", **PAIR)
     data = curve_of(tmp_path / "same", m, s, cp.arms, TRUTH, cp)
     (w,) = data["worth"]
     assert w["status"] == "not_estimable", w

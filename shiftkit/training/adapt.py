@@ -201,10 +201,20 @@ def importance_weights(src: torch.Tensor, pool: torch.Tensor, clip: float, seed:
 # the epoch
 
 
+@dataclass
+class EpochSums:
+    """One epoch's sums, as :class:`shiftkit.training.train.EpochStats` has them."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    seconds: float = 0.0
+
+
 class Adapter:
     """The adapted epoch (``train_one_epoch``) of one run: the plain loss plus the method's."""
 
-    def __init__(self, spec: AdaptSpec, model: nn.Module, classes: int, source: torch.Tensor,
+    def __init__(self, spec: AdaptSpec, model: nn.Module, classes: int, source: torch.Tensor, *,
                  weights: torch.Tensor, pool_batches, total_steps: int, lr: float, smoothing: float) -> None:
         self.spec, self.classes, self.source, self.w = spec, classes, source, weights
         self.pool_batches, self.total, self.step = pool_batches, max(total_steps, 1), 0
@@ -272,9 +282,7 @@ class Adapter:
         re-estimated on the pool."""
         import time
 
-        from shiftkit.training.train import EpochStats
-
-        stats, t0 = EpochStats(), time.perf_counter()
+        stats, t0 = EpochSums(), time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
         correct = torch.zeros((), dtype=torch.int64, device=feed.device)
         epoch = getattr(batches, "epoch", 0)
@@ -369,4 +377,5 @@ def attach(spec: AdaptSpec, model: nn.Module, tdata, train_items: pl.DataFrame, 
     if len(pool_b) == 0:
         pool_b = DeviceBatches(pool_cache, np.full(spec.pool.height, -1), batch_size=spec.pool.height,
                                feed=feed.inputs, augment=augment, shuffle=True, seed=spec.seed + 1)
-    return Adapter(spec, model, classes, source, weights, pool_b, steps, params.finetune_lr, params.label_smoothing)
+    return Adapter(spec, model, classes, source, weights=weights, pool_batches=pool_b, total_steps=steps,
+                   lr=params.finetune_lr, smoothing=params.label_smoothing)

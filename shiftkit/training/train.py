@@ -446,7 +446,7 @@ class _Run:
     plan: list[str]
     out: Path
     meta: dict[str, Any]
-    epoch_fn: Callable[..., EpochStats] = train_one_epoch  # an arm's adapted epoch (training/adapt.py)
+    epoch_fn: Callable[..., Any] = train_one_epoch  # an arm's adapted epoch (training/adapt.py)
 
 
 def _step_hook(
