@@ -63,8 +63,10 @@ def test_a_second_arm_of_a_registered_name_is_refused():
 
 
 def test_the_arms_vocabulary_is_the_registry():
-    assert arms.arm_names()[:3] == ("baseline", "synth", "finetune")
+    assert arms.arm_names()[:7] == ("baseline", "synth", "finetune", "dann", "coral", "selftrain", "weighted")
     assert CurveParams(arms=("finetune", "baseline")).arms == ("finetune", "baseline")
     with pytest.raises(ConfigError, match="The 'curve.arms' parameter must be one of 'baseline', 'synth', "
-                                          "'finetune'. Got 'magic' instead."):
+                                          r"'finetune', 'dann', 'coral', 'selftrain', 'weighted', 'synth\+dann', "
+                                          r"'synth\+coral', 'synth\+selftrain', 'synth\+weighted'. "
+                                          "Got 'magic' instead."):
         CurveParams(arms=("baseline", "magic"))

@@ -480,6 +480,13 @@ def train_command(
     workers: int | None = typer.Option(
         None, "--workers", help="Data-loader worker processes (overrides train.workers)."
     ),
+    arm: str | None = typer.Option(None, "--arm", help="Train one learning-curve arm: baseline, synth, dann, coral, "
+                                   "selftrain, weighted, synth+dann, ... (shiftkit/curve/arms.py)."),
+    budget: str | None = typer.Option(None, "--budget", help="With --arm: labelled target train images, an integer "
+                                      "or all (default); 0 = web only. The rest serve without labels."),
+    unlabelled: Path | None = typer.Option(None, "--unlabelled", help="With --arm: a folder or listing of target "
+                                           "images without labels, for the arms that adapt."),
+    start: Path | None = typer.Option(None, "--start", help="With --arm: the web-only model (finetune starts there)."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Transfer learning with a timm CNN: new head on a frozen backbone, then fine-tuning.
@@ -507,6 +514,12 @@ def train_command(
     if workers is not None:
         changes["workers"] = workers
     tp = params.replace("train", **changes).train if changes else params.train
+    if arm is not None or budget is not None or unlabelled is not None or start is not None:
+        from shiftkit.cli.train_arms import train_arm_run
+
+        console.print(train_arm_run(arm or "baseline", budget, manifest, splits, out, tp, params.curve, synth=synth,
+                                    live=live, unlabelled=unlabelled, start=start))
+        return
     result = train(manifest, splits, out, tp, synth=synth, live_dir=live, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(summary_line(result, tp))

@@ -9,6 +9,9 @@ rest of the curve needs to know about an arm is on its entry:
 - ``trains_on``: the splits it trains on, from the budget's table (:func:`budget_table`: as drawn;
   :func:`target_only`: the target's train images alone).
 - ``train_overrides``: train parameters replaced by curve parameters (train field -> curve field).
+- ``adapt``: the adaptation its training adds (``dann``, ``coral``, ``selftrain``, ``weighted``:
+  :mod:`shiftkit.training.adapt`), reading the target images without labels (the budget's other
+  target train images and the ``unlabelled`` split, or ``--unlabelled``); "" for none.
 - ``verb`` and ``colour``: how the curve's sentence names it and its line in the figure (the
   colour travels to the report in ``curve.json``).
 
@@ -64,6 +67,7 @@ class Arm:
     web_at_zero: bool = False
     trains_on: SplitRule = budget_table
     train_overrides: Mapping[str, str] = field(default_factory=dict)  # train field -> curve field
+    adapt: str = ""  # the adaptation of shiftkit.training.adapt its training adds ("" none)
 
 
 ARMS: dict[str, Arm] = {}
@@ -94,10 +98,16 @@ def get_arm(name: str) -> Arm:
     """The registered arm ``name``.
 
     Raises:
-        RegistryError: on an unknown arm, listing the registered ones.
+        RegistryError: on an unknown arm, listing the registered ones (and, for a combination
+            that is not one, why).
     """
     if name not in ARMS:
-        raise RegistryError(f"Unknown arm {name!r}; arms: {', '.join(ARMS)}.")
+        why = ""
+        if "+" in name:
+            why = (" Only synthesis combines with one adaptation (synth+dann, synth+coral, synth+selftrain, "
+                   "synth+weighted): two adaptations would each pull the features their own way and "
+                   "finetune starts from the web-only model without the web images the others align.")
+        raise RegistryError(f"Unknown arm {name!r}; arms: {', '.join(ARMS)}.{why}")
     return ARMS[name]
 
 
@@ -128,3 +138,17 @@ register_arm(Arm(
     trains_on=target_only,
     train_overrides={"finetune_lr": "finetune_lr", "finetune_epochs": "finetune_epochs", "head_epochs": "head_epochs"},
 ))
+
+# the mitigations (shiftkit/training/adapt.py): web + k target images, plus the target images
+# without labels (the budget's other target train images, the 'unlabelled' split)
+ADAPT_ARMS = {
+    # name: (verb, colour alone, colour with synthesis)
+    "dann": ("Domain-adversarial training (DANN)", "#8172b3", "#4b3d8f"),
+    "coral": ("Deep CORAL", "#ccb974", "#8c7a2f"),
+    "selftrain": ("Self-training on unlabelled target images", "#64b5cd", "#2f7f99"),
+    "weighted": ("Importance weighting of the web images", "#da8bc3", "#a04f8a"),
+}
+for _name, (_verb, _colour, _) in ADAPT_ARMS.items():
+    register_arm(Arm(_name, verb=_verb, colour=_colour, adapt=_name))
+for _name, (_verb, _, _colour) in ADAPT_ARMS.items():  # each on top of the synthesised copies
+    register_arm(Arm(f"synth+{_name}", verb=f"Synthesis plus {_verb}", colour=_colour, uses_synth=True, adapt=_name))

@@ -50,6 +50,12 @@ class CurveParams(ParamsSection):
     finetune_lr: float = param(1e-4, Interval(float, 0, None, "neither"))  # finetune arm: learning rate
     finetune_epochs: int = param(8, Interval(int, 1, None))  # finetune arm: epochs on the budget's target images
     head_epochs: int = param(1, Interval(int, 0, None))  # finetune arm: frozen-backbone epochs first (0: none)
+    # the mitigation arms (shiftkit/training/adapt.py): fixed, never tuned on target labels
+    dann_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # dann: domain-loss weight
+    coral_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # coral: alignment-loss weight
+    selftrain_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # selftrain: pseudo-label loss weight
+    selftrain_threshold: float = param(0.95, Interval(float, 0, 1, "neither"))  # selftrain: pseudo-label confidence
+    weight_clip: float = param(10.0, Interval(float, 1, None))  # weighted: cap, times the median weight
     replicates: int = param(1000, Interval(int, 100, None))  # resamples of dev clusters for the intervals
     level: float = param(0.95, Interval(float, 0, 1, "neither"))  # confidence level of the intervals
 

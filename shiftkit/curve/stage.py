@@ -29,6 +29,34 @@ from shiftkit.report.params import ReportParams
 from shiftkit.training.params import EvaluateParams, TrainParams
 
 SPLITS_NAME = "splits.parquet"  # the exact splits an arm trained on, kept beside its model
+ARM_NAME = "arm.json"  # how a point trained (seconds, unlabelled images, selection), beside its model and predictions
+
+
+def adapt_spec(arm: str, manifest: pl.DataFrame, manifest_path: str | os.PathLike[str], splits: pl.DataFrame,
+               cparams: CurveParams, unlabelled: str | os.PathLike[str] | None = None):
+    """The :class:`~shiftkit.training.adapt.AdaptSpec` of ``arm`` (None for an arm without
+    adaptation): its fixed knobs from ``curve``, its pool of target images without labels from the
+    budget's table ``splits`` (the target's train images, in or out of the budget, and the
+    ``unlabelled`` split) plus the images of ``unlabelled`` (a folder or a listing), minus any
+    dev, test or bridge image."""
+    from shiftkit.training.adapt import AdaptSpec, folder_rows, pool_rows
+
+    a = get_arm(arm)
+    if not a.adapt:
+        return None
+    pool = pool_rows(manifest, manifest_path, splits, cparams.target_domain)
+    if unlabelled is not None:
+        extra, dropped = folder_rows(unlabelled, splits)
+        if dropped:
+            from shiftkit.core.console import console
+
+            console.print(f"[yellow]{arm}: {dropped} image(s) of {unlabelled} are dev, test or bridge images "
+                          f"(same bytes); left out of the unlabelled pool.[/]")
+        pool = pl.concat([pool, extra]).unique("image_id", keep="first").sort("image_id")
+    weight = {"dann": cparams.dann_weight, "coral": cparams.coral_weight}.get(a.adapt, cparams.selftrain_weight)
+    return AdaptSpec(a.adapt, pool, target_domain=cparams.target_domain, weight=weight,
+                     threshold=cparams.selftrain_threshold, clip=cparams.weight_clip, seed=cparams.seed,
+                     selection="fixed in params.yaml (curve.*), not tuned on any target label")
 
 
 def write_pixels(
@@ -74,8 +102,12 @@ def train_arm(
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
     synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
     live_dir: str | os.PathLike[str] | None = None, pixels=None,
+    unlabelled: str | os.PathLike[str] | None = None,
 ) -> str:
     """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
+
+    ``unlabelled``: a folder or listing of target images without labels, added to the pool of an
+    arm that adapts (:func:`adapt_spec`).
 
     ``splits``: the budget's table (:func:`shiftkit.curve.budgets.budget_file`), read as the arm's
     ``trains_on`` says.
@@ -107,6 +139,7 @@ def train_arm(
         if live_dir is not None:
             _log_copied(Path(start), live_dir)
         return f"curve {arm}@{budget_name(budget)}: no target images to train on; the web-only model {start}"
+    spec = adapt_spec(arm, man, manifest, spl, cparams, unlabelled)
     spl = a.trains_on(spl, man, cparams.target_domain)
     io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
     changes = {t: getattr(cparams, c) for t, c in a.train_overrides.items()}
@@ -120,7 +153,9 @@ def train_arm(
     syn = io.read_table(syn_path, schema.SYNTH) if syn_path is not None else None
     tables = Tables(man, spl, syn, manifest, out / SPLITS_NAME, syn_path)  # read once here, passed down
     r = train(manifest, out / SPLITS_NAME, out, params, synth=syn_path, live_dir=live_dir, pixels=pixels,
-              tables=tables)
+              tables=tables, adapt=spec)
+    io.write_json(out / ARM_NAME, {"arm": arm, "seconds": r.seconds, "unlabelled": spec.pool.height if spec else 0,
+                                   "selection": spec.selection if spec else ""})
     return (f"curve {arm}@{budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
             f"after {r.epochs} epochs in {r.seconds:.0f} s")
 
@@ -134,6 +169,9 @@ def evaluate_arm(
 
     r = evaluate(manifest, Path(model_dir) / SPLITS_NAME, model_dir, out_path, params,
                  synth=synth if get_arm(arm).uses_synth else None)
+    info = Path(model_dir) / ARM_NAME
+    if info.is_file():  # how it trained travels with its predictions to the curve
+        io.write_json(Path(out_path).parent / ARM_NAME, io.read_json(info))
     return f"curve evaluate {arm}: dev accuracy {r.accuracy.get('dev/' + 'target', float('nan')):.3f}; wrote {out_path}"
 
 
@@ -157,6 +195,14 @@ def _point(arm: str, name: str, n: int, err: float, ci: tuple[float, float], pre
     gaps = {g: {"value": v.value, "ci": [v.ci_low, v.ci_high]} for g, v in d.gaps.items()}
     return {"arm": arm, "budget": name, "images": n, "dev_error": err, "dev_ci": list(ci),
             "errors": dict(d.errors), "gaps": gaps, "diagnosis": d.diagnosis}
+
+
+def _trained(predictions_dir: str | os.PathLike[str], arm: str, budget: Budget) -> dict[str, Any]:
+    """How the point trained (``arm.json`` beside its predictions): seconds, unlabelled images, selection."""
+    p = point_path(predictions_dir, arm, budget).parent / ARM_NAME
+    info = io.read_json(p) if p.is_file() else {}
+    return {"seconds": info.get("seconds"), "unlabelled": int(info.get("unlabelled", 0)),
+            "selection": info.get("selection", "")}
 
 
 def build_curve(
@@ -200,7 +246,8 @@ def build_curve(
     for (a, n), p in preds.items():
         j = col[f"{a}@{n}"]
         ci = worth.interval(boot[:, j], cparams.level)
-        points.append(_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams))
+        points.append({**_point(a, n, counts[n], float(point[j]), ci, p, clusters, rparams),
+                       **_trained(predictions_dir, a, budgets[names.index(n)])})
     worths = []
     if BASELINE in cparams.arms:
         def run(arm: str) -> tuple[np.ndarray, np.ndarray]:

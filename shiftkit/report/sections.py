@@ -221,6 +221,13 @@ def curve_section(data) -> list[Section]:
     return [section(data.curve)]
 
 
+def mitigations_section(data) -> list[Section]:
+    from shiftkit.report.mitigations import section
+
+    made = None if data.curve is None else section(data.curve)
+    return [] if made is None else [made]
+
+
 def next_steps_section(data) -> list[Section]:
     return [Section("next", "What to do next", 2, [Steps(list(data.recommendations))])]
 
@@ -331,6 +338,7 @@ BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     next_steps_section,
     curve_section,
     label_free_section,
+    mitigations_section,
     compare_section,
     by_class_section,
     by_domain_section,

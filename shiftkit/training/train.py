@@ -458,6 +458,7 @@ class _Run:
     plan: list[str]
     out: Path
     meta: dict[str, Any]
+    epoch_fn: Callable[..., Any] = train_one_epoch  # an arm's adapted epoch (training/adapt.py)
 
 
 def _step_hook(
@@ -503,7 +504,7 @@ def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tupl
             task = progress.add_task(title, total=run.tdata.n_train // feed.dist.world_size, rate="")
 
             on_step = _step_hook(progress, task, epoch, on_batch)
-            stats = train_one_epoch(ddp_model, run.tdata.batches, optim, criterion, feed, on_step=on_step)
+            stats = run.epoch_fn(ddp_model, run.tdata.batches, optim, criterion, feed, on_step=on_step)
             train_seconds += stats.seconds
             stats.loss_sum, stats.correct, stats.count = _all_sum(
                 [stats.loss_sum, stats.correct, stats.count], feed.dist, feed.device
@@ -532,6 +533,7 @@ def train(
     on_batch: Callable[[int, int], None] | None = None,
     pixels: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
     tables: data.Tables | None = None,
+    adapt: Any = None,
 ) -> TrainResult:
     """Train ``params.model`` on the train split (and its synthesised children); track dev.
 
@@ -541,6 +543,8 @@ def train(
     ``pixels``: a decoded-image store (:mod:`shiftkit.training.pixels`) shared by several trainings, or a
     list of them (the manifest's images, the synthesised copies); their images are copied instead of
     decoded again (same pixels, same model).
+
+    ``adapt``: an arm's :class:`shiftkit.training.adapt.AdaptSpec` (its loss replaces the plain one).
 
     ``on_batch(epoch, batch)`` is called after each optimizer step (progress hooks, tests that
     interrupt a run). Under ``torchrun`` every process trains its shard and rank 0 writes.
@@ -565,12 +569,18 @@ def train(
     store = open_store(pixels, params, dist_info.main)
     tdata = build_data(labels, train_items, dev_items, params, feed, store=store)
     meta = {**_meta(params, labels, mean_t, std_t, plan), "batch_path": tdata.path}
+    run = _Run(model, tdata, feed, params, plan, out, meta)
+    if adapt is not None:
+        from shiftkit.training.adapt import attach
+
+        hook = attach(adapt, model, tdata, train_items, params, feed, lambda rows: _cached(
+            rows, params, feed.device.type == "cuda", store), len(plan) * len(tdata.batches))
+        run.epoch_fn, meta["adapt"] = hook.train_one_epoch, hook.meta()
     state = load_resume_point(out, meta, resume, dist_info.main)
     start_epoch = int(state["epoch"]) if state is not None else 0
     if state is not None:
         model.load_state_dict(state["model"])
     live = open_live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
-    run = _Run(model, tdata, feed, params, plan, out, meta)
     seen, train_seconds, dev_acc = _run_epochs(run, state, live, on_batch)
     if live is not None:
         live.end()

@@ -1,0 +1,381 @@
+"""Domain adaptation inside a training: the mitigation arms' losses on the same device path as
+:func:`shiftkit.training.train.train_one_epoch` (AMP, channels-last, batches from the uint8 cache).
+
+One :class:`AdaptSpec` says which method, with which fixed knobs, on which target images without
+labels (the *pool*); :func:`attach` turns it into an :class:`Adapter` whose ``train_one_epoch``
+replaces the plain one (same signature). The methods:
+
+- ``dann`` (Ganin et al. 2016): a domain head on the backbone's pooled features behind a
+  gradient-reversal layer whose coefficient follows 2 / (1 + exp(-10 p)) - 1 over training
+  progress p; the domain loss is balanced (mean over source rows + mean over target rows) / 2.
+- ``coral`` (Sun & Saenko 2016, DomainBed's form): the squared distance between the source and
+  target features' means plus that between their covariances.
+- ``selftrain`` (FixMatch-style): pseudo-labels from the current model on the (weakly augmented)
+  pool batch, kept above a confidence threshold, taught to a strongly augmented view.
+- ``weighted``: each web row's loss weighted by the density ratio p_target(x) / p_web(x) of
+  :mod:`shiftkit.synth.weighting` (capped at ``clip`` x the median), fitted on 8 x 8 thumbnails.
+
+Design choices that make the adversarial and alignment losses work from scratch (a plain DANN with
+one shared forward pass made a first probe worse): the source and the pool batch go through the
+backbone in *separate* forward passes (each normalised by its own batch-norm statistics, the
+domain-specific batch norm of AdaBN / DSBN), the pool batch is half the labelled batch (cost <=
+1.5x), the domain weight ramps up with the schedule, and after the last epoch the batch-norm
+running statistics are re-estimated on the pool (so the target is evaluated with its own
+statistics).
+
+Labels of the pool never reach a loss: the pool is a table of ``image_id`` and ``abspath`` only
+(:func:`pool_rows` drops every other column) and its batches carry the target -1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from shiftkit.core.errors import ConfigError, DataError, InputPathError
+
+METHODS = ("dann", "coral", "selftrain", "weighted")
+POOL_SHARE = {"dann": 0.5, "coral": 0.5, "selftrain": 0.25}  # pool batch / labelled batch (cost bound)
+BN_BATCHES = 50  # pool batches that re-estimate the batch-norm statistics after the last epoch
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+NEVER = ("dev", "test", "bridge", "held_out_copy")  # splits whose images never join the pool
+
+
+@dataclass(frozen=True)
+class AdaptSpec:
+    """One arm's adaptation: ``method`` (one of :data:`METHODS`), its fixed knobs, the pool.
+
+    ``pool``: target images without labels (columns image_id, abspath); ``source_domains``:
+    the domains whose rows the domain loss and the weights treat as the source (web, synth)."""
+
+    method: str
+    pool: pl.DataFrame
+    target_domain: str = "target"
+    weight: float = 1.0  # dann / coral / selftrain: the loss weight at the end of the ramp
+    threshold: float = 0.95  # selftrain: pseudo-label confidence
+    clip: float = 10.0  # weighted: cap, times the median weight
+    seed: int = 0
+    selection: str = "fixed in params, not tuned on any target label"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"Unknown adaptation {self.method!r}; expected one of {', '.join(METHODS)}.")
+        if set(self.pool.columns) != {"image_id", "abspath"}:
+            raise DataError("The unlabelled pool must carry image_id and abspath only (no labels).")
+
+    def meta(self) -> dict[str, Any]:
+        """What model.json records about the adaptation."""
+        return {"method": self.method, "pool_images": self.pool.height, "weight": self.weight,
+                "threshold": self.threshold, "clip": self.clip, "selection": self.selection}
+
+
+# ---------------------------------------------------------------------------------------------
+# the pool of target images without labels
+
+
+def pool_rows(manifest: pl.DataFrame, manifest_path, splits: pl.DataFrame, target_domain: str) -> pl.DataFrame:
+    """The target images a training may read without labels: the target's train split (in or out of
+    the budget: ``train`` and ``unused``) and the ``unlabelled`` split. Never dev, test or bridge.
+    Columns: image_id, abspath (labels dropped here)."""
+    from shiftkit.core import files as io
+
+    spl = splits.select("image_id", "split")
+    man = manifest.select("image_id", "path", "root", "domain").join(spl, on="image_id", how="inner")
+    keep = ((pl.col("domain") == target_domain) & pl.col("split").is_in(["train", "unused"])) | (
+        pl.col("split") == "unlabelled")
+    rows = man.filter(keep).sort("image_id")
+    paths = [str(p) for p in io.image_paths(rows, manifest_path)]
+    return rows.select("image_id", pl.Series("abspath", paths, dtype=pl.String))
+
+
+def folder_rows(path: str | Path, splits: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Images of a folder (recursively) or a listing (a text file, one path a line) as pool rows,
+    minus any whose bytes are a dev, test or bridge image of ``splits``; returns (rows, dropped).
+
+    Raises:
+        InputPathError: when the path does not exist or holds no image.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    elif p.is_file():
+        lines = [x.strip() for x in p.read_text(encoding="utf-8", errors="replace").splitlines()]
+        files = [Path(x) if Path(x).is_absolute() else p.parent / x for x in lines if x and not x.startswith("#")]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise InputPathError(f"--unlabelled listing {p} names {len(missing)} missing file(s), e.g. {missing[0]}.")
+    else:
+        raise InputPathError(f"--unlabelled {p} does not exist; expected a folder of images or a listing.")
+    if not files:
+        raise InputPathError(f"--unlabelled {p} holds no image ({', '.join(IMAGE_SUFFIXES)}).")
+    ids = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    held = set(splits.filter(pl.col("split").is_in(list(NEVER)))["image_id"].to_list())
+    rows = pl.DataFrame({"image_id": ids, "abspath": [str(f.resolve()) for f in files]})
+    kept = rows.filter(~pl.col("image_id").is_in(list(held))).unique("image_id", keep="first").sort("image_id")
+    return kept, rows.height - kept.height
+
+
+# ---------------------------------------------------------------------------------------------
+# the losses
+
+
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.coeff * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, coeff: float) -> torch.Tensor:
+    """Identity forward; the gradient times ``-coeff`` backward (the gradient-reversal layer)."""
+    return _Reverse.apply(x, coeff)
+
+
+def ramp(progress: float) -> float:
+    """DANN's coefficient schedule 2 / (1 + exp(-10 p)) - 1: 0 at the start, near 1 at the end."""
+    return 2.0 / (1.0 + math.exp(-10.0 * min(max(progress, 0.0), 1.0))) - 1.0
+
+
+def coral_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+    """Squared distance of the feature means plus that of the covariances (DomainBed's CORAL)."""
+    fs, ft = fs.float(), ft.float()
+    ms, mt = fs.mean(0, keepdim=True), ft.mean(0, keepdim=True)
+    cs = (fs - ms).T @ (fs - ms) / max(fs.shape[0] - 1, 1)
+    ct = (ft - mt).T @ (ft - mt) / max(ft.shape[0] - 1, 1)
+    return (ms - mt).pow(2).mean() + (cs - ct).pow(2).mean()
+
+
+def domain_head(features: int) -> nn.Module:
+    """The domain classifier on pooled features (one logit: target)."""
+    return nn.Sequential(nn.Linear(features, 256), nn.ReLU(inplace=True), nn.Linear(256, 1))
+
+
+def pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The backbone's pooled features (timm's ``forward_head(..., pre_logits=True)``)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def strong_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A strong augmentation of normalised images: random contrast and brightness per image and a
+    cutout square of half the side (the draws come from ``gen`` on the CPU)."""
+    n, _, h, w = x.shape
+    u = torch.rand((n, 4), generator=gen)
+    scale = (1 + (u[:, 0] * 2 - 1) * 0.5).view(n, 1, 1, 1).to(x.device, x.dtype)
+    shift = ((u[:, 1] * 2 - 1) * 0.5).view(n, 1, 1, 1).to(x.device, x.dtype)
+    ys, xs = (u[:, 2] * h).long(), (u[:, 3] * w).long()
+    rr, cc = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    hole = ((rr - ys.view(n, 1, 1)).abs() < h // 4) & ((cc - xs.view(n, 1, 1)).abs() < w // 4)
+    return (x * scale + shift) * (~hole).unsqueeze(1).to(x.device, x.dtype)
+
+
+def thumbnails(cache: torch.Tensor, side: int = 8) -> np.ndarray:
+    """(N, side*side*C + 2C) features of uint8 (N, H, W, C) images: area-mean thumbnails plus the
+    channels' means and standard deviations (the density-ratio model's input)."""
+    x = cache.permute(0, 3, 1, 2).float()
+    thumb = nn.functional.adaptive_avg_pool2d(x, side).flatten(1)
+    return torch.cat([thumb, x.mean((2, 3)), x.std((2, 3))], 1).numpy().astype(np.float64)
+
+
+def importance_weights(src: torch.Tensor, pool: torch.Tensor, clip: float, seed: int) -> np.ndarray:
+    """Capped density-ratio weights (mean 1) of the source images ``src`` against the pool."""
+    from shiftkit.synth.weighting import fit_weighting
+
+    fs, ft = thumbnails(src), thumbnails(pool)
+    return fit_weighting(fs, ft, feature_size=8, clip=clip, seed=seed).weights(fs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the epoch
+
+
+@dataclass
+class EpochSums:
+    """One epoch's sums, as :class:`shiftkit.training.train.EpochStats` has them."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    seconds: float = 0.0
+
+
+class Adapter:
+    """The adapted epoch (``train_one_epoch``) of one run: the plain loss plus the method's."""
+
+    def __init__(self, spec: AdaptSpec, model: nn.Module, classes: int, source: torch.Tensor, *,
+                 weights: torch.Tensor, pool_batches, total_steps: int, lr: float, smoothing: float) -> None:
+        self.spec, self.classes, self.source, self.w = spec, classes, source, weights
+        self.pool_batches, self.total, self.step = pool_batches, max(total_steps, 1), 0
+        self.smoothing, self._iter, self._epoch = smoothing, None, -1
+        self.head = self.head_opt = None
+        if spec.method == "dann":
+            dim = int(model.num_features)
+            self.head = domain_head(dim).to(source.device)
+            self.head_opt = torch.optim.AdamW(self.head.parameters(), lr=lr, weight_decay=0.0)
+        self.seconds = 0.0
+
+    def meta(self) -> dict[str, Any]:
+        return self.spec.meta()
+
+    def _pool_batch(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:  # a fresh pool order each epoch, a function of the epoch (resume-safe)
+            self._epoch, self._round = epoch, 0
+            self.pool_batches.set_epoch(epoch * 1000)
+            self._iter = iter(self.pool_batches)
+        try:
+            return next(self._iter)[0]
+        except StopIteration:
+            self._round += 1
+            self.pool_batches.set_epoch(epoch * 1000 + self._round)
+            self._iter = iter(self.pool_batches)
+            return next(self._iter)[0]
+
+    def _loss(self, model: nn.Module, x: torch.Tensor, enc: torch.Tensor, epoch: int, b: int):
+        idx, y = enc // self.classes, enc % self.classes
+        coeff = ramp(self.step / self.total)
+        method = self.spec.method
+        fs = pooled(model, x)
+        logits = model.get_classifier()(fs)
+        ce = nn.functional.cross_entropy(logits, y, reduction="none", label_smoothing=self.smoothing)
+        w = self.w[idx] if method == "weighted" else torch.ones_like(ce)
+        loss = (ce * w).sum() / w.sum()
+        if method == "weighted":
+            return loss, logits, y
+        xu = self._pool_batch(epoch)
+        src = self.source[idx]
+        if method == "selftrain":
+            with torch.no_grad():
+                probs = torch.softmax(model(xu).float(), 1)
+            conf, pseudo = probs.max(1)
+            from shiftkit.training.batches import batch_generator
+
+            strong = strong_view(xu, batch_generator(self.spec.seed, epoch, 7, b))
+            lu = nn.functional.cross_entropy(model(strong), pseudo, reduction="none")
+            return loss + self.spec.weight * coeff * (lu * (conf >= self.spec.threshold)).mean(), logits, y
+        ft = pooled(model, xu)
+        if not bool(src.any()):
+            return loss, logits, y
+        if method == "coral":
+            return loss + self.spec.weight * coral_loss(fs[src], ft), logits, y
+        ds = self.head(reverse_gradient(fs[src], coeff)).float().squeeze(1)
+        dt = self.head(reverse_gradient(ft, coeff)).float().squeeze(1)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        dom = 0.5 * (bce(ds, torch.zeros_like(ds)) + bce(dt, torch.ones_like(dt)))
+        return loss + self.spec.weight * dom, logits, y
+
+    def train_one_epoch(self, model: nn.Module, batches: Iterable, optim, criterion: nn.Module, feed, *,
+                        on_step: Callable[[int, int, float], None] | None = None):
+        """One pass over ``batches`` with the method's loss (``criterion`` is the plain loss's
+        settings, applied here per row); after the run's last step the batch-norm statistics are
+        re-estimated on the pool."""
+        import time
+
+        stats, t0 = EpochSums(), time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
+        correct = torch.zeros((), dtype=torch.int64, device=feed.device)
+        epoch = getattr(batches, "epoch", 0)
+        self.step = epoch * len(batches)
+        for b, (x, enc) in enumerate(batches):
+            with torch.autocast(feed.device.type, dtype=feed.amp_dtype or torch.float32,
+                                enabled=feed.amp_dtype is not None):
+                loss, logits, y = self._loss(model, x, enc, epoch, b)
+            optim.opt.zero_grad(set_to_none=True)
+            if self.head_opt is not None:
+                self.head_opt.zero_grad(set_to_none=True)
+            optim.scaler.scale(loss).backward()
+            optim.scaler.step(optim.opt)
+            if self.head_opt is not None:
+                optim.scaler.step(self.head_opt)
+            optim.scaler.update()
+            optim.sched.step()
+            self.step += 1
+            n = y.shape[0]
+            loss_sum += loss.detach().double() * n
+            correct += (logits.detach().argmax(1) == y).sum()
+            stats.count += n
+            if on_step is not None:
+                on_step(b, n, time.perf_counter() - t0)
+        if self.spec.method != "weighted" and self.step >= self.total:
+            self.pool_statistics(model, feed)
+        stats.loss_sum, stats.correct = float(loss_sum), float(correct)
+        stats.seconds = time.perf_counter() - t0
+        return stats
+
+    @torch.no_grad()
+    def pool_statistics(self, model: nn.Module, feed) -> None:
+        """Batch-norm running statistics re-estimated on pool batches (cumulative average), so that
+        the target is evaluated with its own statistics; the weights do not change."""
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        saved = [(m.momentum, m.training) for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        self.pool_batches.set_epoch(10**6)
+        for i, (xu, _) in enumerate(self.pool_batches):
+            if i >= BN_BATCHES:
+                break
+            with torch.autocast(feed.device.type, dtype=feed.amp_dtype or torch.float32,
+                                enabled=feed.amp_dtype is not None):
+                model.forward_features(xu)
+        for m, (mom, tr) in zip(bns, saved, strict=True):
+            m.momentum = mom
+            m.train(tr)
+
+
+def attach(spec: AdaptSpec, model: nn.Module, tdata, train_items: pl.DataFrame, params, feed,
+           cache: Callable[[pl.DataFrame], torch.Tensor], steps: int) -> Adapter:
+    """The :class:`Adapter` of one run. Re-codes the labelled batches' targets as
+    ``row * classes + label`` (so that each row's domain and weight are known in the loss) and builds
+    the pool's batches (targets -1: no label) on the same device path.
+
+    Raises:
+        ConfigError: when the run is distributed or the images do not fit the decoded cache.
+        DataError: when a method that reads the pool has none.
+    """
+    from shiftkit.training.batches import DeviceBatches
+    from shiftkit.training.loader import Augment
+
+    if feed.dist.world_size > 1:
+        raise ConfigError(f"The {spec.method} arm does not run under torchrun yet; run it in one process.")
+    if tdata.path != "device":
+        raise ConfigError(f"The {spec.method} arm needs the decoded cache: set train.cache true and raise "
+                          "train.cache_mb until the train, dev and unlabelled images fit.")
+    if spec.pool.height < 2:
+        raise DataError(f"The {spec.method} arm needs unlabelled target images (the target's train images, the "
+                        f"'unlabelled' split or --unlabelled); found {spec.pool.height}.")
+    classes, batches = len(tdata.labels), tdata.batches
+    n = batches.targets.shape[0]
+    batches.targets = torch.arange(n, dtype=torch.int64) * classes + batches.targets
+    source = torch.as_tensor((train_items["domain"] != spec.target_domain).to_numpy(), device=feed.device)
+    pool_cache = cache(spec.pool)
+    weights = torch.ones(n, device=feed.device)
+    if spec.method == "weighted":
+        src = np.flatnonzero(source.cpu().numpy())
+        if len(src) >= 2:
+            w = importance_weights(batches.cache[torch.as_tensor(src)], pool_cache, spec.clip, spec.seed)
+            weights[torch.as_tensor(src, device=feed.device)] = torch.as_tensor(w, dtype=torch.float32,
+                                                                                   device=feed.device)
+    augment = Augment(params.translate, params.scale, params.rotate, params.hflip) if params.augment else None
+    share = POOL_SHARE.get(spec.method, 0.5)
+    pool_b = DeviceBatches(pool_cache, np.full(spec.pool.height, -1), batch_size=max(2, int(params.batch_size * share)),
+                           feed=feed.inputs, augment=augment, shuffle=True, seed=spec.seed + 1, drop_last=True)
+    if len(pool_b) == 0:
+        pool_b = DeviceBatches(pool_cache, np.full(spec.pool.height, -1), batch_size=spec.pool.height,
+                               feed=feed.inputs, augment=augment, shuffle=True, seed=spec.seed + 1)
+    return Adapter(spec, model, classes, source, weights=weights, pool_batches=pool_b, total_steps=steps,
+                   lr=params.finetune_lr, smoothing=params.label_smoothing)
