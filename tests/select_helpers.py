@@ -1,0 +1,60 @@
+"""A selection scenario on real digits with a known answer, for tests/test_select.py and
+benchmarks/select.py.
+
+web: MNIST digits (28 px) in which the classes ``rare`` are nearly absent (``n_rare`` images each);
+target: scikit-learn's 8x8 digits, every class equally often, split into a train pool, dev and
+test. The web-only model is then unsure about (and wrong on) the rare classes, so the informative
+pool images are known: those of the rare classes. With ``copies=True`` the target train pool is
+instead near copies of one image (every pool image equally informative: no strategy can beat random).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from tests import helpers
+from tests.train_helpers import manifest_rows
+
+RARE = (5, 6, 7, 8, 9)
+
+
+def build_scenario(base: Path, *, n_web: int = 400, n_rare: int = 2, n_pool: int = 500, n_dev: int = 400,
+                   n_test: int = 20, copies: bool = False, seed: int = 0) -> tuple[Path, Path]:
+    """Manifest and splits of the scenario (see the module docstring); returns their paths."""
+    wx, wy = helpers.mnist(n_web * 3)
+    keep, seen = [], dict.fromkeys(range(10), 0)
+    for i, y in enumerate(wy):
+        cap = n_rare if int(y) in RARE else n_web // 10
+        if seen[int(y)] < cap:
+            keep.append(i)
+            seen[int(y)] += 1
+    tx, ty = helpers.digits()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ty))
+    dev_test = order[: n_dev + n_test]
+    pool = order[n_dev + n_test: n_dev + n_test + n_pool]
+    if copies:
+        src = tx[pool[0]].astype(np.int16)
+        noise = rng.integers(-2, 3, size=(n_pool, *src.shape))
+        px, py = np.clip(src[None] + noise, 0, 255).astype(np.uint8), np.full(n_pool, ty[pool[0]])
+    else:
+        px, py = tx[pool], ty[pool]
+    web = helpers.write_folder(base / "raw" / "web", wx[keep], wy[keep], prefix="mnist")
+    tpool = helpers.write_folder(base / "raw" / "target", px, py, prefix="pool")
+    tdev = helpers.write_folder(base / "raw" / "target", tx[dev_test], ty[dev_test], prefix="dev")
+    table_dir = base / "manifest"
+    table_dir.mkdir(parents=True, exist_ok=True)
+    man = pl.concat([manifest_rows(base / "raw" / "web", "web", table_dir, web),
+                     manifest_rows(base / "raw" / "target", "target", table_dir, tpool + tdev)])
+    split = ["train"] * (len(web) + len(tpool)) + ["dev"] * n_dev + ["test"] * n_test
+    split[0] = "bridge"  # evaluate needs every split; the bridge is carved from the web images
+    spl = pl.DataFrame({"image_id": man["image_id"], "split": split, "group": man["dup_group"]})
+    spl = spl.unique("image_id", keep="first", maintain_order=True)
+    man = man.unique("image_id", keep="first", maintain_order=True)
+    return (io.write_table(man, table_dir / "manifest.parquet", schema.MANIFEST),
+            io.write_table(spl, base / "splits" / "splits.parquet", schema.SPLITS_TABLE))
