@@ -2,7 +2,7 @@
 benchmarks/select.py.
 
 web: MNIST digits (28 px) in which the classes ``rare`` are nearly absent (``n_rare`` images each);
-target: scikit-learn's 8x8 digits, every class equally often, split into a train pool, dev and
+target: other MNIST digits, every class about equally often, split into a train pool, dev and
 test. The web-only model is then unsure about (and wrong on) the rare classes, so the informative
 pool images are known: those of the rare classes. With ``copies=True`` the target train pool is
 instead near copies of one image (every pool image equally informative: no strategy can beat random).
@@ -33,7 +33,7 @@ def build_scenario(base: Path, *, n_web: int = 400, n_rare: int = 2, n_pool: int
         if seen[int(y)] < cap:
             keep.append(i)
             seen[int(y)] += 1
-    tx, ty = helpers.digits()
+    tx, ty = helpers.mnist(n_pool + n_dev + n_test, offset=n_web * 3)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(ty))
     dev_test = order[: n_dev + n_test]
@@ -58,3 +58,14 @@ def build_scenario(base: Path, *, n_web: int = 400, n_rare: int = 2, n_pool: int
     man = man.unique("image_id", keep="first", maintain_order=True)
     return (io.write_table(man, table_dir / "manifest.parquet", schema.MANIFEST),
             io.write_table(spl, base / "splits" / "splits.parquet", schema.SPLITS_TABLE))
+
+
+def web_only(splits: Path, manifest: Path, target: str = "target") -> Path:
+    """The budget-0 table beside ``splits``: the target's train images set to ``unused`` (what the
+    web-only model trains on)."""
+    man = io.read_table(manifest, schema.MANIFEST).select("image_id", "domain")
+    spl = io.read_table(splits, schema.SPLITS_TABLE)
+    j = spl.join(man, on="image_id", how="left")
+    out = j.with_columns(pl.when((pl.col("split") == "train") & (pl.col("domain") == target))
+                         .then(pl.lit("unused")).otherwise(pl.col("split")).alias("split")).select(spl.columns)
+    return io.write_table(out, splits.parent / "web.parquet", schema.SPLITS_TABLE)

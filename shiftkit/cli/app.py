@@ -542,3 +542,4 @@ def report_command(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
         )
     console.print(summary_line(data, out))
+from shiftkit.cli import select  # noqa: E402,F401  (registers its commands)

@@ -5,7 +5,8 @@ sees the current model's probabilities and pooled features only, :mod:`shiftkit.
 labels of the chosen images are revealed, and the web-only model is fine-tuned on the web train
 images plus every target image chosen so far (with ``curve.finetune_lr``, ``finetune_epochs``,
 ``head_epochs``; the web images keep it from forgetting the classes the chosen images lack).
-``curve.rounds`` rounds of ``curve.round_size`` images per strategy; round r selects with round r - 1's model (round 1 with the web-only model). Every point's dev errors are
+``curve.rounds`` rounds of ``curve.round_size`` images per strategy; round r selects with round
+r - 1's model (round 1 with the web-only model). Every point's dev errors are
 measured on the same dev images.
 
 How many labels a strategy saves is the worth machinery of :mod:`shiftkit.curve.worth` with
@@ -66,7 +67,7 @@ def dev_correct(model_dir: str | os.PathLike[str], dev: pl.DataFrame, workers: i
 
 def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: Path, *,
                  manifest: str | os.PathLike[str], web_model: str | os.PathLike[str], tparams: TrainParams,
-                 cparams: CurveParams) -> Path:
+                 cparams: CurveParams, pixels: str | os.PathLike[str] | None = None) -> Path:
     """Fine-tune the web-only model on the web train images + the target images ``chosen``; returns the
     model folder."""
     from shiftkit.training.loader import Tables
@@ -81,18 +82,21 @@ def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: P
     splits_out = io.write_table(table, out / "splits.parquet", schema.SPLITS_TABLE)
     params = dataclasses.replace(tparams, pretrained=str(web_model), finetune_lr=cparams.finetune_lr,
                                  finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
-    train(manifest, splits_out, model, params, tables=Tables(man, table, None, manifest, splits_out, None))
+    train(manifest, splits_out, model, params, tables=Tables(man, table, None, manifest, splits_out, None),
+          pixels=pixels)
     return model
 
 
 def run_round(
     strategy: str, round_no: int, manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
     web_model: str | os.PathLike[str], out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams,
-    *, previous: str | os.PathLike[str] | None = None, workers: int = 0,
+    *, previous: str | os.PathLike[str] | None = None, workers: int = 0, pixels: str | os.PathLike[str] | None = None,
 ) -> str:
     """Round ``round_no`` of ``strategy``: select ``curve.round_size`` more target train images with the
     previous round's model (``previous``: its folder; none for round 1: the web-only model), reveal
     their labels, fine-tune the web-only model on all chosen so far, measure it on dev.
+
+    ``pixels``: the curve's decoded-image store (:func:`shiftkit.curve.stage.write_pixels`).
 
     Writes ``out_dir``: chosen.parquet (image_id, round), model/, splits.parquet, dev.parquet.
     Returns a one-line summary.
@@ -121,7 +125,7 @@ def run_round(
     out = Path(out_dir)
     with io.replace_dir(out) as tmp:
         model = _train_round(chosen["image_id"].to_list(), spl, man, tmp, manifest=manifest, web_model=web_model,
-                             tparams=tparams, cparams=cparams)
+                             tparams=tparams, cparams=cparams, pixels=pixels)
         chosen.write_parquet(tmp / CHOSEN)
         dev = dev_correct(model, rows.filter(pl.col("split") == "dev").sort("image_id"), workers)
         dev.write_parquet(tmp / DEV)
