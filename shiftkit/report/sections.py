@@ -21,6 +21,7 @@ import polars as pl
 from shiftkit.core.schema import SPLITS
 from shiftkit.report.analysis import shown_classes
 from shiftkit.report.blocks import DIAGNOSIS_MARK, Block, Bullets, Figure, Gallery, Section, Steps, Table, Text
+from shiftkit.report.selection import selection_section
 from shiftkit.report.text import ci, level_text, pct, pts
 from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
@@ -305,6 +306,7 @@ BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     errors_section,
     next_steps_section,
     curve_section,
+    selection_section,
     compare_section,
     by_class_section,
     by_domain_section,

@@ -1,0 +1,82 @@
+"""``shiftkit select`` on 10,000 unlabelled images with a resnet10t: wall time of the whole command.
+
+The images are real MNIST digits (the 12,000 shipped in shiftkit/ingest/data) written as 64x64
+PNGs in a flat folder (``--images``: every file is read, hashed, decoded and resized to the
+model's ``img_size`` from its model.json: 32 px, the project's default ``train.img_size``). The
+model is a resnet10t with random weights written as ``shiftkit train`` writes one (speed does not
+depend on the weights). Each strategy runs as its own ``python -m shiftkit select`` process, so
+start-up, hashing, decoding, the one forward pass (probabilities and pooled features together),
+the strategy and the contact sheet are all counted. The acceptance bar is under 60 s on 2 cores.
+
+    PYTHONPATH=. python benchmarks/select.py [--images 10000] [--budget 300] [--strategies margin clue coreset]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shiftkit.ingest.example import mnist_subset  # noqa: E402
+
+
+def write_images(folder: Path, n: int) -> None:
+    from PIL import Image
+
+    x, _ = mnist_subset()
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(x[i % len(x)]).resize((64, 64), Image.BILINEAR).save(folder / f"img_{i:05d}.png")
+        if i >= len(x):  # more images than digits: make the bytes distinct
+            with open(folder / f"img_{i:05d}.png", "ab") as fh:
+                fh.write(i.to_bytes(4, "little"))
+
+
+def write_model(folder: Path, img_size: int) -> None:
+    from shiftkit.training.checkpoint import write_model as write
+    from shiftkit.training.models import create_model, data_config
+
+    model = create_model("resnet10t", 10, in_chans=3, pretrained=False)
+    mean, std = data_config(model, 3)
+    folder.mkdir(parents=True)
+    write(folder, model, {"model": "resnet10t", "labels": [str(i) for i in range(10)], "img_size": img_size,
+                          "channels": 3, "mean": list(mean), "std": list(std), "pretrained": False})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--img-size", type=int, default=32)
+    ap.add_argument("--strategies", nargs="+", default=["margin", "clue", "coreset"])
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        t0 = time.perf_counter()
+        write_images(base / "pool", a.images)
+        write_model(base / "model", a.img_size)
+        print(f"wrote {a.images:,} 64x64 PNGs and a resnet10t ({a.img_size} px) in {time.perf_counter() - t0:.1f} s")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for s in a.strategies:
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "shiftkit", "select", "--images", str(base / "pool"),
+                                   "--model", str(base / "model"), "--budget", str(a.budget), "--strategy", s,
+                                   "--out", str(base / f"sel-{s}"), "--params", str(ROOT / "params.yaml")],
+                                  env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            last = (proc.stdout.strip().splitlines() or [proc.stderr.strip()])[-1]
+            print(f"{s:8s} exit {proc.returncode}  {wall:6.1f} s  {a.images / wall:6.0f} img/s  | {last}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
