@@ -542,4 +542,6 @@ def report_command(
             predictions, out, manifest=manifest, synth=synth, compare_to=compare, params=p, human_error=human_error
         )
     console.print(summary_line(data, out))
-from shiftkit.cli import select  # noqa: E402,F401  (registers its commands)
+from shiftkit.cli.select import select_command  # noqa: E402  (issue 24; registered here: no import cycle)
+
+app.command("select")(select_command)

@@ -1,4 +1,9 @@
-"""``shiftkit select``: which pool images to label next (registers its command on the app)."""
+"""``shiftkit select``: which pool images to label next.
+
+The command function is plain; :mod:`shiftkit.cli.app` registers it (``app.command("select")``) on its
+last lines. This module imports nothing of ``cli.app``, so the two never import each other (the
+import-cycle test of tests/test_layers.py).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from pathlib import Path
 
 import typer
 
-from shiftkit.cli.app import PARAMS_OPTION, app, load_params
 from shiftkit.core.console import console
 
+PARAMS_OPTION = typer.Option(
+    Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."
+)
 
-@app.command("select")
+
 def select_command(
     model: Path = typer.Option(..., "--model", help="Trained model folder (from `shiftkit train`, e.g. models/web)."),
     budget: int = typer.Option(..., "--budget", "-n", help="How many images to choose."),
@@ -26,7 +33,6 @@ def select_command(
     images: Path | None = typer.Option(
         None, "--images", help="A folder of images or a CSV/parquet listing (column path): the pool, instead of tables."
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of random, coreset's first centre, clue's k-means."),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Choose which unlabelled images to label next: a listing for a labelling tool and a contact sheet.
@@ -35,14 +41,12 @@ def select_command(
     the curve's selection simulation measures (curve.selection).
     """
     from shiftkit.core.errors import ConfigError
+    from shiftkit.params import load_params
     from shiftkit.select import pool as pools
     from shiftkit.select.stage import select, summary_line
     from shiftkit.select.strategies import get_strategy
 
-    p = load_params(params)
-    if seed is not None:
-        p = p.replace("select", seed=seed)
-    sp = p.select
+    sp = load_params(params).select  # select.seed: random's draw, coreset's first centre, clue's k-means
     get_strategy(strategy)  # an unknown name fails before any table or model is read
     if budget < 1:
         raise ConfigError(f"The --budget option must be at least 1; got {budget}.")

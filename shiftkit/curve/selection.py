@@ -214,3 +214,62 @@ def sentence(rows: list[dict[str, Any]]) -> str:
     if not claimed:
         return "No selection strategy is shown to beat random on these dev images: label at random."
     return "; ".join(claimed.values()) + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline's steps: one strategy's rounds, and the summary the curve step merges into curve.json
+
+WEB = "web"  # <selection dir>/web/dev.parquet: the web-only model on dev, every strategy's first point
+
+
+def run_strategy(
+    strategy: str, manifest: str | os.PathLike[str], splits: str | os.PathLike[str], web_model: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams, *,
+    pixels: str | os.PathLike[str] | None = None, workers: int = 0,
+) -> str:
+    """Every round of ``strategy`` into ``out_dir/round-<r>`` (the folder replaced as one set)."""
+    from shiftkit.select.strategies import get_strategy
+
+    get_strategy(strategy)
+    lines = []
+    with io.replace_dir(out_dir) as tmp:
+        for r in range(1, cparams.rounds + 1):
+            prev = tmp / f"round-{r - 1}" if r > 1 else None
+            lines.append(run_round(strategy, r, manifest, splits, web_model, tmp / f"round-{r}", tparams, cparams,
+                                   previous=prev, workers=workers, pixels=pixels))
+    return lines[-1]
+
+
+def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...]) -> dict[tuple[str, int], pl.DataFrame]:
+    """(strategy, labels) -> dev results of every round written under ``selection_dir`` (plus labels 0).
+
+    Raises:
+        InputPathError: when the web-only point or a strategy's rounds are missing.
+    """
+    from shiftkit.core.errors import InputPathError
+
+    root = Path(selection_dir)
+    if not (root / WEB / DEV).is_file():
+        raise InputPathError(f"{root / WEB / DEV} does not exist; run the selection's web step first.")
+    web = pl.read_parquet(root / WEB / DEV)
+    out = {}
+    for s in strategies:
+        rounds = sorted(root.glob(f"{s}/round-*/{DEV}"), key=lambda p: int(p.parent.name.split("-")[1]))
+        if not rounds:
+            raise InputPathError(f"{root / s} holds no round; run the selection's rounds for {s!r} first.")
+        out[(s, 0)] = web
+        for p in rounds:
+            out[(s, pl.read_parquet(p.parent / CHOSEN).height)] = pl.read_parquet(p)
+    return out
+
+
+def summarize(selection_dir: str | os.PathLike[str], manifest: str | os.PathLike[str], cparams: CurveParams,
+              synth: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The selection simulation for curve.json (None when ``curve.selection`` is empty)."""
+    from shiftkit.stats.bootstrap import cluster_ids
+
+    if not cparams.selection:
+        return None
+    man = io.read_table(manifest, schema.MANIFEST)
+    syn = io.read_table(synth, schema.SYNTH) if synth else None
+    return savings(collect(selection_dir, cparams.selection), cluster_ids(man, syn), cparams)
