@@ -69,3 +69,27 @@ def web_only(splits: Path, manifest: Path, target: str = "target") -> Path:
     out = j.with_columns(pl.when((pl.col("split") == "train") & (pl.col("domain") == target))
                          .then(pl.lit("unused")).otherwise(pl.col("split")).alias("split")).select(spl.columns)
     return io.write_table(out, splits.parent / "web.parquet", schema.SPLITS_TABLE)
+
+
+def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, seed: int = 0,
+             round_size: int = 30, rounds: int = 2) -> dict:
+    """The curve's selection simulation on the scenario, end to end with the real training: the
+    web-only model, every strategy's rounds, and the savings against random (curve.selection's output)."""
+    from shiftkit.curve import selection
+    from shiftkit.curve.params import CurveParams
+    from shiftkit.curve.stage import write_pixels
+    from shiftkit.training.params import TrainParams
+    from shiftkit.training.train import train
+
+    m, s = build_scenario(base, copies=copies, n_web=300, n_pool=300, n_dev=300, seed=seed)
+    tp = TrainParams(img_size=16, batch_size=32, finetune_epochs=15, head_epochs=0, pretrained=False,
+                     augment=False, workers=1, eval_batches=1, seed=seed)
+    write_pixels(m, s, base / "pixels", tp)
+    train(m, web_only(s, m), base / "web", tp, pixels=base / "pixels")
+    cp = CurveParams(selection=strategies, round_size=round_size, rounds=rounds, finetune_epochs=6, head_epochs=0,
+                     finetune_lr=1e-3, seed=seed)
+    sel = base / "selection"
+    selection.web_dev(base / "web", m, s, sel / selection.WEB, cp)
+    for name in strategies:
+        selection.run_strategy(name, m, s, base / "web", sel / name, tp, cp, pixels=base / "pixels")
+    return selection.summarize(sel, m, cp)
