@@ -171,3 +171,30 @@ def test_an_informative_subset_earns_a_claimed_saving_and_copies_earn_none(tmp_p
     null = simulate(tmp_path / "copies", ("random", "margin"), copies=True, rounds=1)
     assert not any(r["claimed"] for r in null["savings"]), null["savings"]
     assert null["sentence"].startswith("No selection strategy is shown to beat random")
+
+
+def _dev(errors: int, n: int = 400) -> pl.DataFrame:
+    return pl.DataFrame({"image_id": [f"{i:04d}" for i in range(n)], "correct": [i >= errors for i in range(n)]})
+
+
+def test_savings_read_off_randoms_curve_and_reach_the_report():
+    """Known curves: random 50% -> 40% -> 30% dev error at 0, 30, 60 labels; margin reaches 30% with 30
+    labels, so it saves about 30 labels there (random reaches 30% at 60), claimed under Holm."""
+    from shiftkit.curve.selection import savings
+    from shiftkit.report.markdown import render_sections
+    from shiftkit.report.selection import figure, section
+
+    dev = {("random", 0): _dev(200), ("random", 30): _dev(160), ("random", 60): _dev(120),
+           ("margin", 0): _dev(200), ("margin", 30): _dev(120), ("margin", 60): _dev(100)}
+    clusters = pl.DataFrame({"image_id": [f"{i:04d}" for i in range(400)], "cluster": [f"{i:04d}" for i in range(400)]})
+    data = savings(dev, clusters, CurveParams(selection=("random", "margin"), replicates=200))
+    at30 = next(r for r in data["savings"] if r["labels"] == 30)
+    assert at30["claimed"] and at30["random_labels"] == pytest.approx(60.0) and at30["saved"] == pytest.approx(30.0)
+    assert data["sentence"].startswith("margin with 30 labels reaches the dev error random needs about 60")
+    md = render_sections([section(data)])
+    assert "| margin | 30 |" in md and "about 30 labels saved" in md and "selection_curve.png" in md
+    assert figure(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    # equal curves: nothing claimed
+    same = {k: dev[("random", k[1])] for k in dev}
+    flat = savings(same, clusters, CurveParams(selection=("random", "margin"), replicates=200))
+    assert not any(r["claimed"] for r in flat["savings"])
