@@ -13,4 +13,4 @@ class SelectParams(ParamsSection):
     seed: int = param(0, SEED)  # random's draw, coreset's first centre, clue's k-means start
     target_domain: str = param("target", Text("a domain name"))  # whose unused train images join the pool
     batch_size: int = param(256, COUNT, speed_only=True)  # images per forward pass
-    workers: int = param(0, WORKERS, speed_only=True)  # decoding processes; 0 means all cores
+    workers: int = param(0, WORKERS, speed_only=True)  # data-loader decoding processes (0: the main process)
