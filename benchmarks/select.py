@@ -16,16 +16,22 @@ time does not, and on 2 free cores the wall time lies between cpu / 2 and cpu.
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+# this file's name shadows the standard library's ``select`` (which subprocess imports) when it is
+# run as a script: take its folder off the module path first
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
