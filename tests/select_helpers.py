@@ -72,9 +72,12 @@ def web_only(splits: Path, manifest: Path, target: str = "target") -> Path:
 
 
 def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, seed: int = 0,
-             round_size: int = 30, rounds: int = 2) -> dict:
+             round_size: int = 30, rounds: int = 2, web: Path | None = None) -> dict:
     """The curve's selection simulation on the scenario, end to end with the real training: the
-    web-only model, every strategy's rounds, and the savings against random (curve.selection's output)."""
+    web-only model, every strategy's rounds, and the savings against random (curve.selection's output).
+
+    ``web``: a web-only model already trained on the same web images (the scenario's web images do not
+    depend on ``copies``), instead of training it again."""
     from shiftkit.curve import selection
     from shiftkit.curve.params import CurveParams
     from shiftkit.curve.stage import write_pixels
@@ -85,11 +88,13 @@ def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, s
     tp = TrainParams(img_size=16, batch_size=32, finetune_epochs=15, head_epochs=0, pretrained=False,
                      augment=False, workers=1, eval_batches=1, seed=seed)
     write_pixels(m, s, base / "pixels", tp)
-    train(m, web_only(s, m), base / "web", tp, pixels=base / "pixels")
+    if web is None:
+        web = base / "web"
+        train(m, web_only(s, m), web, tp, pixels=base / "pixels")
     cp = CurveParams(selection=strategies, round_size=round_size, rounds=rounds, finetune_epochs=6, head_epochs=0,
                      finetune_lr=1e-3, seed=seed)
     sel = base / "selection"
-    selection.web_dev(base / "web", m, s, sel / selection.WEB, cp)
+    selection.web_dev(web, m, s, sel / selection.WEB, cp)
     for name in strategies:
-        selection.run_strategy(name, m, s, base / "web", sel / name, tp, cp, pixels=base / "pixels")
+        selection.run_strategy(name, m, s, web, sel / name, tp, cp, pixels=base / "pixels")
     return selection.summarize(sel, m, cp)

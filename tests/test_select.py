@@ -168,7 +168,8 @@ def test_an_informative_subset_earns_a_claimed_saving_and_copies_earn_none(tmp_p
     web = {p["strategy"]: p["dev_error"] for p in found["points"] if p["labels"] == 0}
     assert web["random"] == web["margin"]
 
-    null = simulate(tmp_path / "copies", ("random", "margin"), copies=True, rounds=1)
+    web = tmp_path / "informative" / "web"  # the same web images: the same web-only model
+    null = simulate(tmp_path / "copies", ("random", "margin"), copies=True, rounds=1, web=web)
     assert not any(r["claimed"] for r in null["savings"]), null["savings"]
     assert null["sentence"].startswith("No selection strategy is shown to beat random")
 
