@@ -43,6 +43,7 @@ def _parser():
     s.add_argument("--predictions", required=True)
     s.add_argument("--budgets", required=True)
     s.add_argument("--synth", help="the synth table: children are resampled with their parents (left out: none)")
+    s.add_argument("--selection", help="the selection simulation's folder (curve_select_*; left out: none)")
     s.add_argument("--out", required=True)
     return ap
 
@@ -82,6 +83,10 @@ def _step(args) -> str:
     if args.step == "evaluate":
         return stage.evaluate_arm(args.arm, args.manifest, args.model, args.out, p.evaluate, synth=args.synth or None)
     data = stage.build_curve(args.predictions, args.budgets, args.manifest, p.curve, p.report, synth=args.synth or None)
+    if args.selection:  # which images to label: the strategies against random (shiftkit/curve/selection.py)
+        from shiftkit.curve.selection import summarize
+
+        data["selection"] = summarize(args.selection, args.manifest, p.curve, synth=args.synth or None)
     summary.write_curve(data, args.out)
     return summary.curve_summary(data)
 

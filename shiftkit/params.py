@@ -37,6 +37,7 @@ from shiftkit.curve.params import CurveParams
 from shiftkit.ingest.params import ExampleParams, IngestParams
 from shiftkit.report.params import ReportParams
 from shiftkit.runtime.params import EngineParams
+from shiftkit.select.params import SelectParams
 from shiftkit.shift.params import ShiftParams
 from shiftkit.splits.params import SplitParams
 from shiftkit.synth.params import SynthParams
@@ -44,7 +45,8 @@ from shiftkit.training.params import EvaluateParams, TrainParams
 
 __all__ = [
     "MAX_PARAMS_BYTES", "CheckParams", "CurveParams", "EngineParams", "EvaluateParams", "ExampleParams",
-    "IngestParams", "Params", "ReportParams", "ShiftParams", "SplitParams", "SynthParams", "TrainParams",
+    "IngestParams", "Params", "ReportParams", "SelectParams",
+    "ShiftParams", "SplitParams", "SynthParams", "TrainParams",
     "load_params", "params_from_mapping", "parse_assignments", "parse_params_text", "section_class",
     "section_names", "speed_only_keys",
 ]

@@ -25,7 +25,7 @@ ORDER: tuple[frozenset[str], ...] = tuple(
         "splits",
         "synth",
         "training",
-        "shift report",
+        "shift report select",
         "curve",
         "cli",
     )

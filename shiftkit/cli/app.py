@@ -620,3 +620,6 @@ def report_command(
 from shiftkit.cli.models import register as _register_models  # noqa: E402  (adds `shiftkit models`)
 
 _register_models(app)
+from shiftkit.cli.select import select_command  # noqa: E402  (issue 24; registered here: no import cycle)
+
+app.command("select")(select_command)

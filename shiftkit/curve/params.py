@@ -21,6 +21,7 @@ from shiftkit.core.config import (
 )
 from shiftkit.core.errors import ConfigError
 from shiftkit.curve.arms import arm_names
+from shiftkit.select.strategies import strategy_names
 
 # --- curve ----------------------------------------------------------------------------------------
 
@@ -58,12 +59,21 @@ class CurveParams(ParamsSection):
     weight_clip: float = param(10.0, Interval(float, 1, None))  # weighted: cap, times the median weight
     replicates: int = param(1000, Interval(int, 100, None))  # resamples of dev clusters for the intervals
     level: float = param(0.95, Interval(float, 0, 1, "neither"))  # confidence level of the intervals
+    # selection strategies simulated on the curve (shiftkit/curve/selection.py); random is the reference
+    selection: tuple[str, ...] = param((), Each(Registered(strategy_names), max_items=8))
+    round_size: int = param(50, Interval(int, 1, None))  # selection: target images labelled per round
+    rounds: int = param(4, Interval(int, 1, 32))  # selection: rounds per strategy
 
     def check_together(self) -> None:
         if not self.arms or len(set(self.arms)) != len(self.arms):
             raise ConfigError(
                 f"The 'curve.arms' parameter must list distinct arms, at least one. "
                 f"Got {show(list(self.arms))} instead."
+            )
+        if self.selection and ("random" not in self.selection or len(set(self.selection)) != len(self.selection)):
+            raise ConfigError(
+                f"The 'curve.selection' parameter must list distinct strategies including random (the reference "
+                f"every saving is measured against). Got {show(list(self.selection))} instead."
             )
         if not self.budgets or len(set(self.budgets)) != len(self.budgets):
             raise ConfigError(

@@ -23,6 +23,7 @@ from shiftkit.report.analysis import shown_classes
 from shiftkit.report.blocks import DIAGNOSIS_MARK, Block, Bullets, Figure, Gallery, Section, Steps, Table, Text
 from shiftkit.report.groups import groups_section
 from shiftkit.report.labelfree import label_free_section
+from shiftkit.report.selection import selection_section
 from shiftkit.report.text import ci, level_text, pct, pts
 from shiftkit.stats.decompose import CLAIM_METHOD, GAP_NAMES, GAP_TITLES, INCONCLUSIVE
 
@@ -339,6 +340,7 @@ BUILDERS: tuple[Callable[[Any], list[Section]], ...] = (
     curve_section,
     label_free_section,
     mitigations_section,
+    selection_section,
     compare_section,
     by_class_section,
     by_domain_section,

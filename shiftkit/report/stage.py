@@ -168,7 +168,7 @@ def _label_free(preds: pl.DataFrame, clusters: pl.DataFrame, params: ReportParam
 
 
 # what the report writes at the top of its folder (anything else there is refused, not deleted)
-OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots", "curve.png")
+OUTPUTS = ("report.md", "report.html", "metrics.json", "analysis.json", "plots", "curve.png", "selection_curve.png")
 
 
 def write_report(
@@ -200,6 +200,11 @@ def write_report(
             from shiftkit.report.curve import CURVE_PNG, figure
 
             written["curve"] = io.write_bytes(out / CURVE_PNG, figure(data.curve))
+            if (data.curve.get("selection") or {}).get("strategies"):  # the selection simulation's figure
+                from shiftkit.report import selection
+
+                sel = data.curve["selection"]
+                written["selection"] = io.write_bytes(out / selection.SELECTION_PNG, selection.figure(sel))
         written["markdown"] = io.write_text(out / "report.md", markdown.render_sections(sections))
         written["html"] = io.write_text(out / "report.html", html.render_sections(sections))
     return {k: final / p.relative_to(out) for k, p in written.items()}

@@ -1,0 +1,97 @@
+"""``shiftkit select`` on 10,000 unlabelled images with a resnet10t: wall time of the whole command.
+
+The images are real MNIST digits (the 12,000 shipped in shiftkit/ingest/data) written as 64x64
+PNGs in a flat folder (``--images``: every file is read, hashed, decoded and resized to the
+model's ``img_size`` from its model.json: 32 px, the project's default ``train.img_size``). The
+model is a resnet10t with random weights written as ``shiftkit train`` writes one (speed does not
+depend on the weights). Each strategy runs as its own ``python -m shiftkit select`` process, so
+start-up, hashing, decoding, the one forward pass (probabilities and pooled features together),
+the strategy and the contact sheet are all counted. The acceptance bar is under 60 s on 2 cores.
+Besides the wall time it prints the CPU seconds the command used (user + system, all its threads and
+processes): on a machine shared with other work the wall time includes waiting for a core, the CPU
+time does not, and on 2 free cores the wall time lies between cpu / 2 and cpu.
+
+    PYTHONPATH=. python benchmarks/select.py [--images 10000] [--budget 300] [--strategies margin clue coreset]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# this file's name shadows the standard library's ``select`` (which subprocess imports) when it is
+# run as a script: take its folder off the module path first
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shiftkit.ingest.example import mnist_subset  # noqa: E402
+
+
+def write_images(folder: Path, n: int) -> None:
+    from PIL import Image
+
+    x, _ = mnist_subset()
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(x[i % len(x)]).resize((64, 64), Image.BILINEAR).save(folder / f"img_{i:05d}.png")
+        if i >= len(x):  # more images than digits: make the bytes distinct
+            with open(folder / f"img_{i:05d}.png", "ab") as fh:
+                fh.write(i.to_bytes(4, "little"))
+
+
+def write_model(folder: Path, img_size: int) -> None:
+    from shiftkit.training.checkpoint import write_model as write
+    from shiftkit.training.models import create_model, data_config
+
+    model = create_model("resnet10t", 10, in_chans=3, pretrained=False)
+    mean, std = data_config(model, 3)
+    folder.mkdir(parents=True)
+    write(folder, model, {"model": "resnet10t", "labels": [str(i) for i in range(10)], "img_size": img_size,
+                          "channels": 3, "mean": list(mean), "std": list(std), "pretrained": False})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--img-size", type=int, default=32)
+    ap.add_argument("--strategies", nargs="+", default=["margin", "clue", "coreset"])
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        t0 = time.perf_counter()
+        write_images(base / "pool", a.images)
+        write_model(base / "model", a.img_size)
+        print(f"wrote {a.images:,} 64x64 PNGs and a resnet10t ({a.img_size} px) in {time.perf_counter() - t0:.1f} s")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for s in a.strategies:
+            t, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            proc = subprocess.run([sys.executable, "-m", "shiftkit", "select", "--images", str(base / "pool"),
+                                   "--model", str(base / "model"), "--budget", str(a.budget), "--strategy", s,
+                                   "--out", str(base / f"sel-{s}"), "--params", str(ROOT / "params.yaml")],
+                                  env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+            last = (proc.stdout.strip().splitlines() or [proc.stderr.strip()])[-1]
+            # on a shared machine the wall time includes waiting for the cores; the CPU seconds the
+            # command used do not: on 2 free cores its wall time lies between cpu / 2 and cpu
+            print(f"{s:8s} exit {proc.returncode}  wall {wall:6.1f} s  cpu {cpu:6.1f} s  "
+                  f"({a.images / wall:,.0f} img/s wall)  | {last}", flush=True)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

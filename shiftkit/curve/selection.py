@@ -1,0 +1,275 @@
+"""The selection simulation on the learning curve: which target images to label, priced in labels.
+
+The target's labelled train images become a pool whose labels are hidden from the strategy (it
+sees the current model's probabilities and pooled features only, :mod:`shiftkit.select`); the
+labels of the chosen images are revealed, and the web-only model is fine-tuned on the web train
+images plus every target image chosen so far (with ``curve.finetune_lr``, ``finetune_epochs``,
+``head_epochs``; the web images keep it from forgetting the classes the chosen images lack).
+``curve.rounds`` rounds of ``curve.round_size`` images per strategy; round r selects with round
+r - 1's model (round 1 with the web-only model). Every point's dev errors are
+measured on the same dev images.
+
+How many labels a strategy saves is the worth machinery of :mod:`shiftkit.curve.worth` with
+``random`` as the baseline: at each round, how many labels random needs (read off its curve,
+linear in log(1 + n)) to reach the strategy's dev error, with a percentile interval from one
+paired resampling of the dev clusters, claimed only when the gain passes Holm's step-down over
+every (strategy, round) at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shiftkit.core import files as io
+from shiftkit.core import schema
+from shiftkit.core.errors import DataError
+from shiftkit.curve import worth
+from shiftkit.curve.arms import UNUSED
+from shiftkit.curve.params import CurveParams
+from shiftkit.training.params import TrainParams
+
+REFERENCE = "random"
+SELECTION_JSON = "selection.json"
+CHOSEN = "chosen.parquet"  # image_id, round: the images labelled so far, in the order chosen
+DEV = "dev.parquet"  # image_id, correct: the round's model on the dev images
+
+
+def _rows(
+    manifest: str | os.PathLike[str], splits: str | os.PathLike[str], target: str,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(manifest, splits, the pool: target train rows with abspath), all sorted by image_id."""
+    from shiftkit.training.loader import items
+
+    man = io.read_table(manifest, schema.MANIFEST)
+    spl = io.read_table(splits, schema.SPLITS_TABLE)
+    rows = items(man, manifest, spl, ["train", "dev"])
+    pool = rows.filter((pl.col("split") == "train") & (pl.col("domain") == target)).sort("image_id")
+    if not pool.height:
+        raise DataError(f"{splits} has no {target!r} train image to simulate a selection on.")
+    return man, spl, rows
+
+
+def dev_correct(model_dir: str | os.PathLike[str], dev: pl.DataFrame, workers: int = 0) -> pl.DataFrame:
+    """image_id, correct of ``model_dir`` on the dev rows (items with abspath and label)."""
+    from shiftkit.select.embed import embed
+
+    e = embed(model_dir, dev["abspath"].to_list(), workers=workers, label="selection dev")
+    pred = np.array(e.labels, dtype=object)[e.probs.argmax(axis=1)]
+    return dev.select("image_id", pl.Series("correct", pred == dev["label"].to_numpy().astype(object)))
+
+
+def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: Path, *,
+                 manifest: str | os.PathLike[str], web_model: str | os.PathLike[str], tparams: TrainParams,
+                 cparams: CurveParams, pixels: str | os.PathLike[str] | None = None) -> Path:
+    """Fine-tune the web-only model on the web train images + the target images ``chosen``; returns the
+    model folder."""
+    from shiftkit.training.loader import Tables
+    from shiftkit.training.train import train
+
+    dom = man.select("image_id", "domain")
+    keep = pl.col("image_id").is_in(chosen) | (pl.col("domain") != cparams.target_domain)
+    table = spl.join(dom, on="image_id", how="left").with_columns(
+        pl.when((pl.col("split") == "train") & ~keep).then(pl.lit(UNUSED)).otherwise(pl.col("split")).alias("split")
+    ).select(spl.columns)
+    model = io.ensure_dir(out / "model")
+    splits_out = io.write_table(table, out / "splits.parquet", schema.SPLITS_TABLE)
+    params = dataclasses.replace(tparams, pretrained=str(web_model), finetune_lr=cparams.finetune_lr,
+                                 finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
+    train(manifest, splits_out, model, params, tables=Tables(man, table, None, manifest, splits_out, None),
+          pixels=pixels)
+    return model
+
+
+def run_round(
+    strategy: str, round_no: int, manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
+    web_model: str | os.PathLike[str], out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams,
+    *, previous: str | os.PathLike[str] | None = None, workers: int = 0, pixels: str | os.PathLike[str] | None = None,
+) -> str:
+    """Round ``round_no`` of ``strategy``: select ``curve.round_size`` more target train images with the
+    previous round's model (``previous``: its folder; none for round 1: the web-only model), reveal
+    their labels, fine-tune the web-only model on all chosen so far, measure it on dev.
+
+    ``pixels``: the curve's decoded-image store (:func:`shiftkit.curve.stage.write_pixels`).
+
+    Writes ``out_dir``: chosen.parquet (image_id, round), model/, splits.parquet, dev.parquet.
+    Returns a one-line summary.
+    """
+    from shiftkit.select.embed import embed
+    from shiftkit.select.strategies import PoolView, choose
+
+    man, spl, rows = _rows(manifest, splits, cparams.target_domain)
+    pool = rows.filter((pl.col("split") == "train") & (pl.col("domain") == cparams.target_domain)).sort("image_id")
+    if previous is None:
+        before = pl.DataFrame({"image_id": [], "round": []}, schema={"image_id": pl.String, "round": pl.Int64})
+        model_dir = web_model
+    else:
+        before = pl.read_parquet(Path(previous) / CHOSEN)
+        model_dir = Path(previous) / "model"
+    # the strategy sees paths, probabilities and features: never a label of the pool
+    e = embed(model_dir, pool["abspath"].to_list(), workers=workers, label=f"{strategy} round {round_no}")
+    done = pool["image_id"].is_in(before["image_id"].implode()).to_numpy()
+    rest = np.flatnonzero(~done)
+    view = PoolView(e.probs[rest], e.feats[rest], e.labels, seed=cparams.seed * 1000 + round_no,
+                    labelled=e.feats[done] if done.any() else np.empty((0, 0)))
+    picked = choose(strategy, view, cparams.round_size)
+    new = pool["image_id"].to_numpy()[rest[picked.index]].tolist()
+    chosen = pl.concat([before, pl.DataFrame({"image_id": new, "round": [round_no] * len(new)},
+                                             schema={"image_id": pl.String, "round": pl.Int64})])
+    out = Path(out_dir)
+    with io.replace_dir(out) as tmp:
+        model = _train_round(chosen["image_id"].to_list(), spl, man, tmp, manifest=manifest, web_model=web_model,
+                             tparams=tparams, cparams=cparams, pixels=pixels)
+        chosen.write_parquet(tmp / CHOSEN)
+        dev = dev_correct(model, rows.filter(pl.col("split") == "dev").sort("image_id"), workers)
+        dev.write_parquet(tmp / DEV)
+    acc = float(dev["correct"].mean())
+    return f"curve selection {strategy} round {round_no}: {chosen.height} target images chosen; dev accuracy {acc:.3f}"
+
+
+def web_dev(web_model: str | os.PathLike[str], manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
+            out_dir: str | os.PathLike[str], cparams: CurveParams, workers: int = 0) -> str:
+    """Every strategy's first point (no target label): the web-only model on the dev images."""
+    _, _, rows = _rows(manifest, splits, cparams.target_domain)
+    dev = dev_correct(web_model, rows.filter(pl.col("split") == "dev").sort("image_id"), workers)
+    with io.replace_dir(out_dir) as tmp:
+        dev.write_parquet(tmp / DEV)
+    return f"curve selection: the web-only model's dev accuracy {float(dev['correct'].mean()):.3f}"
+
+
+def round_dir(root: str | os.PathLike[str], strategy: str, round_no: int) -> Path:
+    """``<root>/<strategy>-<round>`` (round 0: ``<root>/web``, shared by every strategy)."""
+    return Path(root) / ("web" if round_no == 0 else f"{strategy}-{round_no}")
+
+
+# ---------------------------------------------------------------------------------------------
+# labels saved against random
+
+
+def savings(dev: dict[tuple[str, int], pl.DataFrame], clusters: pl.DataFrame, cparams: CurveParams) -> dict[str, Any]:
+    """The selection curve and each strategy's saving against random from every point's dev results.
+
+    ``dev``: (strategy, labels) -> image_id, correct, with labels 0 (the web-only model, the same frame
+    for every strategy) and every round's total. ``clusters``: image_id -> cluster (see
+    :func:`shiftkit.stats.bootstrap.cluster_ids`).
+
+    Raises:
+        DataError: without random, or when points were measured on different dev images.
+    """
+    strategies = sorted({s for s, _ in dev}, key=lambda s: (s != REFERENCE, s))
+    if REFERENCE not in strategies:
+        raise DataError("A selection curve needs the random strategy: every saving is measured against it.")
+    ns = np.array(sorted({n for _, n in dev}), dtype=np.float64)
+    names = [str(int(n)) for n in ns]
+    m = worth.cluster_matrix({f"{s}@{int(n)}": dev[(s, int(n))] for s in strategies for n in ns}, clusters)
+    point, boot = m.error_rates(), worth.resample_errors(m, cparams.replicates, cparams.seed)
+    col = {r: i for i, r in enumerate(m.runs)}
+
+    def run(s: str) -> tuple[np.ndarray, np.ndarray]:
+        cols = [col[f"{s}@{n}"] for n in names]
+        return point[cols], boot[:, cols]
+
+    others = {s: run(s) for s in strategies if s != REFERENCE}
+    worths = worth.worth_all(names, ns, run(REFERENCE), others, cparams.level) if others else []
+    points = [{"strategy": s, "labels": int(n), "dev_error": float(point[col[f"{s}@{int(n)}"]]),
+               "dev_ci": list(worth.interval(boot[:, col[f"{s}@{int(n)}"]], cparams.level))}
+              for s in strategies for n in ns]
+    rows = [saving_row(w) for w in worths if w.n > 0]
+    return {"strategies": strategies, "labels": [int(n) for n in ns], "reference": REFERENCE,
+            "level": cparams.level, "replicates": cparams.replicates, "dev_images": int(m.sizes.sum()),
+            "clusters": len(m.sizes), "points": points, "savings": rows, "sentence": sentence(rows)}
+
+
+def saving_row(w: worth.Worth) -> dict[str, Any]:
+    """One (strategy, labels) comparison with random, and its words."""
+    claimed = w.status == "estimate" and not w.coarse
+    ci = None if w.ci is None else [None if math.isinf(x) else float(x) for x in w.ci]
+    row = {"strategy": w.arm, "labels": w.n, "status": w.status, "claimed": claimed, "random_labels": w.images,
+           "ci": ci, "saved": (w.images - w.n) if claimed else None, "gain": w.gain, "gain_ci": list(w.gain_ci),
+           "p_adjusted": w.p_adjusted, "reason": w.reason}
+    if claimed:
+        hi = "more" if ci[1] is None else f"{ci[1]:.0f}"
+        row["text"] = (f"{w.arm} with {w.n} labels reaches the dev error random needs about {w.images:.0f} "
+                       f"[{ci[0]:.0f}, {hi}] labels for: about {w.images - w.n:.0f} labels saved")
+    elif w.status == "more_than":
+        row["text"] = f"{w.arm} with {w.n} labels beats random at every budget measured (up to {w.largest})"
+        row["claimed"] = True
+    else:
+        row["text"] = f"{w.arm} with {w.n} labels: no saving claimed ({w.reason})"
+    return row
+
+
+def sentence(rows: list[dict[str, Any]]) -> str:
+    """The answer: the first claimed saving per strategy, else that none is claimed."""
+    claimed = {}
+    for r in rows:
+        if r["claimed"] and r["strategy"] not in claimed:
+            claimed[r["strategy"]] = r["text"]
+    if not claimed:
+        return "No selection strategy is shown to beat random on these dev images: label at random."
+    return "; ".join(claimed.values()) + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline's steps: one strategy's rounds, and the summary the curve step merges into curve.json
+
+WEB = "web"  # <selection dir>/web/dev.parquet: the web-only model on dev, every strategy's first point
+
+
+def run_strategy(
+    strategy: str, manifest: str | os.PathLike[str], splits: str | os.PathLike[str], web_model: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams, *,
+    pixels: str | os.PathLike[str] | None = None, workers: int = 0,
+) -> str:
+    """Every round of ``strategy`` into ``out_dir/round-<r>`` (the folder replaced as one set)."""
+    from shiftkit.select.strategies import get_strategy
+
+    get_strategy(strategy)
+    lines = []
+    with io.replace_dir(out_dir) as tmp:
+        for r in range(1, cparams.rounds + 1):
+            prev = tmp / f"round-{r - 1}" if r > 1 else None
+            lines.append(run_round(strategy, r, manifest, splits, web_model, tmp / f"round-{r}", tparams, cparams,
+                                   previous=prev, workers=workers, pixels=pixels))
+    return lines[-1]
+
+
+def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...]) -> dict[tuple[str, int], pl.DataFrame]:
+    """(strategy, labels) -> dev results of every round written under ``selection_dir`` (plus labels 0).
+
+    Raises:
+        InputPathError: when the web-only point or a strategy's rounds are missing.
+    """
+    from shiftkit.core.errors import InputPathError
+
+    root = Path(selection_dir)
+    if not (root / WEB / DEV).is_file():
+        raise InputPathError(f"{root / WEB / DEV} does not exist; run the selection's web step first.")
+    web = pl.read_parquet(root / WEB / DEV)
+    out = {}
+    for s in strategies:
+        rounds = sorted(root.glob(f"{s}/round-*/{DEV}"), key=lambda p: int(p.parent.name.split("-")[1]))
+        if not rounds:
+            raise InputPathError(f"{root / s} holds no round; run the selection's rounds for {s!r} first.")
+        out[(s, 0)] = web
+        for p in rounds:
+            out[(s, pl.read_parquet(p.parent / CHOSEN).height)] = pl.read_parquet(p)
+    return out
+
+
+def summarize(selection_dir: str | os.PathLike[str], manifest: str | os.PathLike[str], cparams: CurveParams,
+              synth: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The selection simulation for curve.json (None when ``curve.selection`` is empty)."""
+    from shiftkit.stats.bootstrap import cluster_ids
+
+    if not cparams.selection:
+        return None
+    man = io.read_table(manifest, schema.MANIFEST)
+    syn = io.read_table(synth, schema.SYNTH) if synth else None
+    return savings(collect(selection_dir, cparams.selection), cluster_ids(man, syn), cparams)
