@@ -95,7 +95,7 @@ def test_near_copies_share_a_dup_group(messy):
 def test_bomb_header_is_refused_fast_without_allocating_pixels(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(bomb_png(30000))
-    ingest_mod._init_worker(frozenset(), (89_478_485, 8, 255))
+    ingest_mod._init_worker(frozenset(), (89_478_485, 8, 255, 536_870_912))
     tracemalloc.start()
     t = time.perf_counter()
     (record,) = ingest_mod._process((str(tmp_path), ["bomb.png"]))

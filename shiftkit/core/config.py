@@ -258,10 +258,11 @@ def check_params(obj: Any) -> None:
         if isinstance(constraints[0], Each) and isinstance(value, tuple) and len(constraints) == 1:
             inner = constraints[0]
             if len(value) <= inner.max_items:  # name the offending item, not the whole list
-                bad = next(v for v in value if not inner.item.accepts(v))
-                raise ConfigError(
-                    f"The '{where}.{f.name}' parameter must be {inner.item.describe()}. Got {show(bad)} instead."
-                )
+                bad = next((v for v in value if not inner.item.accepts(v)), None)
+                if bad is not None:  # else the list as a whole is wrong (an item twice, see report.params)
+                    raise ConfigError(
+                        f"The '{where}.{f.name}' parameter must be {inner.item.describe()}. Got {show(bad)} instead."
+                    )
         wanted = " or ".join(c.describe() for c in constraints)
         if isinstance(value, float) and not math.isfinite(value):
             wanted += " (a finite number)"

@@ -7,6 +7,7 @@ bytes on every run.
 from __future__ import annotations
 
 import io as _io
+import warnings
 
 import numpy as np
 
@@ -29,7 +30,11 @@ def _plt():
 
 def _png(fig) -> bytes:
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata=_META, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # a label in a script the font lacks (emoji, CJK) is drawn as boxes; matplotlib's warning
+        # about each glyph would reach stderr, under -q too, once per figure
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=100, metadata=_META, bbox_inches="tight")
     _plt().close(fig)
     return buf.getvalue()
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from shiftkit.core import files as io
@@ -52,6 +53,21 @@ def metrics(data) -> dict[str, Any]:
     return out
 
 
+# Up to this many classes analysis.json holds the dense confusion matrix; above it only its
+# nonzero cells ([true index, predicted index, count], bounded by the dev set): 10,000 classes
+# would otherwise write a 10,000 x 10,000 matrix (136 MB of json).
+MAX_DENSE_CONFUSION = 100
+
+
+def _confusion(labels: list[str], cm: np.ndarray) -> dict[str, Any]:
+    if len(labels) <= MAX_DENSE_CONFUSION:
+        return {"labels": labels, "matrix": cm.tolist()}
+    i, j = np.nonzero(cm)
+    cells = [[int(a), int(b), int(cm[a, b])] for a, b in zip(i, j, strict=True)]
+    return {"labels": labels, "matrix": None, "nonzero": cells,
+            "note": f"{len(labels)} classes: only the nonzero cells (true, predicted, count) of the matrix"}
+
+
 def analysis(data) -> dict[str, Any]:
     """Everything behind the report that is not a DVC metric: intervals, slices, next steps."""
     d, a = data.decomposition, data.analysis
@@ -83,7 +99,7 @@ def analysis(data) -> dict[str, Any]:
         "by_class": _frame(a.by_class),
         "by_domain": _frame(a.by_domain),
         "by_property": {p: _frame(t.drop("bucket")) for p, t in a.by_property.items()},
-        "confusion": {"labels": a.labels, "matrix": a.confusion.tolist()},
+        "confusion": _confusion(a.labels, a.confusion),
         "confident_errors": [
             {k: (_r(v) if isinstance(v, float) else v) for k, v in g.items() if k != "thumb"} for g in data.gallery
         ],
@@ -118,7 +134,7 @@ def write_plots(data, folder: Path) -> dict[str, Path]:
         for r in a.by_class.to_dicts()
     ]
     labels = a.labels
-    rows = [(labels[i], labels[j], int(a.confusion[i, j])) for i in range(len(labels)) for j in range(len(labels))]
+    rows = [(labels[i], labels[j], int(a.confusion[i, j])) for i, j in zip(*np.nonzero(a.confusion), strict=True)]
     # one row per dev prediction is what dvc's confusion template counts; expanded from the
     # matrix so that the file's size is bounded by the dev set, in a stable order
     csv_lines = ["actual,predicted"]

@@ -23,17 +23,14 @@ from shiftkit.core.config import (
 
 
 @dataclasses.dataclass(frozen=True)
-class Distinct:
+class Distinct(Each):
     """A list whose every item meets ``item``, each at most once (``[blur, blur]`` would analyse blur twice)."""
 
-    item: Any
-    max_items: int = 64
-
     def accepts(self, value: Any) -> bool:
-        return Each(self.item, self.max_items).accepts(value) and len(set(value)) == len(value)
+        return super().accepts(value) and len(set(value)) == len(value)
 
     def describe(self) -> str:
-        return Each(self.item, self.max_items).describe() + ", each at most once"
+        return super().describe() + ", each at most once"
 
 
 REPORT_PROPERTIES = ("blur", "brightness", "contrast", "effective_res", "noise", "extent", "width", "height")

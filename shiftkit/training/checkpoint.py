@@ -102,6 +102,17 @@ def checkpoint(
             "dev_accuracy": dev_acc,
         },
     )
+    _note_model_kept(out, epoch + 1)
+
+
+def _note_model_kept(out: Path, epochs: int) -> None:
+    """An interrupt from now on says that ``out`` holds a usable model (not "nothing was written")."""
+    from shiftkit.core.console import kept_notes, note_kept
+
+    prefix = f"the model in {out} "
+    notes = kept_notes()
+    notes[:] = [n for n in notes if not n.startswith(prefix)]  # only the latest epoch
+    note_kept(f"{prefix}after epoch {epochs} (continue with --resume)")
 
 
 
