@@ -173,7 +173,7 @@ def test_a_backbone_s_pooled_features_can_join_the_fit(tmp_path):
     web, target = ch.crops(12, 40, 0), ch.crops(12, 40, 1)
     rows = features.backbone_matrix(web[:3] + [np.ascontiguousarray(web[0][..., 0])], "resnet10t", size=32)
     assert rows.shape[0] == 4 and rows.shape[1] > 100 and np.isfinite(rows).all()
-    fit = synth.fit_recipe(web, target, seed=0, workers=1, max_steps=1, refine=0, model="resnet10t", model_size=32)
-    assert 0.0 <= fit.after["auc"] <= 1.0
+    fit = synth.fit_recipe(web, target, seed=0, workers=1, max_steps=0, refine=0, model="resnet10t", model_size=32)
+    assert 0.0 <= fit.before["auc"] <= 1.0 and not fit.recipe.steps  # the backbone's columns were scored
     with pytest.raises(ModelError, match="not-a-model"):
         features.backbone_matrix(web[:2], "not-a-model")

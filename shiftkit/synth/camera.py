@@ -129,11 +129,12 @@ def _white_balance_grid(ctx: GridContext) -> list[Move]:
     c = ctx.colour
     if c is None:
         return []
-    # a warm and a cool cast, then the gains that map the web's channel means onto the target's
-    # (half-way and whole): a camera's white balance and exposure error in one move
+    # a warm and a cool cast, then the gains that map the web's channel means onto the target's,
+    # as a line search along that direction (the estimate carries the sets' content differences):
+    # a camera's white balance and exposure error in one move
     moves: list[Move] = [{"red": 1.1, "green": 1.0, "blue": 0.9}, {"red": 0.9, "green": 1.0, "blue": 1.1}]
     gains = [t / max(w, 1e-3) for w, t in zip(c.web_means, c.target_means, strict=True)]
-    for k in (0.5, 1.0):
+    for k in (0.5, 0.75, 1.0, 1.25):
         r, g, b = (round(min(4.0, max(0.25, x**k)), 4) for x in gains)
         moves.append({"red": r, "green": g, "blue": b})
     return moves
