@@ -23,6 +23,7 @@ images 224 px as a poor phone renders them (a warm cast, blur, sensor noise, JPE
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -150,10 +151,13 @@ def run_chain(photos: Path, work: Path, img_size: int, model: str, threads: int)
     return rows
 
 
-def _train_rate(line: str) -> tuple[float, int]:
-    """(img/s of the optimizer steps, images) from ``shiftkit train``'s summary line."""
-    m = re.search(r"([\d,]+) img/s", line)
-    return (float(m.group(1).replace(",", "")) if m else float("nan")), 0
+def _train_rate(work: Path, live: str, line: str) -> float:
+    """img/s of the optimizer steps: dvclive's ``images_per_s`` (unrounded), else the summary line's."""
+    try:
+        return float(json.loads((work / live / "metrics.json").read_text())["images_per_s"])
+    except (OSError, KeyError, ValueError):
+        m = re.search(r"([\d,]+) img/s", line)
+        return float(m.group(1).replace(",", "")) if m else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, n, wall, last in rows:
             rate = n / wall if n else float("nan")
             print(f"{name:<20} {n:>7} {wall:>8.1f} {rate:>8.1f} {rate / limit:>8.3f}   {last[:110]}")
-        r0, r1 = _train_rate(n_train["train (no copies)"][3])[0], _train_rate(n_train["train (copies)"][3])[0]
+        r0 = _train_rate(work, "live0", n_train["train (no copies)"][3])
+        r1 = _train_rate(work, "live1", n_train["train (copies)"][3])
         print(f"training steps alone: {r0:,.1f} img/s without copies, {r1:,.1f} img/s with them: ratio {r1 / r0:.2f}")
     finally:
         if args.keep is None:

@@ -49,6 +49,8 @@ def run(tmp_path_factory):
     assert _curve([*common, "budgets", "--splits", str(s), "--out", str(budgets)]) == 0
     px = base / "pixels"
     assert _curve([*common, "pixels", "--splits", str(s), "--out", str(px)]) == 0
+    spx = base / "synth_pixels"  # the copies' own store, as curve_synth_pixels in dvc.yaml
+    assert _curve([*common, "pixels", "--splits", str(s), "--synth", str(syn), "--copies-only", "--out", str(spx)]) == 0
     web = base / "models" / "web"
     assert _curve([*common, "train", "--arm", "baseline", "--budget", "0", "--splits", str(budgets / "0.parquet"),
                    "--out", str(web), "--pixels", str(px)]) == 0
@@ -57,7 +59,8 @@ def run(tmp_path_factory):
             model = base / "models" / f"{arm}-{b}"
             assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--splits",
                            str(budgets / f"{b}.parquet"), "--synth", str(syn), "--start", str(web), "--out", str(model),
-                           "--live", str(base / "dvclive" / f"{arm}-{b}"), "--pixels", str(px)]) == 0
+                           "--live", str(base / "dvclive" / f"{arm}-{b}"), "--pixels", str(px),
+                           "--pixels", str(spx)]) == 0
             out = base / "predictions" / f"{arm}-{b}" / "predictions.parquet"
             assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),
                            "--out", str(out)]) == 0

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from shiftkit.core.errors import ConfigError
 from shiftkit.training import arch
 from tests.helpers import assert_bad_input, run_cli
 
@@ -98,6 +99,8 @@ def test_smallest_input_is_checked_by_forward_passes():
     a = arch.analyse("densenet121", 64)
     assert a.min_input == 29  # stem /4, three transitions /2: 29 -> 15 -> 8 -> 4 -> 2 -> 1
     assert arch._runs("densenet121", 29, 3) and not arch._runs("densenet121", 28, 3)
+    with pytest.raises(ConfigError, match="--img-size 16 is too small for 'densenet121'.*it takes 29 px and more"):
+        arch.analyse("densenet121", 16)
 
 
 def test_candidate_table_matches_real_counts():

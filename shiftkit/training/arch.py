@@ -474,7 +474,7 @@ def smallest_input(name: str, ops: list[tuple], img_size: int, channels: int) ->
     over the traced operations) and checked by forward passes at that size and one pixel less, or,
     where an operation has no formula, by bisection over forward passes."""
     by_formula = None
-    for n in range(1, img_size + 1):
+    for n in range(1, img_size + 1 if ops else 1):
         ok = replay(ops, n)
         if ok is None:
             break
@@ -487,6 +487,8 @@ def smallest_input(name: str, ops: list[tuple], img_size: int, channels: int) ->
             return by_formula, "formula, checked by forward passes"
         return by_formula, "formula, but forward passes DISAGREE"
     lo, hi = 1, img_size  # forward passes only: the smallest size that runs, assuming larger ones do
+    if not _runs(name, hi, channels):
+        return None, f"forward passes: none up to {hi} px"
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if _runs(name, mid, channels) else (mid + 1, hi)
