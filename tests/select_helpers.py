@@ -1,5 +1,5 @@
 """A selection scenario on real digits with a known answer, for tests/test_select.py and
-benchmarks/select.py.
+benchmarks/selection_truth.py.
 
 web: MNIST digits (28 px) in which the classes ``rare`` are nearly absent (``n_rare`` images each);
 target: other MNIST digits, every class about equally often, split into a train pool, dev and
