@@ -7,7 +7,8 @@ model is a resnet10t with random weights written as ``shiftkit train`` writes on
 depend on the weights). Each strategy runs as its own ``python -m shiftkit select`` process, so
 start-up, hashing, decoding, the one forward pass (probabilities and pooled features together),
 the strategy and the contact sheet are all counted. (Not named benchmarks/select.py: a script of
-that name shadows the standard library's ``select`` for every script in this folder.) The acceptance bar is under 60 s on 2 cores.
+that name shadows the standard library's ``select`` for every script in this folder.) The
+acceptance bar is under 60 s on 2 cores.
 Besides the wall time it prints the CPU seconds the command used (user + system, all its threads and
 processes): on a machine shared with other work the wall time includes waiting for a core, the CPU
 time does not, and on 2 free cores the wall time lies between cpu / 2 and cpu.
