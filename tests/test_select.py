@@ -151,6 +151,7 @@ def test_select_command_writes_the_listing_and_the_sheet(tmp_path):
 # --- the curve's simulation on real digits: a known informative subset, and a pool without one ---
 
 
+@pytest.mark.slow  # 6 trainings (web-only + 2 strategies x 2 rounds + 1 null round): see the report of issue 24
 @pytest.mark.usefixtures("one_torch_thread")
 def test_an_informative_subset_earns_a_claimed_saving_and_copies_earn_none(tmp_path):
     """web lacks the target's classes 5 and 8 (two images each): the web-only model hesitates on them,
