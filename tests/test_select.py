@@ -122,7 +122,7 @@ def test_select_command_writes_the_listing_and_the_sheet(tmp_path):
 
     m, s = build_example(tmp_path, n_web=40, n_target=40, n_dev=10, n_test=6, n_bridge=6)
     train(m, s, tmp_path / "model", TrainParams(img_size=16, batch_size=16, finetune_epochs=1, head_epochs=0,
-                                                 pretrained=False, workers=1))
+                                                 pretrained=False, workers=1), live_dir=None)
     out = tmp_path / "sel"
     r = helpers.run_cli(["select", "--manifest", m, "--splits", s, "--model", tmp_path / "model", "--budget", 7,
                          "--strategy", "clue", "--out", out, "--params", PARAMS])
