@@ -1,5 +1,5 @@
 """A selection scenario on real digits with a known answer, for tests/test_select.py and
-benchmarks/select.py.
+benchmarks/selection_truth.py.
 
 web: MNIST digits (28 px) in which the classes ``rare`` are nearly absent (``n_rare`` images each);
 target: other MNIST digits, every class about equally often, split into a train pool, dev and
@@ -90,7 +90,7 @@ def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, s
     write_pixels(m, s, base / "pixels", tp)
     if web is None:
         web = base / "web"
-        train(m, web_only(s, m), web, tp, pixels=base / "pixels")
+        train(m, web_only(s, m), web, tp, pixels=base / "pixels", live_dir=None)
     cp = CurveParams(selection=strategies, round_size=round_size, rounds=rounds, finetune_epochs=6, head_epochs=0,
                      finetune_lr=1e-3, seed=seed)
     sel = base / "selection"

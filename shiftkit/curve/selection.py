@@ -82,8 +82,9 @@ def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: P
     splits_out = io.write_table(table, out / "splits.parquet", schema.SPLITS_TABLE)
     params = dataclasses.replace(tparams, pretrained=str(web_model), finetune_lr=cparams.finetune_lr,
                                  finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
+    # no dvclive record: a round is not a pipeline training (the default would write ./dvclive)
     train(manifest, splits_out, model, params, tables=Tables(man, table, None, manifest, splits_out, None),
-          pixels=pixels)
+          pixels=pixels, live_dir=None)
     return model
 
 

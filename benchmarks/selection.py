@@ -6,32 +6,28 @@ model's ``img_size`` from its model.json: 32 px, the project's default ``train.i
 model is a resnet10t with random weights written as ``shiftkit train`` writes one (speed does not
 depend on the weights). Each strategy runs as its own ``python -m shiftkit select`` process, so
 start-up, hashing, decoding, the one forward pass (probabilities and pooled features together),
-the strategy and the contact sheet are all counted. The acceptance bar is under 60 s on 2 cores.
+the strategy and the contact sheet are all counted. (Not named benchmarks/select.py: a script of
+that name shadows the standard library's ``select`` for every script in this folder.) The
+acceptance bar is under 60 s on 2 cores.
 Besides the wall time it prints the CPU seconds the command used (user + system, all its threads and
 processes): on a machine shared with other work the wall time includes waiting for a core, the CPU
 time does not, and on 2 free cores the wall time lies between cpu / 2 and cpu.
 
-    PYTHONPATH=. python benchmarks/select.py [--images 10000] [--budget 300] [--strategies margin clue coreset]
+    PYTHONPATH=. python benchmarks/selection.py [--images 10000] [--budget 300] [--strategies margin clue coreset]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import resource
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-# this file's name shadows the standard library's ``select`` (which subprocess imports) when it is
-# run as a script: take its folder off the module path first
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

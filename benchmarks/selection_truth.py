@@ -5,7 +5,7 @@
 - null: the pool is near copies of one image, so every image is equally informative; the rate at
   which any saving is claimed (false claims), to compare with the Holm level (1 - curve.level) / 2.
 
-    PYTHONPATH=. python benchmarks/select_truth.py [--seeds 5] [--strategies random margin clue] [--null-only]
+    PYTHONPATH=. python benchmarks/selection_truth.py [--seeds 5] [--strategies random margin clue] [--null-only]
 
 Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores).
 """
