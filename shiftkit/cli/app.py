@@ -14,11 +14,9 @@ from pathlib import Path
 import typer
 
 import shiftkit
-from shiftkit.cli.live import MODEL_OPTION, PREDICTIONS_OPTION, estimator
+from shiftkit.cli.common import ENGINE_OPTION, PARAMS_OPTION, load_params, use_engine  # noqa: F401
 from shiftkit.core.console import console
-from shiftkit.core.errors import CheckFailed
 from shiftkit.core.outputs import guard
-from shiftkit.core.text import rich_text
 
 app = typer.Typer(
     name="shiftkit",
@@ -34,11 +32,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-PARAMS_OPTION = typer.Option(
-    Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."
-)
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"shiftkit {shiftkit.__version__}")
@@ -52,27 +45,6 @@ def _root(
     ),
 ) -> None:
     """shiftkit: data-shift diagnosis for image classifiers."""
-
-
-ENGINE_OPTION = typer.Option(
-    None, "--engine", metavar="local|ray",
-    help="Where the per-image work runs: local processes or a Ray cluster (overrides engine.name in params; "
-    "the cluster is engine.address, else RAY_ADDRESS, else a local Ray instance).",
-)
-
-
-def use_engine(p, name: str | None) -> None:
-    """Make the params' engine (or ``--engine``) the one ``shiftkit.runtime.imap.imap`` uses."""
-    from shiftkit.runtime import engine
-
-    engine.activate(p.engine, name=name)
-
-
-def load_params(path: Path):
-    """Load params.yaml for a command (imported lazily so that config errors exit 2)."""
-    from shiftkit.params import load_params as _load
-
-    return _load(path)
 
 
 # =============================================================================================
@@ -255,92 +227,6 @@ def split_command(
     for statement in result.composition["statements"]:
         console.print(statement)
     typer.echo(result.summary())
-
-
-@app.command("check")
-def check_command(
-    drops: list[str] | None = typer.Argument(
-        None,
-        metavar="[DROP]...",
-        help="New data: DOMAIN=PATH (PATH/<label>/<file>) or a folder of domains (PATH/<domain>/<label>/<file>).",
-    ),
-    reference: Path = typer.Option(
-        ..., "--reference", "-r", help="Manifest the drop joins (data/manifest/manifest.parquet); never modified."
-    ),
-    splits: Path | None = typer.Option(
-        None,
-        "--splits",
-        "-s",
-        help="Splits of the reference (data/splits/splits.parquet): copies of dev/test images then block.",
-    ),
-    allow_new_labels: bool = typer.Option(
-        False, "--allow-new-labels", help="A label the reference lacks is a warning, not an error."
-    ),
-    latest: bool = typer.Option(
-        False,
-        "--latest",
-        help="Instead of a DROP folder, check the newest drop already ingested into the --reference "
-        "manifest against its earlier drops (the pipeline's check stage).",
-    ),
-    out: Path = typer.Option(
-        Path("data/check"), "--out", "-o", file_okay=False, help="Folder for check.json and check.md (a PR comment)."
-    ),
-    model_dir: Path | None = MODEL_OPTION,
-    predictions: Path | None = PREDICTIONS_OPTION,
-    engine: str | None = ENGINE_OPTION,
-    params: Path = PARAMS_OPTION,
-) -> None:
-    """Gate a new data drop: exit 1 on blocking findings (leakage, corrupt files, new or conflicting labels).
-
-    Either give the drop's folders (DROP...), which are ingested to a temporary place, or use
-    --latest after `shiftkit ingest` appended the drop to the manifest.
-    """
-    from shiftkit.check.stage import run_check, run_latest_drop_check, summary_line
-    from shiftkit.core.errors import ConfigError
-
-    p = load_params(params)
-    use_engine(p, engine)
-    allow = True if allow_new_labels else None
-    guard("check", reads={"DROP": [d.split("=", 1)[-1] for d in drops or []], "--reference": reference,
-                          "--splits": splits, "--params": params}, folders={"--out": out},
-          owned={"--out": ("check.json", "check.md")})
-    estimate = estimator(model_dir, predictions, p) if model_dir or predictions else None
-    if latest and drops:
-        raise ConfigError("Give either DROP folders or --latest, not both.")
-    if latest:
-        report = run_latest_drop_check(
-            reference,
-            splits=splits,
-            out=out,
-            params=p.check,
-            ingest_params=p.ingest,
-            allow_new_labels=allow,
-            raise_on_fail=False,
-            estimate=estimate,
-        )
-    elif not drops:
-        raise ConfigError(
-            "No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop."
-        )
-    else:
-        report = run_check(
-            drops,
-            reference,
-            splits=splits,
-            out=out,
-            params=p.check,
-            ingest_params=p.ingest,
-            allow_new_labels=allow,
-            raise_on_fail=False,
-            estimate=estimate,
-        )
-    colours = {"error": "red", "warning": "yellow", "info": "green"}
-    for f in report.findings:
-        if f.severity in colours and (f.severity != "info" or f.rule == "error_rise"):
-            console.print(f"[{colours[f.severity]}]{f.severity}[/] \\[{f.rule}] {rich_text(f.message)}")
-    typer.echo(summary_line(report, out))
-    if report.errors:
-        raise CheckFailed(f"check failed: {len(report.errors)} blocking finding(s); see {out / 'check.md'}")
 
 
 # --- synth, shift ------------------------------------------------------------------------------
@@ -623,3 +509,6 @@ _register_models(app)
 from shiftkit.cli.select import select_command  # noqa: E402  (issue 24; registered here: no import cycle)
 
 app.command("select")(select_command)
+from shiftkit.cli.gate import check_command  # noqa: E402  (registered here: no import cycle)
+
+app.command("check")(check_command)
