@@ -18,7 +18,16 @@ def _is_typer_command(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         target = deco.func if isinstance(deco, ast.Call) else deco
         if isinstance(target, ast.Attribute) and target.attr == "command" and getattr(target.value, "id", "") == "app":
             return True
-    return False
+    return fn.name.endswith("_command") and bool(fn.args.defaults) and all(
+        _is_option(d) for d in fn.args.defaults
+    )  # a plain command function that cli/app.py registers (cli/gate.py, cli/select.py): options only
+
+
+def _is_option(node: ast.expr) -> bool:
+    """A typer.Option(...) / typer.Argument(...) default, or a shared one named *_OPTION."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("Option", "Argument") and getattr(node.func.value, "id", "") == "typer"
+    return isinstance(node, ast.Name) and node.id.endswith("_OPTION")
 
 
 def _positional(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> int:
@@ -56,7 +65,10 @@ def test_the_checker_sees_long_functions_and_positional_parameters():
         f"def long(a):\n{body}\n\n"
         "def wide(a, b, c, d, e, f, g, h, i, *, j=1):\n    pass\n\n"
         "class C:\n    def method(self, a, b, c, d, e, f, g, h):\n        pass\n\n"
-        "@app.command('x')\ndef x_command(a, b, c, d, e, f, g, h, i, j):\n    pass\n"
+        "@app.command('x')\ndef x_command(a, b, c, d, e, f, g, h, i, j):\n    pass\n\n"
+        "def y_command(a=typer.Option(1), b=PARAMS_OPTION, c=typer.Argument(None), d=typer.Option(2),"
+        " e=typer.Option(3), f=typer.Option(4), g=typer.Option(5), h=typer.Option(6), i=typer.Option(7)):\n    pass\n\n"
+        "def z_command(a=1, b=typer.Option(1), c=2, d=3, e=4, f=5, g=6, h=7, i=8):\n    pass\n"
     )
     found = {name: (length, positional, command) for name, _, length, positional, command in functions(source)}
     assert found == {
@@ -64,6 +76,8 @@ def test_the_checker_sees_long_functions_and_positional_parameters():
         "wide": (2, 9, False),
         "method": (2, 8, False),
         "x_command": (2, 10, True),
+        "y_command": (2, 9, True),  # a plain command function app.py registers: only options
+        "z_command": (2, 9, False),  # a plain default is not an option: counted
     }
 
 
