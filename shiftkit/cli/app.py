@@ -445,7 +445,7 @@ def evaluate_command(
 
     params = load_params(params_path)
     guard("evaluate", reads={"--manifest": manifest, "--splits": splits, "--synth": synth, "--model": model_dir,
-                             "--params": params_path}, files={"--out": out})
+                             "--params": params_path, "--images": images, "--add-to": add_to}, files={"--out": out})
     changes = {k: v for k, v in (("train_sample", train_sample), ("device", device)) if v is not None}
     ep = params.replace("evaluate", **changes).evaluate if changes else params.evaluate
     if images is not None:

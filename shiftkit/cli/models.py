@@ -189,8 +189,11 @@ def models_command(
     params_path: Path = typer.Option(
         Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."),
 ) -> None:
+    from shiftkit.core.outputs import guard
     from shiftkit.params import load_params
 
+    guard("models", reads={"--metrics": [m.split("=", 1)[-1] for m in metrics], "--params": params_path},
+          files={"--out": [Path(out) / "models.json", Path(out) / "models.png"] if out is not None else []})
     p = load_params(params_path)
     size = p.train.img_size if img_size is None else img_size
     chans = p.train.channels if channels is None else channels

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from shiftkit.core.console import console
+from shiftkit.core.outputs import guard
 
 PARAMS_OPTION = typer.Option(
     Path("params.yaml"), "--params", help="params.yaml to read settings from (defaults if absent)."
@@ -46,6 +47,8 @@ def select_command(
     from shiftkit.select.stage import select, summary_line
     from shiftkit.select.strategies import get_strategy
 
+    guard("select", reads={"--manifest": manifest, "--splits": splits, "--images": images, "--model": model,
+                           "--params": params}, folders={"--out": out}, owned={"--out": ("selection.*",)})
     sp = load_params(params).select  # select.seed: random's draw, coreset's first centre, clue's k-means
     get_strategy(strategy)  # an unknown name fails before any table or model is read
     if budget < 1:
