@@ -61,10 +61,13 @@ def _one_line(text: object) -> str:
 
 
 def _interrupted_line(prog: str, signum: int) -> str:
-    from shiftkit.core.console import kept_notes
-
     what = "terminated" if signum == signal.SIGTERM else "interrupted"
-    kept = kept_notes()
+    try:
+        from shiftkit.core.console import kept_notes
+
+        kept = kept_notes()
+    except Exception:  # noqa: BLE001 -- interrupted while the console was first imported: nothing kept
+        kept = []
     if kept:
         return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
     return f"{prog}: {what}: nothing was written"
@@ -149,19 +152,28 @@ class _SignalsRaise:
 
 
 def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
-    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
-    from shiftkit.core.console import recording_kept
+    """Run ``work`` with output on and signals raising; (exit code, its result when it returned).
 
-    with recording_kept():
+    The imports below (rich, the runtime) take a moment on a cold start: a Ctrl-C during them ends
+    in the same one line and exit code as one during the work, never in a traceback.
+    """
+    try:
+        from shiftkit.core.console import recording_kept
+
+        recording = recording_kept()
+    except BaseException as exc:  # noqa: BLE001 -- an interrupt during the import included
+        return exit_code_for(exc, prog), None
+    with recording:
         return _guarded_run(prog, work, final)
 
 
 def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
-    from shiftkit.core.console import output_to, stderr_console
-    from shiftkit.runtime.imap import reap_children, stop_all
-
     signals = _SignalsRaise(final)
+    imap = None
     try:
+        from shiftkit.core.console import output_to, stderr_console
+        from shiftkit.runtime import imap
+
         with output_to(stderr_console()), signals:
             result = work()
     except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
@@ -169,9 +181,10 @@ def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[in
     finally:
         # workers of an imap generator that an exception left suspended (also one that typer caught
         # and turned into exit code 130): reaped here, before the process exits
-        stop_all()
-        if final:  # the process exits next: no child of it may outlive it
-            reap_children()
+        if imap is not None:
+            imap.stop_all()
+            if final:  # the process exits next: no child of it may outlive it
+                imap.reap_children()
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
         print(_interrupted_line(prog, signals.received), file=sys.stderr)
