@@ -82,6 +82,9 @@ def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
     be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
     the traceback of an internal error.
     """
+    if type(exc).__name__ == "PanicException" and "KeyboardInterrupt" in str(exc):
+        # a Ctrl-C that landed in polars' start-up (Rust code calling Python) comes back as a panic
+        exc = Terminated() if "Terminated" in str(exc) else KeyboardInterrupt()
     if isinstance(exc, KeyboardInterrupt):
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         print(_interrupted_line(prog, signum), file=sys.stderr)
