@@ -272,3 +272,15 @@ def test_a_ctrl_c_during_the_runners_first_imports_is_one_line(monkeypatch, caps
     assert main(["--version"]) == 130
     assert _CtrlCOnce.fired
     assert capsys.readouterr().err.strip() == "shiftkit: interrupted: nothing was written"
+
+
+def test_a_ctrl_c_inside_polars_start_up_is_an_interrupt(capsys):
+    """polars' start-up (Rust calling Python) turns a KeyboardInterrupt into a panic: still 130, one line."""
+    from polars.exceptions import PanicException
+
+    from shiftkit.cli.run import exit_code_for
+
+    panic = PanicException("called `Result::unwrap()` on an `Err` value: PyErr { type: <class 'KeyboardInterrupt'>, "
+                           "value: KeyboardInterrupt() }")
+    assert exit_code_for(panic) == 130
+    assert capsys.readouterr().err.strip() == "shiftkit: interrupted: nothing was written"
