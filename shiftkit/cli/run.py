@@ -16,6 +16,7 @@ script that runs through :func:`run_stage` does not import them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -84,7 +85,7 @@ def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
     """
     if type(exc).__name__ == "PanicException" and "KeyboardInterrupt" in str(exc):
         # a Ctrl-C that landed in polars' start-up (Rust code calling Python) comes back as a panic
-        exc = Terminated() if "Terminated" in str(exc) else KeyboardInterrupt()
+        exc = Terminated() if "Terminated'>" in str(exc) else KeyboardInterrupt()
     if isinstance(exc, KeyboardInterrupt):
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         print(_interrupted_line(prog, signum), file=sys.stderr)
@@ -170,8 +171,39 @@ def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tupl
         return _guarded_run(prog, work, final)
 
 
+class _PolarsWithSignalsHeld:
+    """A ``sys.meta_path`` finder that imports polars once with SIGINT and SIGTERM held back: its Rust
+    start-up calls Python, and a KeyboardInterrupt raised there is a panic (a Rust message and a
+    backtrace on stderr). The signal is delivered right after the import, as a plain interrupt."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name != "polars":
+            return None
+        import importlib.util
+
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module: object) -> None:
+            held = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            try:
+                run_module(module)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this module's loader only
+        return spec
+
+
 def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
     signals = _SignalsRaise(final)
+    if "polars" not in sys.modules and threading.current_thread() is threading.main_thread():
+        sys.meta_path.insert(0, _PolarsWithSignalsHeld())
     imap = None
     try:
         from shiftkit.core.console import output_to, stderr_console
