@@ -249,3 +249,38 @@ def test_an_interrupted_example_keeps_the_earlier_one(tmp_path):
     assert code == 130, err
     assert err.strip().splitlines()[-1] == "shiftkit: interrupted: nothing was written", err
     assert tree_hash(tmp_path / "raw") == before, "the earlier example changed"
+
+
+def test_a_ctrl_c_during_the_runners_first_imports_is_one_line(monkeypatch, capsys):
+    """A SIGINT that lands while the runner imports rich (before its handlers are in place: a cold
+    start) ends in the one line and 130, not a traceback. The interrupt is raised at the import seam."""
+    import importlib.abc
+
+    from shiftkit.cli.run import main
+
+    class _CtrlCOnce(importlib.abc.MetaPathFinder):
+        fired = False
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "shiftkit.core.console" and not self.fired:
+                type(self).fired = True
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "shiftkit.core.console", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_CtrlCOnce(), *sys.meta_path])
+    assert main(["--version"]) == 130
+    assert _CtrlCOnce.fired
+    assert capsys.readouterr().err.strip() == "shiftkit: interrupted: nothing was written"
+
+
+def test_a_ctrl_c_inside_polars_start_up_is_an_interrupt(capsys):
+    """polars' start-up (Rust calling Python) turns a KeyboardInterrupt into a panic: still 130, one line."""
+    from polars.exceptions import PanicException
+
+    from shiftkit.cli.run import exit_code_for
+
+    panic = PanicException("called `Result::unwrap()` on an `Err` value: PyErr { type: <class 'KeyboardInterrupt'>, "
+                           "value: KeyboardInterrupt() }")
+    assert exit_code_for(panic) == 130
+    assert capsys.readouterr().err.strip() == "shiftkit: interrupted: nothing was written"

@@ -16,6 +16,7 @@ script that runs through :func:`run_stage` does not import them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -62,10 +63,13 @@ def _one_line(text: object) -> str:
 
 
 def _interrupted_line(prog: str, signum: int) -> str:
-    from shiftkit.core.console import kept_notes
-
     what = "terminated" if signum == signal.SIGTERM else "interrupted"
-    kept = kept_notes()
+    try:
+        from shiftkit.core.console import kept_notes
+
+        kept = kept_notes()
+    except Exception:  # noqa: BLE001 -- interrupted while the console was first imported: nothing kept
+        kept = []
     if kept:
         return f"{prog}: {what}: kept {'; '.join(kept)}; nothing else was written"
     return f"{prog}: {what}: nothing was written"
@@ -80,6 +84,9 @@ def exit_code_for(exc: BaseException, prog: str = "shiftkit") -> int:
     be); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). ``SHIFTKIT_DEBUG=1`` shows
     the traceback of an internal error.
     """
+    if type(exc).__name__ == "PanicException" and "KeyboardInterrupt" in str(exc):
+        # a Ctrl-C that landed in polars' start-up (Rust code calling Python) comes back as a panic
+        exc = Terminated() if "Terminated'>" in str(exc) else KeyboardInterrupt()
     if isinstance(exc, KeyboardInterrupt):
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         print(_interrupted_line(prog, signum), file=sys.stderr)
@@ -150,19 +157,59 @@ class _SignalsRaise:
 
 
 def _guarded(prog: str, work: Callable[[], object], final: bool = False) -> tuple[int, object]:
-    """Run ``work`` with output on and signals raising; (exit code, its result when it returned)."""
-    from shiftkit.core.console import recording_kept
+    """Run ``work`` with output on and signals raising; (exit code, its result when it returned).
 
-    with recording_kept():
+    The imports below (rich, the runtime) take a moment on a cold start: a Ctrl-C during them ends
+    in the same one line and exit code as one during the work, never in a traceback.
+    """
+    try:
+        from shiftkit.core.console import recording_kept
+
+        recording = recording_kept()
+    except BaseException as exc:  # noqa: BLE001 -- an interrupt during the import included
+        return exit_code_for(exc, prog), None
+    with recording:
         return _guarded_run(prog, work, final)
 
 
-def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
-    from shiftkit.core.console import output_to, stderr_console
-    from shiftkit.runtime.imap import reap_children, stop_all
+class _PolarsWithSignalsHeld:
+    """A ``sys.meta_path`` finder that imports polars once with SIGINT and SIGTERM held back: its Rust
+    start-up calls Python, and a KeyboardInterrupt raised there is a panic (a Rust message and a
+    backtrace on stderr). The signal is delivered right after the import, as a plain interrupt."""
 
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name != "polars":
+            return None
+        import importlib.util
+
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module: object) -> None:
+            held = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            try:
+                run_module(module)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this module's loader only
+        return spec
+
+
+def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[int, object]:
     signals = _SignalsRaise(final)
+    if "polars" not in sys.modules and threading.current_thread() is threading.main_thread():
+        sys.meta_path.insert(0, _PolarsWithSignalsHeld())
+    imap = None
     try:
+        from shiftkit.core.console import output_to, stderr_console
+        from shiftkit.runtime import imap
+
         with output_to(stderr_console()), signals:
             result = work()
     except BaseException as exc:  # noqa: BLE001 -- every exception ends in exit_code_for
@@ -170,9 +217,10 @@ def _guarded_run(prog: str, work: Callable[[], object], final: bool) -> tuple[in
     finally:
         # workers of an imap generator that an exception left suspended (also one that typer caught
         # and turned into exit code 130): reaped here, before the process exits
-        stop_all()
-        if final:  # the process exits next: no child of it may outlive it
-            reap_children()
+        if imap is not None:
+            imap.stop_all()
+            if final:  # the process exits next: no child of it may outlive it
+                imap.reap_children()
     if signals.received is not None and result == 130:
         # typer caught the KeyboardInterrupt (or Terminated) inside the command and returned 130
         print(_interrupted_line(prog, signals.received), file=sys.stderr)
