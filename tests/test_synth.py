@@ -26,8 +26,8 @@ from tests.synth_helpers import folder_digest, reduce, small_tables, write_manif
 
 
 def test_unknown_degradation_lists_valid_names():
-    with pytest.raises(RegistryError, match=r"Unknown degradation 'sharpen'; valid names: .*gaussian_blur.*quantize"):
-        synth.make_step("sharpen")
+    with pytest.raises(RegistryError, match=r"Unknown degradation 'oil_paint'; valid names: .*gaussian_blur.*quantize"):
+        synth.make_step("oil_paint")
 
 
 def test_duplicate_registration_is_refused():
@@ -452,8 +452,8 @@ def test_the_fit_grid_and_canonical_order_come_from_the_declarations():
     web, target = list(helpers.mnist(12)[0]), list(helpers.digits(12)[0])
     moves = synth.candidates(synth.grid_context(web, target, [None] * 12))
     names = {m.name if isinstance(m, synth.Step) else tuple(s.name for s in m) for m in moves}
-    # jpeg, jpeg_chroma: JPEG targets only; colour steps: colour samples only (tests/test_camera.py)
-    colour_only = {"jpeg_chroma", "white_balance", "saturation", "chromatic_aberration"}
+    # jpeg, jpeg_chroma: JPEG targets only; colour and tone steps: colour samples only (tests/test_camera.py)
+    colour_only = {"jpeg_chroma", "white_balance", "saturation", "chromatic_aberration", "exposure_gamma"}
     declared_grids = {n for n in synth.names() if synth.get(n).grid is not None} - {"jpeg"} - colour_only
     assert declared_grids <= names and "iso_noise" not in names
     assert ("threshold", "downscale") in names  # the pair that only pays together

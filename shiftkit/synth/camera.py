@@ -155,13 +155,20 @@ def _white_balance(_t: Transform, img: np.ndarray, v: dict[str, float], _seed: i
 
 
 def _exposure_grid(ctx: GridContext) -> list[Move]:
-    moves: list[Move] = [{"exposure": 1.0, "gamma": g} for g in (0.8, 1.25)]
-    moves += [{"exposure": e, "gamma": 1.0} for e in (0.8, 1.25)]
+    """Moves fitted to the samples' mean grey levels only (no fixed moves: on two samples of one
+    distribution a fixed gamma fits the noise of the property distance). The gain is the ratio of
+    the means, the gamma the one that maps the web's mean level onto the target's (w ** g = t).
+    Grey samples (no colour statistics) get none: the digits' tone steps cover them."""
     c = ctx.colour
-    if c is not None and c.web_luma > 0.02:
-        e = round(min(4.0, max(0.25, c.target_luma / c.web_luma)), 4)
-        if abs(e - 1.0) > 0.03:
-            moves.append({"exposure": e, "gamma": 1.0})
+    if c is None or not (0.02 < c.web_luma < 0.98 and 0.02 < c.target_luma < 0.98):
+        return []
+    moves: list[Move] = []
+    e = round(min(4.0, max(0.25, c.target_luma / c.web_luma)), 4)
+    if abs(e - 1.0) > 0.03:
+        moves.append({"exposure": e, "gamma": 1.0})
+        g = round(min(3.0, max(0.3, math.log(c.target_luma) / math.log(c.web_luma))), 4)
+        if abs(g - 1.0) > 0.03:
+            moves.append({"exposure": 1.0, "gamma": g})
     return moves
 
 
