@@ -22,10 +22,9 @@ import polars as pl
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
-from shiftkit.core.errors import DataError, InputPathError
+from shiftkit.core.errors import DataError
 
 UNLABELLED, UNUSED, TRAIN = "unlabelled", "unused", "train"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 POOL_COLUMNS = ("image_id", "path", "abspath", "split", "domain")
 
 
@@ -62,23 +61,11 @@ def from_images(source: str | os.PathLike[str]) -> pl.DataFrame:
         InputPathError: when ``source`` does not exist.
         DataError: when it holds no image, or a listed file is missing.
     """
-    from shiftkit.ingest.walk import read_listing
+    from shiftkit.training.unlabelled import image_files
 
     src = Path(source)
-    if src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        base = src
-    elif src.is_file():
-        listed = read_listing(src, unlabelled_domain="pool")["path"].to_list()
-        base = src.parent
-        files = [p if p.is_absolute() else base / p for p in map(Path, listed)]
-        missing = [p for p in files if not p.is_file()]
-        if missing:
-            raise DataError(f"Listing {src} names {len(missing)} missing file(s), e.g. {missing[0]}.")
-    else:
-        raise InputPathError(f"Images {src} do not exist; expected a folder of images or a CSV/parquet listing.")
-    if not files:
-        raise DataError(f"{src} holds no image file ({', '.join(IMAGE_SUFFIXES)}).")
+    files = image_files(src, option="--images")
+    base = src if src.is_dir() else src.resolve().parent
     rel = [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in files]
     return pl.DataFrame({"image_id": [_sha(p) for p in files], "path": rel,
                          "abspath": [str(p.resolve()) for p in files], "split": "pool", "domain": "pool"})

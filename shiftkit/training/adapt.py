@@ -41,12 +41,11 @@ import polars as pl
 import torch
 from torch import nn
 
-from shiftkit.core.errors import ConfigError, DataError, InputPathError
+from shiftkit.core.errors import ConfigError, DataError
 
 METHODS = ("dann", "coral", "selftrain", "weighted")
 POOL_SHARE = {"dann": 0.5, "coral": 0.5, "selftrain": 0.25}  # pool batch / labelled batch (cost bound)
 BN_BATCHES = 50  # pool batches that re-estimate the batch-norm statistics after the last epoch
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 NEVER = ("dev", "test", "bridge", "held_out_copy")  # splits whose images never join the pool
 
 
@@ -98,25 +97,16 @@ def pool_rows(manifest: pl.DataFrame, manifest_path, splits: pl.DataFrame, targe
 
 
 def folder_rows(path: str | Path, splits: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Images of a folder (recursively) or a listing (a text file, one path a line) as pool rows,
-    minus any whose bytes are a dev, test or bridge image of ``splits``; returns (rows, dropped).
+    """Images of a folder (recursively) or a CSV/parquet listing (column ``path``, as ingest reads one;
+    :func:`shiftkit.training.unlabelled.image_files`) as pool rows, minus any whose bytes are a dev,
+    test or bridge image of ``splits``; returns (rows, dropped).
 
     Raises:
-        InputPathError: when the path does not exist or holds no image.
+        InputPathError: when the path does not exist; DataError: when it holds no image.
     """
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-    elif p.is_file():
-        lines = [x.strip() for x in p.read_text(encoding="utf-8", errors="replace").splitlines()]
-        files = [Path(x) if Path(x).is_absolute() else p.parent / x for x in lines if x and not x.startswith("#")]
-        missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise InputPathError(f"--unlabelled listing {p} names {len(missing)} missing file(s), e.g. {missing[0]}.")
-    else:
-        raise InputPathError(f"--unlabelled {p} does not exist; expected a folder of images or a listing.")
-    if not files:
-        raise InputPathError(f"--unlabelled {p} holds no image ({', '.join(IMAGE_SUFFIXES)}).")
+    from shiftkit.training.unlabelled import image_files
+
+    files = image_files(path, option="--unlabelled")
     ids = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
     held = set(splits.filter(pl.col("split").is_in(list(NEVER)))["image_id"].to_list())
     rows = pl.DataFrame({"image_id": ids, "abspath": [str(f.resolve()) for f in files]})

@@ -37,7 +37,7 @@ def split_name(name: str | None) -> str:
     return f"{schema.UNLABELLED}:{name}"
 
 
-def image_files(source: str | os.PathLike[str]) -> list[Path]:
+def image_files(source: str | os.PathLike[str], option: str = "") -> list[Path]:
     """The image files of a folder (recursively, by suffix) or of a CSV/parquet listing (column path).
 
     Raises:
@@ -47,6 +47,7 @@ def image_files(source: str | os.PathLike[str]) -> list[Path]:
     from shiftkit.ingest.walk import read_listing
 
     p = Path(source)
+    what = f"{option} {p}" if option else f"The images {p}"
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     elif p.is_file():
@@ -56,9 +57,9 @@ def image_files(source: str | os.PathLike[str]) -> list[Path]:
         if absent:
             raise InputPathError(f"Listing {p} names {len(absent)} file(s) that do not exist (first: {absent[0]}).")
     else:
-        raise InputPathError(f"The images {p} do not exist (expected a folder of images or a CSV/parquet listing).")
+        raise InputPathError(f"{what} do not exist (expected a folder of images or a CSV/parquet listing).")
     if not files:
-        raise DataError(f"{p} holds no image file (expected suffixes: {', '.join(IMAGE_SUFFIXES)}).")
+        raise DataError(f"{what} holds no image file (expected suffixes: {', '.join(IMAGE_SUFFIXES)}).")
     return files
 
 
@@ -128,7 +129,7 @@ def evaluate_images(
     from shiftkit.training.evaluate import check_predictions, read_predictions, resolve_predictions
 
     split = split_name(name)
-    files = image_files(source)
+    files = image_files(source, option="--images")
     table, _ = predict_files(files, model_dir, params, split=split)
     out = Path(out_path)
     base = out.resolve().parent
