@@ -67,33 +67,13 @@ def check_command(
     estimate = estimator(model_dir, predictions, p) if model_dir or predictions else None
     if latest and drops:
         raise ConfigError("Give either DROP folders or --latest, not both.")
-    if latest:
-        report = run_latest_drop_check(
-            reference,
-            splits=splits,
-            out=out,
-            params=p.check,
-            ingest_params=p.ingest,
-            allow_new_labels=allow,
-            raise_on_fail=False,
-            estimate=estimate,
-        )
-    elif not drops:
+    if not latest and not drops:
         raise ConfigError(
             "No drop given: pass DOMAIN=PATH or a folder of domains, or --latest to check the newest ingested drop."
         )
-    else:
-        report = run_check(
-            drops,
-            reference,
-            splits=splits,
-            out=out,
-            params=p.check,
-            ingest_params=p.ingest,
-            allow_new_labels=allow,
-            raise_on_fail=False,
-            estimate=estimate,
-        )
+    how = {"splits": splits, "out": out, "params": p.check, "ingest_params": p.ingest, "allow_new_labels": allow,
+           "raise_on_fail": False, "estimate": estimate}
+    report = run_latest_drop_check(reference, **how) if latest else run_check(drops, reference, **how)
     _print_findings(report)
     typer.echo(summary_line(report, out))
     if report.errors:
