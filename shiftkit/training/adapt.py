@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.training.checkpoint import EpochStats
 
 METHODS = ("dann", "coral", "selftrain", "weighted")
 POOL_SHARE = {"dann": 0.5, "coral": 0.5, "selftrain": 0.25}  # pool batch / labelled batch (cost bound)
@@ -191,16 +192,6 @@ def importance_weights(src: torch.Tensor, pool: torch.Tensor, clip: float, seed:
 # the epoch
 
 
-@dataclass
-class EpochSums:
-    """One epoch's sums, as :class:`shiftkit.training.train.EpochStats` has them."""
-
-    loss_sum: float = 0.0
-    correct: float = 0.0
-    count: float = 0.0
-    seconds: float = 0.0
-
-
 class Adapter:
     """The adapted epoch (``train_one_epoch``) of one run: the plain loss plus the method's."""
 
@@ -272,7 +263,7 @@ class Adapter:
         re-estimated on the pool."""
         import time
 
-        stats, t0 = EpochSums(), time.perf_counter()
+        stats, t0 = EpochStats(), time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
         correct = torch.zeros((), dtype=torch.int64, device=feed.device)
         epoch = getattr(batches, "epoch", 0)

@@ -21,6 +21,16 @@ from shiftkit.core.console import console
 from shiftkit.core.errors import ConfigError, ModelError
 from shiftkit.training import models
 
+
+@dataclass
+class EpochStats:
+    """One epoch's sums (plain training and the adapted epoch of training/adapt.py), for the live log."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    seconds: float = 0.0
+
 STATE_NAME = "state.pt"
 
 

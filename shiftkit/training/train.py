@@ -51,7 +51,7 @@ from shiftkit.training import loader as data
 from shiftkit.training import models
 from shiftkit.training.batches import DeviceBatches, LoaderBatches, resolve_device
 from shiftkit.training.batches import Feed as InputFeed
-from shiftkit.training.checkpoint import Optim, checkpoint, load_resume_point, open_live, set_rng_state
+from shiftkit.training.checkpoint import EpochStats, Optim, checkpoint, load_resume_point, open_live, set_rng_state
 from shiftkit.training.distributed import _all_sum, _barrier, _Dist, _init_distributed
 from shiftkit.training.params import TrainParams
 from shiftkit.training.pixels import PixelStore
@@ -300,14 +300,6 @@ def _meta(params: TrainParams, labels: list[str], mean_t, std_t, plan: list[str]
         "shiftkit_version": shiftkit.__version__,
         "phases": plan,
     }
-
-
-@dataclass
-class EpochStats:
-    loss_sum: float = 0.0
-    correct: float = 0.0
-    count: float = 0.0
-    seconds: float = 0.0
 
 
 def train_one_epoch(
