@@ -57,7 +57,7 @@ def image_files(source: str | os.PathLike[str], option: str = "") -> list[Path]:
         if absent:
             raise InputPathError(f"Listing {p} names {len(absent)} file(s) that do not exist (first: {absent[0]}).")
     else:
-        raise InputPathError(f"{what} do not exist (expected a folder of images or a CSV/parquet listing).")
+        raise InputPathError(f"{what}: no such folder or file (expected a folder of images or a CSV/parquet listing).")
     if not files:
         raise DataError(f"{what} holds no image file (expected suffixes: {', '.join(IMAGE_SUFFIXES)}).")
     return files
