@@ -25,7 +25,7 @@ import polars as pl
 import psutil
 import pytest
 
-from tests.helpers import REPO, run_cli, tree_hash
+from tests.helpers import REPO, run_cli, signals_as_in_a_terminal, tree_hash
 
 SEED = 13
 TRIAL_LIMIT = 10.0  # seconds a trial may take at most (the process is killed after that)
@@ -40,6 +40,14 @@ RECIPE = (
     '{"name": "quantize", "p": 1.0, "params": {"levels": [17.0, 17.0]}}]}'
 )
 OUTPUTS = {"ingest": ("manifest.parquet", "quarantine.parquet", "summary.json"), "synth": ("synth.parquet", "images")}
+
+
+@pytest.fixture(autouse=True)
+def _commands_hear_signals():
+    """Every command a test here starts (not only through ``_trial``) hears SIGINT and SIGTERM, as one
+    typed at a terminal does, even when the runner itself was started ignoring them."""
+    with signals_as_in_a_terminal():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +107,9 @@ def _trial(work: Path, command: str, out: str, delay: float, sig: int, group: bo
     """
     env = {**os.environ, "PYTHONPATH": str(REPO), "SHIFTKIT_PROGRESS": "0"}
     with open(work / f"{out}.err", "w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "shiftkit", *_args(command, out), "--params", "params.yaml"],
-                                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        with signals_as_in_a_terminal():  # never the runner's ignored SIGINT (a `pytest ... &` in a script)
+            proc = subprocess.Popen([sys.executable, "-m", "shiftkit", *_args(command, out), "--params", "params.yaml"],
+                                    cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         waited = _wait_for_workers(proc, TRIAL_LIMIT / 2) if after_workers else 0.0
         try:
             proc.wait(timeout=delay)
@@ -197,6 +206,21 @@ def test_sigterm_exits_143_with_one_line(work, command, group):
         return
     assert last == "shiftkit: terminated: nothing was written", err
     assert not (work / f"term-{command}").exists() or not any((work / f"term-{command}").iterdir())
+
+
+def test_a_runner_that_ignores_sigint_still_interrupts_its_trials(work):
+    """A test runner started in the background of a script (``pytest ... &``, no job control) begins
+    with SIGINT ignored; its commands inherited that and, as they should, ignored the trials' Ctrl-C:
+    synth ran to the end, exit 0, 5-9 s after the signal (4 of 4 runs of the synth trials failed so).
+    A trial starts its command as a terminal would, hearing SIGINT."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code, seconds, err = _trial(work, "synth", "ignored-synth", 0.1, signal.SIGINT, True, after_workers=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130, err
+    assert seconds < EXIT_WITHIN
+    assert err.strip().splitlines()[-1] == "shiftkit: interrupted: nothing was written", err
 
 
 def _deaf_worker(seconds: float) -> float:
