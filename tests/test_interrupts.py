@@ -258,6 +258,36 @@ def test_an_interrupted_map_reaps_workers_that_cannot_hear_sigterm_at_once():
     assert not [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
 
 
+def test_a_ctrl_c_while_workers_start_is_not_lost():
+    """A Ctrl-C that lands while the map forks its workers stops it. The main thread holds SIGINT back
+    then, so the kernel hands it to a thread that does not (polars' and OpenBLAS' threads; here one
+    that sleeps): the parent's SIGINT was SIG_IGN in that moment and the signal was discarded, the
+    command ran to its end (exit 0). Sent here by a fork hook, in the parent, just before a fork."""
+    import threading
+
+    from shiftkit.runtime.imap import imap
+
+    armed = [True]
+
+    def ctrl_c_before_the_fork() -> None:
+        if armed and threading.current_thread() is threading.main_thread():
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGINT)  # to the process, as kill and a terminal send it
+
+    os.register_at_fork(before=ctrl_c_before_the_fork)
+    threading.Thread(target=time.sleep, args=(5.0,), daemon=True).start()  # a thread that hears SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # earlier tests may have changed it
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(imap(time.sleep, [0.5] * 8, workers=2, chunksize=1))
+    finally:
+        armed.clear()
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - start < 1.0
+    assert not [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
+
+
 def _pngs_under_way(raw: Path) -> int:
     """PNGs written so far into the example's temporary folder (one listing per label folder: a
     recursive glob over thousands of files is slow enough under load to miss the whole write)."""
