@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -153,6 +154,32 @@ class CliResult(NamedTuple):
     def lines(self) -> list[str]:
         """The non-empty lines of stderr."""
         return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def signals_as_in_a_terminal():
+    """SIGINT and SIGTERM that this process ignores get their default action for the block (restored
+    after it), so that a command started inside begins as one typed at a terminal does: hearing them.
+
+    A test runner started in the background of a script (``pytest ... &`` in a shell without job
+    control, POSIX) begins with SIGINT ignored, and every process it starts inherits that; a command
+    that begins with SIGINT ignored rightly keeps ignoring it (``shiftkit.cli.run._SignalsRaise``,
+    CPython itself), so a test's Ctrl-C would reach a process that was told never to hear one. Only
+    in the main thread (the only one that may change a handler); the caught handler set meanwhile
+    becomes the default action in an exec'd child.
+    """
+    import threading
+
+    changed = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                changed[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, previous in changed.items():
+            signal.signal(signum, previous)
 
 
 def run_cli(

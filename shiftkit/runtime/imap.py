@@ -64,7 +64,7 @@ def _worker(conn: Any, fn: Callable[[Any], Any], initializer: Callable[..., None
     """A worker's life: run ``fn`` over each chunk received, send the results back, until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler inherited by fork must not run here
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # blocked across the fork by _born_ignoring
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # blocked across the fork by _born_deaf
     try:
         if initializer is not None:
             initializer(*initargs)
@@ -87,24 +87,33 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextlib.contextmanager
-def _born_ignoring() -> Iterator[None]:
-    """Start workers ignoring SIGINT and with SIGTERM's default action, never with the parent's
-    handlers: those would raise in a child before ``_worker`` resets them (a forked child runs
-    fork hooks first). Both signals are blocked meanwhile, so one sent to the parent in this
-    moment is delivered, to the parent's own handler, when the block ends."""
+def _born_deaf() -> Iterator[None]:
+    """Start workers with SIGINT and SIGTERM blocked, so that the parent's handlers, which a forked
+    child inherits, never run in one (it runs fork hooks first); ``_worker`` makes SIGINT ignored
+    and SIGTERM's action the default before it unblocks them. A signal sent to the parent in this
+    moment is noted, and raised again once every worker started is in ``procs``: it reaches the
+    parent's own handler then, which stops them all.
+
+    Never SIG_IGN in the parent meanwhile: a disposition is the whole process's, the other threads
+    (polars', tokio's, OpenBLAS') do not block these signals, and the kernel hands a process-directed
+    SIGINT to one of them; ignored there, a Ctrl-C landing while workers started was discarded and
+    the command ran to its end (3 of 3 runs with the SIGINT sent in that moment: exit 0)."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be changed in the main thread; _worker resets them
+        yield  # the signals reach the main thread's handlers anyway; _worker sets its own
         return
+    noted: list[int] = []
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    old = {s: signal.getsignal(s) for s in _SIGNALS}
+    old = {s: signal.signal(s, lambda signum, frame: noted.append(signum)) for s in sorted(_SIGNALS)}
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        try:
+            for s, handler in old.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for s in dict.fromkeys(noted):
+            signal.raise_signal(s)  # to this thread, which now hears it: the parent's handler runs
 
 
 # Worker sets still running. A consumer interrupted while it handles a result leaves ``imap``'s
@@ -133,7 +142,7 @@ def _stop(procs: list[Any], conns: list[Any], clean: bool) -> None:
     """End every worker: ask politely after a clean run, else kill at once; kill what outlives the timeout.
 
     Not SIGTERM on an interrupt: a worker forked a moment ago may not have unblocked SIGTERM yet
-    (see :func:`_born_ignoring`), and waiting out the timeout for each such worker made a Ctrl-C
+    (see :func:`_born_deaf`), and waiting out the timeout for each such worker made a Ctrl-C
     take 5 s instead of a tenth of one (seen once in CI).
     """
     for conn, proc in zip(conns, procs, strict=True):
@@ -209,7 +218,7 @@ def process_map(
     live = (procs, conns)
     _LIVE.append(live)
     try:
-        with _born_ignoring():
+        with _born_deaf():
             for _ in range(n):
                 parent_end, child_end = ctx.Pipe(duplex=True)
                 proc = ctx.Process(target=_worker, args=(child_end, fn, initializer, initargs), daemon=True)
