@@ -49,8 +49,9 @@ def _cli(args: list, threads: int) -> float:
 
 def _params(base: Path, a: argparse.Namespace) -> Path:
     p = base / "params.yaml"
+    curve = "".join(f"  {kv.split('=', 1)[0]}: {kv.split('=', 1)[1]}\n" for kv in a.curve or [])
     p.write_text(f"train:\n  img_size: {a.img_size}\n  finetune_epochs: {a.epochs}\n  threads: {a.threads}\n"
-                 f"  batch_size: {a.batch_size}\n")
+                 f"  batch_size: {a.batch_size}\n" + (f"curve:\n{curve}" if curve else ""))
     return p
 
 
@@ -63,7 +64,7 @@ def compare(base: Path, m: Path, s: Path, arms: list[str], level: float = 0.95) 
     clusters = cluster_ids(io.read_table(m, schema.MANIFEST), None)
     dev = {}
     for a in ["baseline", *arms]:
-        p = read_predictions(base / a / "predictions.parquet")
+        p = read_predictions(base / "pred" / a / "predictions.parquet")
         dev[a] = p.filter((p["split"] == "dev") & (p["source"] == "manifest"))
     mat = worth.cluster_matrix(dev, clusters)
     point, boot = mat.error_rates(), worth.resample_errors(mat, 1000, 0)
@@ -93,11 +94,13 @@ def probe(a: argparse.Namespace) -> None:
     secs = {}
     for arm in ["baseline", *a.arms]:
         out = base / arm
+        if a.reuse and arm in a.reuse and (out / "arm.json").is_file():
+            continue  # trained by an earlier probe on this folder (same code: the caller's word)
         extra = ["--unlabelled", folder] if arm != "baseline" else []
         secs[arm] = _cli(["train", "--manifest", m, "--splits", s, "--params", params, "--arm", arm, "--budget", "0",
                           *extra, "--out", out, "--live", base / "live" / arm], a.threads)
         _cli(["evaluate", "--manifest", m, "--splits", out / "splits.parquet", "--model", out, "--out",
-              out / "predictions.parquet", "--train-sample", "200", "--params", params], a.threads)
+              base / "pred" / arm / "predictions.parquet", "--train-sample", "200", "--params", params], a.threads)
     for r in compare(base, m, s, a.arms):
         r["train_s"] = io.read_json(base / r["arm"] / "arm.json")["seconds"]
         r["cost_ratio"] = r["train_s"] / io.read_json(base / "baseline" / "arm.json")["seconds"]
@@ -172,6 +175,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", help="probe: a folder to keep (and reuse) the pair in")
+    ap.add_argument("--curve", nargs="*", help="probe: curve parameters as KEY=VALUE (e.g. dann_warmup=0.34)")
+    ap.add_argument("--reuse", nargs="*", help="probe: arms whose training in --dir is kept from an earlier probe")
     a = ap.parse_args()
     {"probe": probe, "cost": cost, "false-claims": false_claims}[a.mode](a)
 

@@ -33,6 +33,9 @@ def test_gradient_reversal_ramp_and_coral():
     assert torch.equal(x.grad, torch.full((3,), -0.5))
     assert adapt.ramp(0.0) == 0.0 and adapt.ramp(1.0) == pytest.approx(2 / (1 + np.exp(-10)) - 1)
     assert adapt.ramp(0.1) < adapt.ramp(0.5) < adapt.ramp(1.0)
+    assert adapt.ramp(0.3, warmup=1 / 3) == 0.0 < adapt.ramp(0.4, warmup=1 / 3)  # no reversal in the warm-up
+    assert adapt.ramp(1.0, warmup=1 / 3) == adapt.ramp(1.0)
+    assert adapt.ramp(2 / 3, warmup=1 / 3) == pytest.approx(adapt.ramp(0.5))
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(200, 8, generator=g), torch.randn(200, 8, generator=g)
     assert adapt.coral_loss(a, a) == 0
@@ -167,8 +170,9 @@ def curve_of(tmp_path, m, s, arm_list, tp: TrainParams, cp: CurveParams) -> dict
     return stage.build_curve(tmp_path / "pred", folder, m, cp)
 
 
-# enough steps (3 epochs of batches of 32) for the baseline's batch-norm running statistics to settle:
-# fewer, and re-estimating them on the pool alone is a gain even without shift
+# 3 epochs of batches of 32: 27 steps on the 300 web images. The arms' running statistics follow the
+# pool's batches as the baseline's follow its own (training/adapt.py), so that neither model gets the
+# better-settled statistics and the no-shift comparison is like for like
 TRUTH = TrainParams(img_size=16, batch_size=32, finetune_epochs=3, pretrained=False)
 PAIR = dict(n_web=300, n_target=450, n_dev=250, n_test=20, n_bridge=20)
 
@@ -176,8 +180,10 @@ PAIR = dict(n_web=300, n_target=450, n_dev=250, n_test=20, n_bridge=20)
 @pytest.mark.usefixtures("one_torch_thread")
 def test_truth_alignment_gains_on_a_tinted_texture_shift_and_claims_nothing_without_shift(tmp_path):
     """Digits at half contrast on a teal background with a faint photo texture (tests/adapt_helpers.py):
-    the web-only baseline errs on most of them, CORAL at budget 0 gains and the curve claims it; on a
-    pair without shift the same comparison claims nothing (benchmarks/arms.py runs more seeds)."""
+    the web-only baseline errs on most of them, CORAL at budget 0 gains and the curve claims it; on
+    pairs without shift (two seeds: seed 1 is the pair on which re-estimating the arms' batch-norm
+    statistics on the pool alone was claimed as a gain) CORAL's gain is not claimed
+    (benchmarks/arms.py false-claims runs ten seeds and every arm: 0 of 10 claimed)."""
     cp = CurveParams(arms=("baseline", "coral"), budgets=(0,), replicates=500)
     m, s, _ = build_pair(tmp_path / "tint", shift="tint", **PAIR)
     data = curve_of(tmp_path / "tint", m, s, cp.arms, TRUTH, cp)
@@ -185,7 +191,8 @@ def test_truth_alignment_gains_on_a_tinted_texture_shift_and_claims_nothing_with
     err = {p["arm"]: p["dev_error"] for p in data["points"]}
     assert w["status"] != "not_estimable", (err, w)
     assert err["coral"] < err["baseline"] - 0.15
-    m, s, _ = build_pair(tmp_path / "same", shift="none", **PAIR)
-    data = curve_of(tmp_path / "same", m, s, cp.arms, TRUTH, cp)
-    (w,) = data["worth"]
-    assert w["status"] == "not_estimable", w
+    for seed in (0, 1):
+        m, s, _ = build_pair(tmp_path / f"same{seed}", shift="none", seed=seed, **PAIR)
+        data = curve_of(tmp_path / f"same{seed}", m, s, cp.arms, TRUTH, cp)
+        claimed = [w for w in data["worth"] if w["status"] != "not_estimable"]
+        assert not claimed, (seed, claimed)

@@ -53,6 +53,7 @@ class CurveParams(ParamsSection):
     head_epochs: int = param(1, Interval(int, 0, None))  # finetune arm: frozen-backbone epochs first (0: none)
     # the mitigation arms (shiftkit/training/adapt.py): fixed, never tuned on target labels
     dann_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # dann: domain-loss weight
+    dann_warmup: float = param(0.0, Interval(float, 0, 1, "left"))  # dann: share of training before reversal
     coral_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # coral: alignment-loss weight
     selftrain_weight: float = param(1.0, Interval(float, 0, None, "neither"))  # selftrain: pseudo-label loss weight
     selftrain_threshold: float = param(0.95, Interval(float, 0, 1, "neither"))  # selftrain: pseudo-label confidence

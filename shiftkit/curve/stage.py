@@ -56,6 +56,7 @@ def adapt_spec(arm: str, manifest: pl.DataFrame, manifest_path: str | os.PathLik
     weight = {"dann": cparams.dann_weight, "coral": cparams.coral_weight}.get(a.adapt, cparams.selftrain_weight)
     return AdaptSpec(a.adapt, pool, target_domain=cparams.target_domain, weight=weight,
                      threshold=cparams.selftrain_threshold, clip=cparams.weight_clip, seed=cparams.seed,
+                     warmup=cparams.dann_warmup,
                      selection="fixed in params.yaml (curve.*), not tuned on any target label")
 
 
