@@ -112,6 +112,13 @@ def test_cli_example_uses_params(tmp_path, capsys):
     assert cli.main(["example", "faces", str(tmp_path / "ex2")]) == 2
     err = capsys.readouterr().err
     assert "Unknown example 'faces'" in err and "Traceback" not in err
+    # a pool that would overlap the labelled target: one line, exit 2, the earlier example kept
+    before = _digest(tmp_path / "ex")
+    params.write_text("example:\n  web_images: 30\n  target_images: 1500\n  unlabelled_images: 300\n")
+    assert cli.main(["example", "digits", str(tmp_path / "ex"), "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "example.unlabelled_images" in err[0] and "at most 1,797" in err[0]
+    assert _digest(tmp_path / "ex") == before
 
 
 # ---------------------------------------------------------------------------------------------

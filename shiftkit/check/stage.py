@@ -139,7 +139,9 @@ def apply_rules(ctx: CheckContext, rules: Sequence[str] | None = None) -> CheckR
         "images": ctx.drop.height,
         "quarantined": ctx.quarantine.height,
         "domains": dict(ctx.drop.group_by("domain").len().sort("domain").iter_rows()),
-        "labels": dict(ctx.drop.group_by("label").len().sort("label").iter_rows()),
+        # an unlabelled pool's images have no label: counted apart (a None key cannot be written as JSON)
+        "labels": dict(ctx.drop.drop_nulls("label").group_by("label").len().sort("label").iter_rows()),
+        "unlabelled": ctx.drop["label"].null_count(),
         "reference_images": ctx.reference.height,
         "splits": ctx.splits is not None,
         "near_dup_radius": ctx.radius,
