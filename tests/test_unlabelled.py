@@ -110,6 +110,8 @@ def test_check_latest_on_a_drop_with_an_unlabelled_pool_counts_it_apart(pipeline
     summary = json.loads((tmp_path / "out" / "check.json").read_text())["summary"]
     assert summary["unlabelled"] == 40 and sum(summary["labels"].values()) == 100
     assert set(summary["labels"]) == {str(d) for d in range(10)}
+    assert "140 image(s) in the drop (target 80, web 60), 40 of them without labels, 0 quarantined" in (
+        tmp_path / "out" / "check.md").read_text()
 
 
 def test_shift_reads_the_unlabelled_pool_by_its_split_name(pipeline):

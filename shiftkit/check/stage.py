@@ -83,8 +83,9 @@ class CheckReport:
             f"## shiftkit check: {mark}",
             "",
             f"{s['images']} image(s) in the drop "
-            f"({', '.join(f'{md_text(k)} {v}' for k, v in s['domains'].items()) or 'none'}), "
-            f"{s['quarantined']} quarantined; reference {s['reference_images']} images"
+            f"({', '.join(f'{md_text(k)} {v}' for k, v in s['domains'].items()) or 'none'})"
+            + (f", {s['unlabelled']} of them without labels" if s.get("unlabelled") else "")
+            + f", {s['quarantined']} quarantined; reference {s['reference_images']} images"
             + (", splits given." if s["splits"] else ", no splits given."),
             "",
             f"**{len(self.errors)} error(s)**, {len(self.warnings)} warning(s).",
