@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Behaviour snapshot for refactors: runs the example's whole chain at a small size (600 web and 400
-# target digits, 16 px, one epoch from scratch) through the stage scripts, and writes the sha256 of
+# Behaviour snapshot for refactors: runs the example's whole chain at a small size (600 web, 400
+# target and 200 unlabelled target digits, 16 px, one epoch from scratch) through the stage scripts, and writes the sha256 of
 # every output (manifest, quarantine, splits, synth table and images, budgets, every point's model
 # and predictions, the curve, the report) to WORKDIR.sha. Run it before and after a change and diff
 # the two lists: a refactor must leave them equal. Known differences from run to run: fit.json's
@@ -13,7 +13,7 @@ rm -rf "$W"; mkdir -p "$W"; cd "$W"
 "$PY" - "$REPO/params.yaml" > params.yaml <<'PY'
 import sys, yaml
 p = yaml.safe_load(open(sys.argv[1]))
-p['example']['web_images'] = 600; p['example']['target_images'] = 400
+p['example']['web_images'] = 600; p['example']['target_images'] = 400; p['example']['unlabelled_images'] = 200
 p['train']['finetune_epochs'] = 1; p['train']['head_epochs'] = 0; p['train']['pretrained'] = False
 p['train']['img_size'] = 16
 p['report']['replicates'] = 200; p['curve']['replicates'] = 200
@@ -21,7 +21,7 @@ yaml.safe_dump(p, sys.stdout, sort_keys=False)
 PY
 export SHIFTKIT_PROGRESS=0 PYTHONPATH=$REPO
 $PY $REPO/pipelines/example.py --out data/raw --params params.yaml
-$PY $REPO/pipelines/ingest.py --domain web=data/raw/web --domain target=data/raw/target --out data/manifest --params params.yaml
+$PY $REPO/pipelines/ingest.py --domain web=data/raw/web --domain target=data/raw/target --unlabelled target=data/raw/unlabelled --out data/manifest --params params.yaml
 $PY $REPO/pipelines/check.py --reference data/manifest/manifest.parquet --splits data/splits/splits.parquet --out data/check --params params.yaml || true
 $PY $REPO/pipelines/split.py --manifest data/manifest/manifest.parquet --out data/splits --params params.yaml
 $PY $REPO/pipelines/synth.py --manifest data/manifest/manifest.parquet --splits data/splits/splits.parquet --out data/synth --params params.yaml

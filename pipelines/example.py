@@ -9,7 +9,7 @@ from shiftkit.cli.run import run_stage, stage_parser
 
 def main(argv: list[str] | None = None) -> int:
     ap = stage_parser(__doc__)
-    ap.add_argument("--out", required=True, help="folder for web/ and target/")
+    ap.add_argument("--out", required=True, help="folder for web/, target/ and unlabelled/")
     ap.add_argument("--params", default="params.yaml")
 
     def work() -> str:
@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         from shiftkit.params import load_params
 
         args = ap.parse_args(argv)
-        guard("example", reads={"--params": args.params},
-              folders={"--out": [f"{args.out}/web", f"{args.out}/target"]})  # the folders it replaces
+        replaced = [f"{args.out}/{d}" for d in ("web", "target", "unlabelled")]  # the folders it replaces
+        guard("example", reads={"--params": args.params}, folders={"--out": replaced})
         p = load_params(args.params).example
         counts = write_example(p.name, args.out, p)
         return summary_line(p.name, counts, args.out)

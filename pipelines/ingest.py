@@ -1,4 +1,5 @@
-"""DVC stage `ingest`: the example's domains -> the manifest folder (manifest, quarantine, summary)."""
+"""DVC stage `ingest`: the example's domains and its unlabelled pool -> the manifest folder (manifest,
+quarantine, summary)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = stage_parser(__doc__)
     ap.add_argument("--domain", action="append", default=[], metavar="NAME=PATH", help="repeat per domain")
     ap.add_argument("--listing", default=None, help="CSV/parquet with columns path, label, domain")
+    ap.add_argument("--unlabelled", action="append", default=[], metavar="NAME=PATH",
+                    help="a flat folder (or listing) of images without labels for domain NAME: the unlabelled pool")
     ap.add_argument("--out", required=True, help="folder for manifest.parquet, quarantine.parquet, summary.json")
     ap.add_argument("--params", default="params.yaml")
 
@@ -23,11 +26,13 @@ def main(argv: list[str] | None = None) -> int:
 
         args = ap.parse_args(argv)
         roots = parse_assignments(args.domain)
-        guard("ingest", reads={"--domain": roots.values(), "--listing": args.listing, "--params": args.params},
+        pool = parse_assignments(args.unlabelled, "--unlabelled")
+        guard("ingest", reads={"--domain": roots.values(), "--listing": args.listing, "--unlabelled": pool.values(),
+                               "--params": args.params},
               folders={"--out": args.out}, owned={"--out": OWNED})
         params = load_params(args.params)
         engine.activate(params.engine)  # where the per-image work runs (params.yaml engine section)
-        res = ingest(roots, args.out, listing=args.listing, params=params.ingest,
+        res = ingest(roots, args.out, listing=args.listing, params=params.ingest, unlabelled=pool,
                      keep_domain=params.split.target_domain)
         return summary_line(res)
 

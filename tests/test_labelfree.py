@@ -317,3 +317,45 @@ def test_check_model_bad_inputs_get_one_line_and_exit_2(model, predictions, refe
         assert len(r.lines) == 1 and words in r.lines[0], (name, r.lines)
     r = run_cli(["check", tmp_path / "drop", "--reference", reference, "--model", folder])
     assert r.code == 2 and "--predictions" in r.lines[0]
+
+
+def test_check_model_latest_estimates_the_window_of_drops_and_gates_the_newest(model, predictions, tmp_path):
+    """`check --latest --model`: the window of the last check.window drops of the manifest, one estimate
+    each, in drop order; the newest is gated. Known answers: drop 1 sharp, drop 2 blurred like dev,
+    drop 3 strongly degraded (blocks: its estimate is above dev + 5 points, the others within)."""
+    from shiftkit.ingest.stage import ingest
+
+    _, folder = model
+    pred, _, _ = predictions
+    drops = tmp_path / "incoming"
+    for j, (prefix, degrade) in enumerate((("s", lambda x: x), ("m", lambda x: _blur(x, 1.0)),
+                                           ("b", lambda x: _down(_blur(x, 2.5), 6)))):
+        x, y = mnist(120, 10600 + 120 * j)
+        write_folder(drops / "target", degrade(x).astype(np.uint8), y, prefix=prefix)
+        ingest({"target": drops / "target"}, tmp_path / "manifest", workers=1)  # drop j + 1: the new files
+    manifest = tmp_path / "manifest" / "manifest.parquet"
+    assert pl.read_parquet(manifest)["drop"].unique().sort().to_list() == [1, 2, 3]
+    runs = {}
+    for window in (8, 2):
+        params = tmp_path / f"w{window}.yaml"
+        params.write_text(f"report:\n  replicates: 300\nevaluate:\n  workers: 0\ncheck:\n  window: {window}\n")
+        out = tmp_path / f"out{window}"
+        r = run_cli(["check", "--latest", "--reference", manifest, "--model", folder, "--predictions", pred,
+                     "--params", params, "--out", out])
+        assert r.code == 1, r.stdout + r.stderr  # the newest drop is the degraded one: blocked
+        line = [x for x in (r.stdout + r.stderr).splitlines() if "[error_rise]" in x]
+        assert len(line) == 1 and "of drop 3" in line[0] and "above check.max_error_rise 5 points" in line[0]
+        live = next(f for f in json.loads((out / "check.json").read_text())["findings"] if f["rule"] == "error_rise")
+        runs[window] = live["data"]
+        md = (out / "check.md").read_text()
+        shown = [d["drop"] for d in live["data"]["drops"]]
+        assert all(f"| {d} | 120 |" in md for d in shown)
+        assert (out / "live.png").is_file() and "![estimated error per drop](live.png)" in md
+    full = runs[8]
+    assert [d["drop"] for d in full["drops"]] == ["drop 1", "drop 2", "drop 3"]
+    assert [d["drop"] for d in runs[2]["drops"]] == ["drop 2", "drop 3"]  # only the last check.window drops
+    rise = [d["estimate"] - full["dev_error"] for d in full["drops"]]
+    assert rise[0] <= 0.05 and rise[1] <= 0.05 < rise[2], rise  # the slide shows, and only the last blocks
+    assert full["drops"][0]["estimate"] < full["drops"][2]["estimate"]
+    # the same drop gets the same estimate whatever the window (same model, calibration, seed)
+    assert runs[2]["drops"][-1]["estimate"] == pytest.approx(full["drops"][-1]["estimate"])

@@ -101,6 +101,19 @@ def test_check_against_a_reference_with_an_unlabelled_pool(pipeline, tmp_path):
     assert all(None not in [s["label"] for s in f.data["shares"]] for f in shares)
 
 
+def test_check_latest_on_a_drop_with_an_unlabelled_pool_counts_it_apart(pipeline, tmp_path):
+    """The pipeline's check stage (--latest) on the example's first drop, which holds the pool: the
+    pool's null labels are counted as unlabelled, not as a label (check.json could not be written)."""
+    root, ing, _result, _fit = pipeline
+    r = run_cli(["check", "--latest", "--reference", ing.manifest_path, "--out", tmp_path / "out"])
+    assert r.code == 0, r.stdout + r.stderr
+    summary = json.loads((tmp_path / "out" / "check.json").read_text())["summary"]
+    assert summary["unlabelled"] == 40 and sum(summary["labels"].values()) == 100
+    assert set(summary["labels"]) == {str(d) for d in range(10)}
+    assert "140 image(s) in the drop (target 80, web 60), 40 of them without labels, 0 quarantined" in (
+        tmp_path / "out" / "check.md").read_text()
+
+
 def test_shift_reads_the_unlabelled_pool_by_its_split_name(pipeline):
     from shiftkit.shift import stage as shift
 

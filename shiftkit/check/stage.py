@@ -83,8 +83,9 @@ class CheckReport:
             f"## shiftkit check: {mark}",
             "",
             f"{s['images']} image(s) in the drop "
-            f"({', '.join(f'{md_text(k)} {v}' for k, v in s['domains'].items()) or 'none'}), "
-            f"{s['quarantined']} quarantined; reference {s['reference_images']} images"
+            f"({', '.join(f'{md_text(k)} {v}' for k, v in s['domains'].items()) or 'none'})"
+            + (f", {s['unlabelled']} of them without labels" if s.get("unlabelled") else "")
+            + f", {s['quarantined']} quarantined; reference {s['reference_images']} images"
             + (", splits given." if s["splits"] else ", no splits given."),
             "",
             f"**{len(self.errors)} error(s)**, {len(self.warnings)} warning(s).",
@@ -139,7 +140,9 @@ def apply_rules(ctx: CheckContext, rules: Sequence[str] | None = None) -> CheckR
         "images": ctx.drop.height,
         "quarantined": ctx.quarantine.height,
         "domains": dict(ctx.drop.group_by("domain").len().sort("domain").iter_rows()),
-        "labels": dict(ctx.drop.group_by("label").len().sort("label").iter_rows()),
+        # an unlabelled pool's images have no label: counted apart (a None key cannot be written as JSON)
+        "labels": dict(ctx.drop.drop_nulls("label").group_by("label").len().sort("label").iter_rows()),
+        "unlabelled": ctx.drop["label"].null_count(),
         "reference_images": ctx.reference.height,
         "splits": ctx.splits is not None,
         "near_dup_radius": ctx.radius,

@@ -140,7 +140,8 @@ def example_command(
         ..., metavar="NAME", help="Which example: 'digits', or 'photos' (real photos; ingest with --group-depth 1)."
     ),
     dest: Path = typer.Argument(
-        ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png and DEST/target/<label>/*.png into."
+        ..., metavar="DEST", help="Folder to write DEST/web/<label>/*.png, DEST/target/<label>/*.png and "
+        "DEST/unlabelled/*.png (target images without labels, for ingest --unlabelled target=DEST/unlabelled) into."
     ),
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -148,7 +149,7 @@ def example_command(
     from shiftkit.ingest.example import summary_line, write_example
 
     p = load_params(params)
-    guard("example", reads={"--params": params}, folders={"DEST": [dest / "web", dest / "target"]})
+    guard("example", reads={"--params": params}, folders={"DEST": [dest / d for d in ("web", "target", "unlabelled")]})
     counts = write_example(name, dest, p.example)
     console.print(summary_line(name, counts, dest))
 

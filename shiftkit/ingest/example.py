@@ -3,6 +3,13 @@
 ``photos``: real photographs cut into objects and views, the target seen by a phone camera
 (``shiftkit.ingest.photos``).
 
+Both also write ``unlabelled/``: target images without labels (a flat folder, for ``ingest
+--unlabelled target=...``), the pool whose error the report estimates without labels. digits:
+``example.unlabelled_images`` load_digits images drawn in the same seeded permutation as the
+labelled target, after it (so the two are disjoint and alike); the file keeps the load_digits
+index (``digit_0123.png``), never the label. photos: the target camera's views of the objects
+that only the web shows.
+
 The same parameters always write the same bytes (PNG encoding has no timestamps), so the
 example can be a DVC stage whose outputs are cached and compared.
 """
@@ -34,7 +41,9 @@ TARGET_MAX = 1797
 _OURS = {
     "web": re.compile(rf"^\d/mnist_\d{{5}}\.png$|{photos.WEB_PATTERN}"),
     "target": re.compile(rf"^\d/digit_\d{{4}}\.png$|{photos.TARGET_PATTERN}"),
+    "unlabelled": re.compile(rf"^digit_\d{{4}}\.png$|{photos.POOL_PATTERN}"),
 }
+DOMAINS = tuple(_OURS)  # the folders an example writes (and replaces)
 
 
 def mnist_subset() -> tuple[np.ndarray, np.ndarray]:
@@ -140,11 +149,38 @@ def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.nda
     return len(images)
 
 
+def _write_pool(folder: Path, images: np.ndarray, indices: np.ndarray) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    for img, idx in zip(images, indices, strict=True):
+        Image.fromarray(img).save(folder / f"digit_{int(idx):04d}.png", format="PNG")
+    return len(images)
+
+
+def target_draw(params: ExampleParams) -> tuple[np.ndarray, np.ndarray]:
+    """The load_digits indices of the labelled target and of the unlabelled pool (sorted, disjoint):
+    one seeded permutation, the target its first ``target_images``, the pool the next ``unlabelled_images``.
+
+    Raises:
+        ConfigError: when the two together exceed the 1,797 load_digits images.
+    """
+    if params.target_images + params.unlabelled_images > TARGET_MAX:
+        raise ConfigError(
+            f"The 'example.target_images' + 'example.unlabelled_images' parameters must be at most {TARGET_MAX:,} "
+            f"(load_digits; the pool is disjoint from the labelled target). Got {params.target_images:,} + "
+            f"{params.unlabelled_images:,} instead."
+        )
+    order = np.random.default_rng([params.seed, TARGET_MAX]).permutation(TARGET_MAX)
+    n = params.target_images
+    return np.sort(order[:n]), np.sort(order[n:n + params.unlabelled_images])
+
+
 def write_example(name: str, dest: str | Path, params: ExampleParams | None = None) -> dict[str, int]:
-    """Write example ``name`` into ``dest``/web and ``dest``/target; return the image counts.
+    """Write example ``name`` into ``dest``/web, ``dest``/target and ``dest``/unlabelled; the image counts.
 
     digits: ``params.web_images`` MNIST digits are drawn (seeded, without replacement) from the
-    shipped 12,000; the first ``params.target_images`` load_digits images form the target.
+    shipped 12,000; ``params.target_images`` load_digits images form the labelled target and the
+    next ``params.unlabelled_images`` of the same seeded permutation the pool without labels
+    (:func:`target_draw`).
     photos: ``params.objects`` objects per class, ``params.views`` views each, ``params.size`` px
     (``shiftkit.ingest.photos``), and ``dest``/PHOTOS.md with the photographs' sources and licences.
 
@@ -157,7 +193,7 @@ def write_example(name: str, dest: str | Path, params: ExampleParams | None = No
     params = params or ExampleParams()
     if name == "photos":
         root = ensure_dir(dest)
-        for domain in ("web", "target"):
+        for domain in DOMAINS:
             _clear(root / domain, domain)
         return photos.write_photos(root, params.objects, params.views, params.size, params.seed)
     web_x, web_y = mnist_subset()
@@ -170,12 +206,13 @@ def write_example(name: str, dest: str | Path, params: ExampleParams | None = No
         pick = np.sort(np.random.default_rng(params.seed).choice(len(web_x), params.web_images, replace=False))
     else:
         pick = np.arange(len(web_x))
+    labelled, pool = target_draw(params)
     tgt_x, tgt_y = load_digits_images()
-    n_tgt = min(params.target_images, TARGET_MAX)
-    with staged_example(dest, ("web", "target")) as tmp:  # atomic: the earlier example stays until done
+    with staged_example(dest, DOMAINS) as tmp:  # atomic: the earlier example stays until done
         return {
             "web": _write(tmp / "web", web_x[pick], web_y[pick], pick, "mnist", 5),
-            "target": _write(tmp / "target", tgt_x[:n_tgt], tgt_y[:n_tgt], np.arange(n_tgt), "digit", 4),
+            "target": _write(tmp / "target", tgt_x[labelled], tgt_y[labelled], labelled, "digit", 4),
+            "unlabelled": _write_pool(tmp / "unlabelled", tgt_x[pool], pool),
         }
 
 

@@ -23,7 +23,10 @@ class ExampleParams(ParamsSection):
     """The embedded examples: digits (MNIST as web, load_digits as target) and photos."""
 
     web_images: int = param(6000, COUNT)  # how many MNIST digits to write (at most the shipped subset)
-    target_images: int = param(1797, Interval(int, 1, 1797))  # how many load_digits images (at most 1797)
+    # labelled load_digits images (the target) and, disjoint from them in the same seeded draw, target
+    # images written without labels (the pool the report estimates); together at most 1797
+    target_images: int = param(1197, Interval(int, 1, 1797))
+    unlabelled_images: int = param(600, Interval(int, 0, 1796))
     seed: int = param(0, SEED)
     name: str = param("digits", Options(("digits", "photos")))  # which example the DVC stage writes
     objects: int = param(16, Interval(int, 2, 64))  # photos: objects (grid cells) per class photograph

@@ -13,6 +13,10 @@ scikit-image and scikit-learn, cut into objects and views, and a target seen by 
   web takes the first five eighths, target the last half, so an eighth of the objects are in
   both), rendered by :class:`Camera`: a warm white balance, lens blur, a lower resolution,
   brightness-dependent (Poisson-Gaussian) sensor noise and JPEG with 4:2:0 chroma subsampling.
+- **Unlabelled** target images (``unlabelled/<group>/v<view>.jpg``, for ``ingest --unlabelled``):
+  the same camera's views of the objects only the web shows (none of them in dev or test), one
+  folder per object under a neutral name (``u<rank>``, a seeded order), so neither the path nor the
+  group tells the class.
 
 The photographs are read from the installed packages' files (nothing is downloaded); ``SOURCES``
 records each one's origin and licence, written beside the images as ``PHOTOS.md``. The same
@@ -35,6 +39,7 @@ from shiftkit.core.errors import ConfigError
 NOTE_FILE = "PHOTOS.md"
 WEB_PATTERN = r"^[a-z]+/[a-z]+-o\d{2}/v\d{2}\.png$"
 TARGET_PATTERN = r"^[a-z]+/[a-z]+-o\d{2}/v\d{2}\.jpg$"
+POOL_PATTERN = r"^u\d{3}/v\d{2}\.jpg$"
 
 
 @dataclass(frozen=True)
@@ -141,20 +146,32 @@ def objects_of(n: int, seed: int, label: str) -> tuple[list[int], list[int]]:
     return sorted(order[: max(1, (5 * n) // 8)]), sorted(order[n - max(1, n // 2):])
 
 
+def _web_only(n: int, seed: int, label: str) -> list[int]:
+    """The objects the web shows and the target does not: the unlabelled pool's."""
+    web_objs, target_objs = objects_of(n, seed, label)
+    return sorted(set(web_objs) - set(target_objs))
+
+
 def write_photos(root: Path, objects: int, views: int, size: int, seed: int) -> dict[str, int]:
-    """Write ``root``/web and ``root``/target (already cleared) and ``root``/PHOTOS.md; the counts."""
+    """Write ``root``/web, ``root``/target, ``root``/unlabelled (already cleared) and ``root``/PHOTOS.md;
+    the counts."""
     camera = Camera()
-    counts = {"web": 0, "target": 0}
+    counts = {"web": 0, "target": 0, "unlabelled": 0}
+    pool = [(k, o) for k, src in enumerate(SOURCES) for o in _web_only(objects, seed, src.label)]
+    rank = {ko: r for r, ko in enumerate(pool[i] for i in np.random.default_rng([seed, 7]).permutation(len(pool)))}
+    (root / "unlabelled").mkdir(parents=True, exist_ok=True)
     for k, src in enumerate(SOURCES):
         photo = load_photo(src)
         centres, side = _grid(photo.width, photo.height, objects)
         web_objs, target_objs = objects_of(objects, seed, src.label)
-        for domain, chosen in (("web", web_objs), ("target", target_objs)):
+        unl_objs = _web_only(objects, seed, src.label)
+        for domain, chosen in (("web", web_objs), ("target", target_objs), ("unlabelled", unl_objs)):
             for o in chosen:
-                folder = root / domain / src.label / f"{src.label}-o{o:02d}"
+                folder = (root / domain / f"u{rank[k, o]:03d}" if domain == "unlabelled"
+                          else root / domain / src.label / f"{src.label}-o{o:02d}")
                 folder.mkdir(parents=True, exist_ok=True)
                 for v in range(views):
-                    rng = np.random.default_rng([seed, k, o, v, domain == "target"])
+                    rng = np.random.default_rng([seed, k, o, v, domain != "web"])
                     view = crop_view(photo, centres[o], side, size, rng)
                     if domain == "web":
                         view.save(folder / f"v{v:02d}.png", format="PNG")
@@ -174,7 +191,9 @@ def note(objects: int, views: int, size: int, seed: int) -> str:
         f"Written by `shiftkit example photos` (objects {objects} per class, views {views} per object, "
         f"{size} px, seed {seed}). Each class is one photograph; each object a cell of a grid over it; "
         "each view a crop around the cell (shift up to 8%, scale 0.9-1.1, rotation up to 8 degrees). "
-        "One folder per object: ingest with `--group-depth 1` to make each object a group.",
+        "One folder per object: ingest with `--group-depth 1` to make each object a group. `unlabelled/` "
+        "holds the target camera's views of the objects only the web shows, without labels (folders "
+        "named in a seeded order): `ingest --unlabelled target=unlabelled`.",
         "",
         f"Target camera: white balance gains {c.warm} (warm cast), Gaussian blur {c.blur} px, "
         f"resolution x{c.scale}, Poisson-Gaussian noise (variance {c.shot} x brightness + {c.read}), "

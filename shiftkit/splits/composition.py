@@ -273,7 +273,8 @@ def composition_markdown(composition: dict[str, Any]) -> str:
     pool = composition.get("unlabelled", {})
     if pool:
         where = ", ".join(f"{n} of domain `{d}`" for d, n in pool.items())
-        lines += ["", f"Unlabelled pool (in no split; read by synthesis and shift only): {where}."]
+        lines += ["", f"Unlabelled pool (in no split; its images are read without labels by synthesis, shift, the "
+                      f"adapting arms and selection, and predicted for the label-free estimates): {where}."]
     held = composition.get("held_out_copies", [])
     if held:
         lines += ["", f"## Held out: {len(held)} near copies of dev/test images", ""]
