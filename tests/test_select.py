@@ -277,3 +277,28 @@ def test_a_round_starts_only_from_the_round_before(tmp_path):
         selection.run_round("margin", 2, "m", "s", web, tmp_path / "out", TrainParams(), cp,
                             previous=tmp_path / "margin" / "round-1")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_embedding_equals_a_plain_forward_pass(tmp_path):
+    """embed runs the model channels-last for speed; the probabilities and features must be those of
+    the model's own forward pass on the same decoded images."""
+    import torch
+
+    from shiftkit.select.embed import embed_model
+    from shiftkit.training import loader as data
+    from shiftkit.training.models import create_model
+
+    x, y = helpers.mnist(12)
+    paths = [str(p) for p in helpers.write_folder(tmp_path / "imgs", x, y, prefix="d")]
+    torch.manual_seed(0)
+    model = create_model("resnet10t", 3, in_chans=3, pretrained=False).eval()
+    meta = {"img_size": 16, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3, "labels": list(LABELS)}
+    ds = data.ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), size=16, channels=3)
+    raw = torch.stack([ds[i][0] for i in range(len(ds))]).float()
+    with torch.inference_mode():
+        pooled = model.forward_head(model.forward_features((raw - 127.5) / 63.75), pre_logits=True)
+        want = torch.softmax(model.get_classifier()(pooled), dim=1).numpy()
+    e = embed_model(model, meta, paths, batch_size=5)
+    assert e.probs.shape == (12, 3) and e.feats.shape == (12, pooled.shape[1])
+    np.testing.assert_allclose(e.probs, want, atol=1e-4)
+    np.testing.assert_allclose(e.feats, pooled.numpy(), rtol=1e-3, atol=1e-4)
