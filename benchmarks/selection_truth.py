@@ -8,8 +8,8 @@
     PYTHONPATH=. python benchmarks/selection_truth.py [--seeds 5] [--first-seed 0] [--strategies random margin clue]
         [--null-only]
 
-Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores; 4 to 8.5 minutes
-each on 2 cores shared at a load average of 6 to 9). ``--first-seed`` continues an interrupted run.
+Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores; 2.4 to 8.5 minutes
+each on 2 cores shared at a load average of 5 to 9). ``--first-seed`` continues an interrupted run.
 
 Measured (2026-12-03, ``--null-only --seeds 10``, strategies random, margin, clue, 2 rounds of 30): a
 saving was claimed in 1 of 10 seeds (10%, above the Holm level of 2.5%): seed 1, margin 33.3% dev
