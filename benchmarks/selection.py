@@ -13,6 +13,11 @@ Besides the wall time it prints the CPU seconds the command used (user + system,
 processes): on a machine shared with other work the wall time includes waiting for a core, the CPU
 time does not, and on 2 free cores the wall time lies between cpu / 2 and cpu.
 
+Then, in this process (one torch thread per core, as the command), each phase on its own, to show
+what dominates: listing and hashing the files (``pool``), decoding them alone through the loader the
+command uses (``decode``), decoding + the forward pass (``embed``), each strategy's choice
+(``score``) and the listing + contact sheet (``write``).
+
     PYTHONPATH=. python benchmarks/selection.py [--images 10000] [--budget 300] [--strategies margin clue coreset]
 """
 
@@ -58,12 +63,47 @@ def write_model(folder: Path, img_size: int) -> None:
                           "channels": 3, "mean": list(mean), "std": list(std), "pretrained": False})
 
 
+def phases(pool_dir: Path, model_dir: Path, budget: int, strategies: list[str], batch_size: int) -> None:
+    """Each phase of ``shiftkit select --images`` timed on its own (see the module docstring)."""
+    from shiftkit.select import pool as pools
+    from shiftkit.select.embed import embed
+    from shiftkit.select.stage import contact_sheet
+    from shiftkit.select.strategies import PoolView, choose
+    from shiftkit.training import loader as data
+    from shiftkit.training.models import load_trained
+
+    def timed(name: str, fn):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        print(f"  {name:14s} wall {time.perf_counter() - t:6.1f} s  cpu {time.process_time() - c:6.1f} s", flush=True)
+        return out
+
+    pool = timed("pool (hash)", lambda: pools.from_images(pool_dir))
+    _, meta = load_trained(model_dir)
+    paths = pool["abspath"].to_list()
+
+    def decode_only() -> int:
+        ds = data.ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), size=meta["img_size"],
+                               channels=meta["channels"])
+        return sum(x.shape[0] for x, _ in data.make_loader(ds, batch_size=batch_size, shuffle=False))
+
+    timed("decode", decode_only)
+    emb = timed("embed", lambda: embed(model_dir, paths, batch_size=batch_size))
+    picked = None
+    for s in strategies:
+        picked = timed(f"score {s}", lambda s=s: choose(s, PoolView(emb.probs, emb.feats, emb.labels, seed=0), budget))
+    rows = pool[picked.index.tolist()]
+    shown = min(100, rows.height)
+    timed("write", lambda: contact_sheet(rows["abspath"].to_list()[:shown], [str(k) for k in range(shown)]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--img-size", type=int, default=32)
     ap.add_argument("--strategies", nargs="+", default=["margin", "clue", "coreset"])
+    ap.add_argument("--batch-size", type=int, default=256, help="select.batch_size")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -86,6 +126,8 @@ def main() -> None:
             # command used do not: on 2 free cores its wall time lies between cpu / 2 and cpu
             print(f"{s:8s} exit {proc.returncode}  wall {wall:6.1f} s  cpu {cpu:6.1f} s  "
                   f"({a.images / wall:,.0f} img/s wall)  | {last}", flush=True)
+        print("phases, in this process:")
+        phases(base / "pool", base / "model", a.budget, a.strategies, a.batch_size)
 
 
 if __name__ == "__main__":

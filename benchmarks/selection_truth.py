@@ -5,9 +5,17 @@
 - null: the pool is near copies of one image, so every image is equally informative; the rate at
   which any saving is claimed (false claims), to compare with the Holm level (1 - curve.level) / 2.
 
-    PYTHONPATH=. python benchmarks/selection_truth.py [--seeds 5] [--strategies random margin clue] [--null-only]
+    PYTHONPATH=. python benchmarks/selection_truth.py [--seeds 5] [--first-seed 0] [--strategies random margin clue]
+        [--null-only]
 
-Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores).
+Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores; 2.4 to 8.5 minutes
+each on 2 cores shared at a load average of 5 to 9). ``--first-seed`` continues an interrupted run.
+
+Measured (2026-12-03, ``--null-only --seeds 10``, strategies random, margin, clue, 2 rounds of 30): a
+saving was claimed in 1 of 10 seeds (10%, above the Holm level of 2.5%): seed 1, margin 33.3% dev
+error at 30 labels against random's 38.3%. The intervals resample the dev images only and treat each point's model as
+fixed; two fine-tunings on near-identical images differ by several points of dev error, and that
+training noise is not in the interval (see the README's selection section).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from tests.select_helpers import simulate  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--strategies", nargs="+", default=["random", "margin", "clue"])
     ap.add_argument("--null-only", action="store_true")
     a = ap.parse_args()
@@ -35,7 +44,7 @@ def main() -> None:
     kinds = ["null"] if a.null_only else ["informative", "null"]
     for kind in kinds:
         claims = 0
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             t = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 r = simulate(Path(tmp), tuple(a.strategies), copies=kind == "null", seed=seed)

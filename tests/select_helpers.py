@@ -79,7 +79,7 @@ def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, s
     ``web``: a web-only model already trained on the same web images (the scenario's web images do not
     depend on ``copies``), instead of training it again."""
     from shiftkit.curve import selection
-    from shiftkit.curve.params import CurveParams
+    from shiftkit.curve.params import CurveParams, round_chain
     from shiftkit.curve.stage import write_pixels
     from shiftkit.training.params import TrainParams
     from shiftkit.training.train import train
@@ -91,10 +91,42 @@ def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, s
     if web is None:
         web = base / "web"
         train(m, web_only(s, m), web, tp, pixels=base / "pixels", live_dir=None)
-    cp = CurveParams(selection=strategies, round_size=round_size, rounds=rounds, finetune_epochs=6, head_epochs=0,
-                     finetune_lr=1e-3, seed=seed)
+    cp = CurveParams(selection=strategies, round_size=round_size, rounds=round_chain(rounds), finetune_epochs=6,
+                     head_epochs=0, finetune_lr=1e-3, seed=seed)
     sel = base / "selection"
     selection.web_dev(web, m, s, sel / selection.WEB, cp)
     for name in strategies:
         selection.run_strategy(name, m, s, web, sel / name, tp, cp, pixels=base / "pixels")
     return selection.summarize(sel, m, cp)
+
+
+def dvc_stages(folder: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """The repository's dvc.yaml and params.yaml copied to ``folder`` with ``overrides`` applied as
+    `dvc exp run -S` applies them: (params.yaml as read, stage name -> DVC's stage)."""
+    import shutil
+
+    import yaml
+    from dvc.repo import Repo
+    from dvc.utils.hydra import apply_overrides
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(helpers.REPO / name, folder / name)
+    Repo.init(str(folder), no_scm=True)
+    apply_overrides(str(folder / "params.yaml"), overrides)
+    repo = Repo(str(folder))
+    try:
+        stages = {s.name: s for s in repo.index.stages}
+    finally:
+        repo.close()
+    return yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8")), stages
+
+
+def stage_key(stage, params: dict) -> tuple:
+    """What decides whether DVC re-runs a stage: its command, deps, outs and its params' values."""
+    values = []
+    for dep in stage.deps:
+        for key in sorted(getattr(dep, "params", None) or []):
+            section, _, field = key.partition(".")
+            values.append((key, repr(params[section][field])))
+    return (stage.cmd, sorted(d.def_path for d in stage.deps), sorted(o.def_path for o in stage.outs),
+            sorted(values))

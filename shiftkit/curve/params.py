@@ -37,6 +37,32 @@ class BudgetValue:
         return "an integer >= 0 or 'all'"
 
 
+@dataclasses.dataclass(frozen=True)
+class RoundChain:
+    """curve.rounds: ``{round: r, after: r - 1}`` for r = 1, 2, ... in order. DVC's matrix makes one
+    entry per (strategy, round) from it, each depending on round ``after``'s folder: its
+    interpolation has no arithmetic, so the previous round's number is spelled out."""
+
+    max_items: int = 32
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, tuple) and 1 <= len(value) <= self.max_items and all(
+            isinstance(v, dict) and set(v) == {"round", "after"} and all(_is_int(x) for x in v.values())
+            and v["round"] == i + 1 and v["after"] == i for i, v in enumerate(value))
+
+    def describe(self) -> str:
+        return (f"a list of {{round: r, after: r - 1}} for r = 1, 2, ... in order (1 to {self.max_items} "
+                f"entries; after 0 is the web-only model)")
+
+
+def round_chain(n: int) -> tuple[dict, ...]:
+    """curve.rounds for ``n`` rounds."""
+    return tuple({"round": r, "after": r - 1} for r in range(1, n + 1))
+
+
+ROUNDS = round_chain(4)
+
+
 @section("curve")
 @frozen
 class CurveParams(ParamsSection):
@@ -63,7 +89,8 @@ class CurveParams(ParamsSection):
     # selection strategies simulated on the curve (shiftkit/curve/selection.py); random is the reference
     selection: tuple[str, ...] = param((), Each(Registered(strategy_names), max_items=8))
     round_size: int = param(50, Interval(int, 1, None))  # selection: target images labelled per round
-    rounds: int = param(4, Interval(int, 1, 32))  # selection: rounds per strategy
+    # selection: the rounds per strategy, each after the previous (RoundChain; one DVC entry each)
+    rounds: tuple[dict, ...] = param(ROUNDS, RoundChain())
 
     def check_together(self) -> None:
         if not self.arms or len(set(self.arms)) != len(self.arms):

@@ -6,8 +6,10 @@ labels of the chosen images are revealed, and the web-only model is fine-tuned o
 images plus every target image chosen so far (with ``curve.finetune_lr``, ``finetune_epochs``,
 ``head_epochs``; the web images keep it from forgetting the classes the chosen images lack).
 ``curve.rounds`` rounds of ``curve.round_size`` images per strategy; round r selects with round
-r - 1's model (round 1 with the web-only model). Every point's dev errors are
-measured on the same dev images.
+r - 1's model (round 1 with the web-only model: round 0, :func:`start`). Every point's dev errors are
+measured on the same dev images. Each round is its own folder, ``<strategy>/round-<r>``, made from
+round r - 1's folder alone: DVC caches one entry per (strategy, round), so adding a strategy or a
+round runs only the new entries.
 
 How many labels a strategy saves is the worth machinery of :mod:`shiftkit.curve.worth` with
 ``random`` as the baseline: at each round, how many labels random needs (read off its curve,
@@ -91,28 +93,32 @@ def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: P
 def run_round(
     strategy: str, round_no: int, manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
     web_model: str | os.PathLike[str], out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams,
-    *, previous: str | os.PathLike[str] | None = None, workers: int = 0, pixels: str | os.PathLike[str] | None = None,
+    *, previous: str | os.PathLike[str], workers: int = 0, pixels: str | os.PathLike[str] | None = None,
 ) -> str:
     """Round ``round_no`` of ``strategy``: select ``curve.round_size`` more target train images with the
-    previous round's model (``previous``: its folder; none for round 1: the web-only model), reveal
-    their labels, fine-tune the web-only model on all chosen so far, measure it on dev.
+    previous round's model (``previous``: round ``round_no - 1``'s folder; round 0's, from :func:`start`,
+    stands for the web-only model), reveal their labels, fine-tune the web-only model on all chosen so
+    far, measure it on dev.
 
     ``pixels``: the curve's decoded-image store (:func:`shiftkit.curve.stage.write_pixels`).
 
     Writes ``out_dir``: chosen.parquet (image_id, round), model/, splits.parquet, dev.parquet.
     Returns a one-line summary.
+
+    Raises:
+        InputPathError: when ``previous`` is not a round's folder.
+        DataError: when it is not round ``round_no - 1``.
     """
     from shiftkit.select.embed import embed
     from shiftkit.select.strategies import PoolView, choose
 
+    before = _chosen(previous)
+    last = int(before["round"].max()) if before.height else 0
+    if last != round_no - 1:
+        raise DataError(f"{previous} holds round {last}'s choices; round {round_no} starts from round {round_no - 1}.")
+    model_dir = Path(previous) / "model" if round_no > 1 else Path(web_model)
     man, spl, rows = _rows(manifest, splits, cparams.target_domain)
     pool = rows.filter((pl.col("split") == "train") & (pl.col("domain") == cparams.target_domain)).sort("image_id")
-    if previous is None:
-        before = pl.DataFrame({"image_id": [], "round": []}, schema={"image_id": pl.String, "round": pl.Int64})
-        model_dir = web_model
-    else:
-        before = pl.read_parquet(Path(previous) / CHOSEN)
-        model_dir = Path(previous) / "model"
     # the strategy sees paths, probabilities and features: never a label of the pool
     e = embed(model_dir, pool["abspath"].to_list(), workers=workers, label=f"{strategy} round {round_no}")
     done = pool["image_id"].is_in(before["image_id"].implode()).to_numpy()
@@ -144,9 +150,34 @@ def web_dev(web_model: str | os.PathLike[str], manifest: str | os.PathLike[str],
     return f"curve selection: the web-only model's dev accuracy {float(dev['correct'].mean()):.3f}"
 
 
+def _chosen(previous: str | os.PathLike[str]) -> pl.DataFrame:
+    path = Path(previous) / CHOSEN
+    if not path.is_file():
+        from shiftkit.core.errors import InputPathError
+
+        raise InputPathError(f"{path} does not exist: the previous round's folder (round-<r>) was expected.")
+    return pl.read_parquet(path)
+
+
+def start(web_point: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> str:
+    """Round 0 of a strategy: nothing chosen yet, the web-only model's dev results (``web_point``, from
+    :func:`web_dev`) copied. Round 1 starts from it as every later round starts from the one before."""
+    src = Path(web_point) / DEV
+    if not src.is_file():
+        from shiftkit.core.errors import InputPathError
+
+        raise InputPathError(f"{src} does not exist; run the selection's web step first.")
+    dev = pl.read_parquet(src)
+    with io.replace_dir(out_dir) as tmp:
+        pl.DataFrame({"image_id": [], "round": []}, schema={"image_id": pl.String, "round": pl.Int64}
+                     ).write_parquet(tmp / CHOSEN)
+        dev.write_parquet(tmp / DEV)
+    return f"curve selection: round 0 (the web-only model, dev accuracy {float(dev['correct'].mean()):.3f})"
+
+
 def round_dir(root: str | os.PathLike[str], strategy: str, round_no: int) -> Path:
-    """``<root>/<strategy>-<round>`` (round 0: ``<root>/web``, shared by every strategy)."""
-    return Path(root) / ("web" if round_no == 0 else f"{strategy}-{round_no}")
+    """``<root>/<strategy>/round-<round>`` (round 0: nothing chosen, the web-only model)."""
+    return Path(root) / strategy / f"round-{round_no}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,21 +259,23 @@ def run_strategy(
     out_dir: str | os.PathLike[str], tparams: TrainParams, cparams: CurveParams, *,
     pixels: str | os.PathLike[str] | None = None, workers: int = 0,
 ) -> str:
-    """Every round of ``strategy`` into ``out_dir/round-<r>`` (the folder replaced as one set)."""
+    """Round 0 and every round of ``strategy`` into ``out_dir/round-<r>``, one after the other, as the
+    pipeline's entries run them (``out_dir``'s parent must hold the web step's folder, ``web``)."""
     from shiftkit.select.strategies import get_strategy
 
     get_strategy(strategy)
-    lines = []
-    with io.replace_dir(out_dir) as tmp:
-        for r in range(1, cparams.rounds + 1):
-            prev = tmp / f"round-{r - 1}" if r > 1 else None
-            lines.append(run_round(strategy, r, manifest, splits, web_model, tmp / f"round-{r}", tparams, cparams,
-                                   previous=prev, workers=workers, pixels=pixels))
-    return lines[-1]
+    out = Path(out_dir)
+    start(out.parent / WEB, out / "round-0")
+    line = ""
+    for r in range(1, len(cparams.rounds) + 1):
+        line = run_round(strategy, r, manifest, splits, web_model, out / f"round-{r}", tparams, cparams,
+                         previous=out / f"round-{r - 1}", workers=workers, pixels=pixels)
+    return line
 
 
-def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...]) -> dict[tuple[str, int], pl.DataFrame]:
-    """(strategy, labels) -> dev results of every round written under ``selection_dir`` (plus labels 0).
+def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...],
+            rounds: int) -> dict[tuple[str, int], pl.DataFrame]:
+    """(strategy, labels) -> dev results of rounds 1 .. ``rounds`` under ``selection_dir`` (plus labels 0).
 
     Raises:
         InputPathError: when the web-only point or a strategy's rounds are missing.
@@ -255,12 +288,13 @@ def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...]) 
     web = pl.read_parquet(root / WEB / DEV)
     out = {}
     for s in strategies:
-        rounds = sorted(root.glob(f"{s}/round-*/{DEV}"), key=lambda p: int(p.parent.name.split("-")[1]))
-        if not rounds:
-            raise InputPathError(f"{root / s} holds no round; run the selection's rounds for {s!r} first.")
         out[(s, 0)] = web
-        for p in rounds:
-            out[(s, pl.read_parquet(p.parent / CHOSEN).height)] = pl.read_parquet(p)
+        # rounds 1 .. n only: a folder of a round since removed from curve.rounds is stale, never read
+        for r in range(1, rounds + 1):
+            d = round_dir(root, s, r)
+            if not (d / DEV).is_file():
+                raise InputPathError(f"{d / DEV} does not exist; run the selection's round {r} for {s!r} first.")
+            out[(s, pl.read_parquet(d / CHOSEN).height)] = pl.read_parquet(d / DEV)
     return out
 
 
@@ -273,4 +307,4 @@ def summarize(selection_dir: str | os.PathLike[str], manifest: str | os.PathLike
         return None
     man = io.read_table(manifest, schema.MANIFEST)
     syn = io.read_table(synth, schema.SYNTH) if synth else None
-    return savings(collect(selection_dir, cparams.selection), cluster_ids(man, syn), cparams)
+    return savings(collect(selection_dir, cparams.selection, len(cparams.rounds)), cluster_ids(man, syn), cparams)
