@@ -7,7 +7,6 @@ Each step is a function of shiftkit.curve.selection; every path is an argument: 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from shiftkit.cli.run import run_stage, stage_parser
@@ -16,23 +15,27 @@ from shiftkit.cli.run import run_stage, stage_parser
 def _parser():
     ap = stage_parser(__doc__)
     ap.add_argument("--params", default="params.yaml")
-    data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--manifest", required=True)
-    data.add_argument("--splits", required=True, help="the plain splits: the target's train images are the pool")
-    data.add_argument("--web", required=True, help="the web-only model folder")
     sub = ap.add_subparsers(dest="step", required=True)
-    w = sub.add_parser("web", parents=[data], help="the web-only model on the dev images")
+    w = _with_data(sub.add_parser("web", help="the web-only model on the dev images"))
     w.add_argument("--out", required=True)
     s = sub.add_parser("start", help="a strategy's round 0: nothing chosen, the web step's dev results")
     s.add_argument("--web-point", required=True, help="the web step's folder")
     s.add_argument("--out", required=True)
-    r = sub.add_parser("round", parents=[data], help="one round of one strategy, after the previous round")
+    r = _with_data(sub.add_parser("round", help="one round of one strategy, after the previous round"))
     r.add_argument("--strategy", required=True)
     r.add_argument("--round", type=int, required=True, help="this round's number (1, 2, ...)")
     r.add_argument("--after", required=True, help="the previous round's folder (round 0's: from the start step)")
     r.add_argument("--pixels", help="the curve's decoded-image store (left out: each training decodes)")
     r.add_argument("--out", required=True)
     return ap
+
+
+def _with_data(step):
+    """``step`` with the inputs the web and round steps share."""
+    step.add_argument("--manifest", required=True)
+    step.add_argument("--splits", required=True, help="the plain splits: the target's train images are the pool")
+    step.add_argument("--web", required=True, help="the web-only model folder")
+    return step
 
 
 def _step(args) -> str:
