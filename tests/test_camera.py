@@ -177,3 +177,22 @@ def test_a_backbone_s_pooled_features_can_join_the_fit(tmp_path):
     assert 0.0 <= fit.before["auc"] <= 1.0 and not fit.recipe.steps  # the backbone's columns were scored
     with pytest.raises(ModelError, match="not-a-model"):
         features.backbone_matrix(web[:2], "not-a-model")
+
+
+def test_params_photos_lists_every_key_of_params_yaml_and_changes_only_the_photo_settings():
+    """`cp params-photos.yaml params.yaml && dvc repro` needs every key dvc.yaml names: a key
+    added to params.yaml but not here broke `dvc repro` on the photos ('curve.selection')."""
+    from pathlib import Path
+
+    import yaml
+
+    from shiftkit.params import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    base = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    photos = yaml.safe_load((root / "params-photos.yaml").read_text(encoding="utf-8"))
+    assert {s: list(v) for s, v in photos.items()} == {s: list(v) for s, v in base.items()}
+    changed = {(s, k) for s in base for k in base[s] if base[s][k] != photos[s][k]}
+    assert ("example", "name") in changed and ("ingest", "group_depth") in changed
+    assert {s for s, _ in changed} <= {"example", "ingest", "split", "train", "curve"}
+    assert load_params(root / "params-photos.yaml").example.name == "photos"
