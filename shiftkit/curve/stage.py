@@ -230,7 +230,10 @@ def build_curve(
             f"{Path(budgets_dir) / BUDGETS_JSON} lacks the budget(s) {', '.join(missing)}; re-run the budgets step."
         )
     ns = np.array([counts[n] for n in names], dtype=np.float64)
-    preds = {(a, n): read_predictions(point_path(predictions_dir, a, b))
+    from shiftkit.stats.labelfree import labelled
+
+    # the unlabelled pool's predictions (the report's label-free estimates) take no part in the curve
+    preds = {(a, n): labelled(read_predictions(point_path(predictions_dir, a, b)))
              for a in cparams.arms for b, n in zip(budgets, names, strict=True)}
     dev = {f"{a}@{n}": p.filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
            for (a, n), p in preds.items()}
