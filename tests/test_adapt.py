@@ -66,7 +66,7 @@ def test_the_pool_has_no_labels_and_never_dev_test_or_bridge(tmp_path):
     assert dropped == 1 and rows.height == 12 and set(rows["image_id"]) == image_ids(folder) - {dev_row["image_id"]}
     with pytest.raises(DataError, match="holds no image"):
         adapt.folder_rows(tmp_path / "splits", table)
-    with pytest.raises(InputPathError, match="do not exist"):
+    with pytest.raises(InputPathError, match="no such folder or file"):
         adapt.folder_rows(tmp_path / "nowhere", table)
     with pytest.raises(DataError, match="no labels"):
         adapt.AdaptSpec("dann", pool.with_columns(label=pl.lit("3")))
