@@ -184,3 +184,28 @@ def test_the_reports_curve_table_keeps_the_decompositions_gap_order(run, tmp_pat
     first = data["points"][0]
     want = f"{first['gaps']['variance']['value'] * 100:+.1f}"
     assert curve_report.rows(data)[0][4].startswith(want)
+
+
+def test_the_unlabelled_pools_predictions_take_no_part_in_the_curve(run, tmp_path):
+    """curve_evaluate predicts the unlabelled pool too (the report's label-free section): the curve
+    must read the labelled splits only (dvc repro on the example stopped on the 'unlabelled' split)."""
+    import shutil
+
+    base, m, s, syn, params = run
+    preds = tmp_path / "predictions"
+    shutil.copytree(base / "predictions", preds)
+    for f in preds.glob("*/predictions.parquet"):
+        table = pl.read_parquet(f)
+        pool = table.filter(pl.col("split") == "dev").head(3).with_columns(
+            pl.col("image_id") + "-pool", split=pl.lit("unlabelled"), label=pl.lit(None, table.schema["label"]),
+            correct=pl.lit(None, pl.Boolean))
+        pl.concat([table, pool]).write_parquet(f)
+    out = tmp_path / "curve"
+    assert _curve(["--params", str(params), "--manifest", str(m), "summarize", "--predictions", str(preds),
+                   "--budgets", str(base / "budgets"), "--synth", str(syn), "--out", str(out)]) == 0
+
+    def points(folder):
+        data = json.loads((folder / "curve.json").read_text())
+        return [(p["arm"], p["budget"], p["gaps"]) for p in data["points"]]
+
+    assert points(out) == points(base / "curve")
