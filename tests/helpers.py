@@ -258,3 +258,24 @@ def tree_hash(path: str | os.PathLike[str]) -> str:
             h.update(p.read_bytes())
         h.update(b"\1")
     return h.hexdigest()
+
+
+def dvc_stages(folder: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """The repository's dvc.yaml and params.yaml copied to ``folder`` with ``overrides`` applied as
+    `dvc exp run -S` applies them: (params.yaml as read, stage name -> DVC's stage)."""
+    import shutil
+
+    import yaml
+    from dvc.repo import Repo
+    from dvc.utils.hydra import apply_overrides
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, folder / name)
+    Repo.init(str(folder), no_scm=True)
+    apply_overrides(str(folder / "params.yaml"), overrides)
+    repo = Repo(str(folder))
+    try:
+        stages = {s.name: s for s in repo.index.stages}
+    finally:
+        repo.close()
+    return yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8")), stages

@@ -5,7 +5,6 @@ evaluate entry per (arm, budget), each reading the budget table the budgets step
 from __future__ import annotations
 
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,11 @@ import pytest
 from shiftkit.curve import budgets as curve
 from shiftkit.curve import stage as curve_run
 from shiftkit.params import load_params
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import dvc_stages
 
 
 def _pipeline(tmp_path: Path, overrides: list[str]):
-    from dvc.repo import Repo
-    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` applies to params.yaml
-
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    Repo.init(str(tmp_path), no_scm=True)
-    apply_overrides(str(tmp_path / "params.yaml"), overrides)
-    repo = Repo(str(tmp_path))
-    try:
-        stages = {s.name: s for s in repo.index.stages}
-    finally:
-        repo.close()
+    _, stages = dvc_stages(tmp_path, overrides)
     return load_params(tmp_path / "params.yaml"), stages
 
 

@@ -219,7 +219,8 @@ def _round_of(path: str) -> tuple[str, int] | None:
 
 def test_every_round_is_its_own_dvc_entry_after_the_previous_and_new_ones_leave_the_rest_cached(tmp_path):
     from shiftkit.params import load_params
-    from tests.select_helpers import dvc_stages, stage_key
+    from tests.helpers import dvc_stages
+    from tests.select_helpers import stage_key
 
     small = ["curve.selection=[random,margin]", "curve.rounds=[{round:1,after:0},{round:2,after:1}]"]
     more = ["curve.selection=[random,margin,clue]",
