@@ -129,7 +129,7 @@ def replace_dir(
     old: Path | None = None
     try:
         yield tmp
-        with _signals_held():  # the swap and the old folder's removal finish, then a Ctrl-C counts
+        with signals_held():  # the swap and the old folder's removal finish, then a Ctrl-C counts
             if target.is_dir():
                 for name in keep:
                     src = target / name
@@ -158,10 +158,11 @@ def replace_dir(
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM held back in the main thread for the block, delivered when it ends (a
     Ctrl-C in the middle of a swap left a ``.NAME.*.old`` folder beside the output: 1 in about
-    a hundred of the interrupt trials)."""
+    a hundred of the interrupt trials). Every swap of a complete output holds them with this
+    (``replace_dir``, the example's folders)."""
     import signal
     import threading
 

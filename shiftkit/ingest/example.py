@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from shiftkit.core.errors import ConfigError, InputPathError
-from shiftkit.core.files import ensure_dir
+from shiftkit.core.files import ensure_dir, signals_held
 from shiftkit.core.outputs import is_no_space, no_space
 from shiftkit.ingest import photos
 from shiftkit.ingest.params import ExampleParams
@@ -114,12 +114,7 @@ def staged_example(dest: str | Path, domains: tuple[str, ...]) -> Iterator[Path]
 
 def _swap(root: Path, tmp: Path, old: Path, domains: tuple[str, ...]) -> None:
     """Move each ``root/<domain>`` into ``old`` and ``tmp/<domain>`` into its place; undone on failure."""
-    import signal
-    import threading
-
-    held = {signal.SIGINT, signal.SIGTERM} if threading.current_thread() is threading.main_thread() else set()
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
+    with signals_held():
         old.mkdir()
         done: list[str] = []
         try:
@@ -137,8 +132,6 @@ def _swap(root: Path, tmp: Path, old: Path, domains: tuple[str, ...]) -> None:
         from shiftkit.core.console import note_kept
 
         note_kept(f"the new example in {root}")
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _write(folder: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, prefix: str, width: int) -> int:
