@@ -35,9 +35,10 @@ Labels of the pool never reach a loss: the pool is a table of ``image_id`` and `
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,22 +165,19 @@ def domain_head(features: int, width: int = HEAD_WIDTH) -> nn.Module:
                          nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(width, 1))
 
 
-class target_statistics:  # noqa: N801 (a context manager used like a function)
+@contextlib.contextmanager
+def target_statistics(bns: list[nn.Module], update: bool) -> Iterator[None]:
     """Inside ``with target_statistics(bns, False)`` a train-mode forward pass normalises by its batch's
     statistics but leaves the batch-norm running statistics as they are (momentum 0); with ``True``
     it updates them as usual. The running statistics thus follow one domain's batches (DSBN)."""
-
-    def __init__(self, bns: list[nn.Module], update: bool) -> None:
-        self.bns, self.update, self.saved = bns, update, []
-
-    def __enter__(self) -> None:
-        self.saved = [m.momentum for m in self.bns]
-        if not self.update:
-            for m in self.bns:
-                m.momentum = 0.0
-
-    def __exit__(self, *exc) -> None:
-        for m, mom in zip(self.bns, self.saved, strict=True):
+    saved = [m.momentum for m in bns]
+    if not update:
+        for m in bns:
+            m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
 
 
