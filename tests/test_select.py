@@ -206,6 +206,51 @@ def test_savings_read_off_randoms_curve_and_reach_the_report():
     assert not any(r["claimed"] for r in flat["savings"])
 
 
+def _dev_wrong(wrong: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({"image_id": [f"{i:04d}" for i in range(len(wrong))], "correct": ~wrong})
+
+
+def test_a_gain_within_randoms_training_noise_is_not_claimed_and_one_beyond_it_is():
+    """Known case, 400 dev images. Random's three draws at 30 labels err on 35%, 40% and 45% of them
+    (mean 40%: one fine-tuning moves the error by 5 points); margin errs on 35%. On the dev images
+    alone that 5-point gain is clear (paired, margin's errors a subset of random's); within random's
+    own spread it is a lucky fine-tuning: not claimed. The same gain against three draws that agree
+    (all 40%) is claimed, and a 20-point gain clears the noisy draws. A second round, 10 points lower
+for every run, doubles the noise's degrees of freedom."""
+    from shiftkit.curve.selection import savings, training_noise
+
+    rng = np.random.default_rng(5)
+    order = rng.permutation(400)
+
+    def wrong(k: int) -> np.ndarray:  # the first k of one fixed order: nested error sets
+        w = np.zeros(400, dtype=bool)
+        w[order[:k]] = True
+        return w
+
+    clusters = pl.DataFrame({"image_id": [f"{i:04d}" for i in range(400)], "cluster": [f"{i:04d}" for i in range(400)]})
+    cp = CurveParams(selection=("random", "margin"), replicates=400)
+    web = _dev_wrong(wrong(200))
+
+    def case(draws: list[int], margin: int) -> dict:  # two rounds, the second 40 errors lower than the first
+        dev = {("random", 0): [web] * len(draws), ("margin", 0): [web]}
+        for n, less in ((30, 0), (60, 40)):
+            dev[("random", n)] = [_dev_wrong(wrong(k - less)) for k in draws]
+            dev[("margin", n)] = [_dev_wrong(wrong(margin - less))]
+        return savings(dev, clusters, cp)
+
+    noisy = case([140, 160, 180], 140)
+    assert noisy["training_sd"] == pytest.approx(0.05) and noisy["training_df"] == 4
+    assert noisy["random_draws"] == 3
+    assert next(p for p in noisy["points"] if p["strategy"] == "random" and p["labels"] == 30)["dev_error"] == \
+        pytest.approx(0.40)
+    assert not any(r["claimed"] for r in noisy["savings"]), noisy["savings"]
+    assert noisy["sentence"].startswith("No selection strategy")
+    steady = case([160, 160, 160], 140)
+    assert steady["training_sd"] == pytest.approx(0.0, abs=1e-12) and any(r["claimed"] for r in steady["savings"])
+    assert any(r["claimed"] for r in case([140, 160, 180], 80)["savings"])
+    assert training_noise({("random", 30): [web]}) == (0.0, 0)
+
+
 # --- DVC: one cached entry per (strategy, round), each after the previous round ---
 
 

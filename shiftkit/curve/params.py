@@ -91,6 +91,9 @@ class CurveParams(ParamsSection):
     round_size: int = param(50, Interval(int, 1, None))  # selection: target images labelled per round
     # selection: the rounds per strategy, each after the previous (RoundChain; one DVC entry each)
     rounds: tuple[dict, ...] = param(ROUNDS, RoundChain())
+    # selection: independent runs of random (own draws, own training seed): their mean is the reference
+    # and their spread the training noise every claim must clear (>= 2 to measure it)
+    random_draws: int = param(3, Interval(int, 2, 20))
 
     def check_together(self) -> None:
         if not self.arms or len(set(self.arms)) != len(self.arms):

@@ -11,11 +11,17 @@ measured on the same dev images. Each round is its own folder, ``<strategy>/roun
 round r - 1's folder alone: DVC caches one entry per (strategy, round), so adding a strategy or a
 round runs only the new entries.
 
+Random runs ``curve.random_draws`` times in each of its entries: each draw chooses its own images
+(its own seed) and fine-tunes with its own training seed (draw 1 keeps a single run's seeds and its
+folder is the round's; later draws live in ``draw-<d>``, without their models). Their mean is the
+reference curve and their spread the training noise: two fine-tunings on equally informative images
+differ by several points of dev error, which resampling the dev images alone does not see.
+
 How many labels a strategy saves is the worth machinery of :mod:`shiftkit.curve.worth` with
 ``random`` as the baseline: at each round, how many labels random needs (read off its curve,
 linear in log(1 + n)) to reach the strategy's dev error, with a percentile interval from one
-paired resampling of the dev clusters, claimed only when the gain passes Holm's step-down over
-every (strategy, round) at once.
+paired resampling of the dev clusters plus the training noise (:func:`savings`), claimed only when
+the gain passes Holm's step-down over every (strategy, round) at once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,7 @@ REFERENCE = "random"
 SELECTION_JSON = "selection.json"
 CHOSEN = "chosen.parquet"  # image_id, round: the images labelled so far, in the order chosen
 DEV = "dev.parquet"  # image_id, correct: the round's model on the dev images
+DRAW_SEED = 1_000_003  # seed offset between random's draws (draw 1: the seeds of a single run)
 
 
 def _rows(
@@ -112,32 +120,43 @@ def run_round(
     from shiftkit.select.embed import embed
     from shiftkit.select.strategies import PoolView, choose
 
-    before = _chosen(previous)
-    last = int(before["round"].max()) if before.height else 0
-    if last != round_no - 1:
-        raise DataError(f"{previous} holds round {last}'s choices; round {round_no} starts from round {round_no - 1}.")
+    draws = cparams.random_draws if strategy == REFERENCE else 1
+    befores = [_chosen(draw_dir(previous, d), round_no) for d in range(1, draws + 1)]
     model_dir = Path(previous) / "model" if round_no > 1 else Path(web_model)
     man, spl, rows = _rows(manifest, splits, cparams.target_domain)
     pool = rows.filter((pl.col("split") == "train") & (pl.col("domain") == cparams.target_domain)).sort("image_id")
+    dev_rows = rows.filter(pl.col("split") == "dev").sort("image_id")
     # the strategy sees paths, probabilities and features: never a label of the pool
     e = embed(model_dir, pool["abspath"].to_list(), workers=workers, label=f"{strategy} round {round_no}")
-    done = pool["image_id"].is_in(before["image_id"].implode()).to_numpy()
-    rest = np.flatnonzero(~done)
-    view = PoolView(e.probs[rest], e.feats[rest], e.labels, seed=cparams.seed * 1000 + round_no,
-                    labelled=e.feats[done] if done.any() else np.empty((0, 0)))
-    picked = choose(strategy, view, cparams.round_size)
-    new = pool["image_id"].to_numpy()[rest[picked.index]].tolist()
-    chosen = pl.concat([before, pl.DataFrame({"image_id": new, "round": [round_no] * len(new)},
-                                             schema={"image_id": pl.String, "round": pl.Int64})])
     out = Path(out_dir)
+    accuracy = []
     with io.replace_dir(out) as tmp:
-        model = _train_round(chosen["image_id"].to_list(), spl, man, tmp, manifest=manifest, web_model=web_model,
-                             tparams=tparams, cparams=cparams, pixels=pixels)
-        chosen.write_parquet(tmp / CHOSEN)
-        dev = dev_correct(model, rows.filter(pl.col("split") == "dev").sort("image_id"), workers)
-        dev.write_parquet(tmp / DEV)
-    acc = float(dev["correct"].mean())
-    return f"curve selection {strategy} round {round_no}: {chosen.height} target images chosen; dev accuracy {acc:.3f}"
+        for d, before in enumerate(befores, start=1):
+            done = pool["image_id"].is_in(before["image_id"].implode()).to_numpy()
+            rest = np.flatnonzero(~done)
+            # draw 1 keeps the seeds of a single run; random's later draws have their own draw and training seed
+            view = PoolView(e.probs[rest], e.feats[rest], e.labels,
+                            seed=cparams.seed * 1000 + round_no + DRAW_SEED * (d - 1),
+                            labelled=e.feats[done] if done.any() else np.empty((0, 0)))
+            picked = choose(strategy, view, cparams.round_size)
+            new = pool["image_id"].to_numpy()[rest[picked.index]].tolist()
+            chosen = pl.concat([before, pl.DataFrame({"image_id": new, "round": [round_no] * len(new)},
+                                                     schema={"image_id": pl.String, "round": pl.Int64})])
+            where = io.ensure_dir(draw_dir(tmp, d))
+            tp = tparams if d == 1 else dataclasses.replace(tparams, seed=tparams.seed + d - 1)
+            model = _train_round(chosen["image_id"].to_list(), spl, man, where, manifest=manifest,
+                                 web_model=web_model, tparams=tp, cparams=cparams, pixels=pixels)
+            chosen.write_parquet(where / CHOSEN)
+            dev = dev_correct(model, dev_rows, workers)
+            dev.write_parquet(where / DEV)
+            if d > 1:  # only draw 1's model chooses (random reads no model): the others are not kept
+                shutil.rmtree(model)
+                (where / "splits.parquet").unlink()
+            accuracy.append(float(dev["correct"].mean()))
+    acc = " ".join(f"{a:.3f}" for a in accuracy)
+    many = f" ({draws} draws)" if draws > 1 else ""
+    return (f"curve selection {strategy} round {round_no}: {chosen.height} target images chosen{many}; "
+            f"dev accuracy {acc}")
 
 
 def web_dev(web_model: str | os.PathLike[str], manifest: str | os.PathLike[str], splits: str | os.PathLike[str],
@@ -150,13 +169,29 @@ def web_dev(web_model: str | os.PathLike[str], manifest: str | os.PathLike[str],
     return f"curve selection: the web-only model's dev accuracy {float(dev['correct'].mean()):.3f}"
 
 
-def _chosen(previous: str | os.PathLike[str]) -> pl.DataFrame:
-    path = Path(previous) / CHOSEN
-    if not path.is_file():
-        from shiftkit.core.errors import InputPathError
+def draw_dir(round_folder: str | os.PathLike[str], draw: int) -> Path:
+    """Where draw ``draw`` of a round lives: the round's folder itself for draw 1 (every strategy's only
+    run), ``draw-<d>`` inside it for random's later draws."""
+    return Path(round_folder) if draw == 1 else Path(round_folder) / f"draw-{draw}"
 
-        raise InputPathError(f"{path} does not exist: the previous round's folder (round-<r>) was expected.")
-    return pl.read_parquet(path)
+
+def _chosen(folder: Path, round_no: int) -> pl.DataFrame:
+    """The images chosen up to round ``round_no - 1`` in the previous round's ``folder`` (round 1 starts
+    from round 0's folder: nothing chosen, for every draw)."""
+    from shiftkit.core.errors import InputPathError
+
+    path = folder / CHOSEN
+    if round_no == 1 and path.parent.name.startswith("draw-"):
+        path = folder.parent / CHOSEN  # round 0 holds no draws: nothing is chosen in any
+    if not path.is_file():
+        raise InputPathError(f"{path} does not exist: the previous round's folder (round-<r>) was expected"
+                             + (", with as many random draws as curve.random_draws" if "draw-" in str(path) else "")
+                             + ".")
+    before = pl.read_parquet(path)
+    last = int(before["round"].max()) if before.height else 0
+    if last != round_no - 1:
+        raise DataError(f"{folder} holds round {last}'s choices; round {round_no} starts from round {round_no - 1}.")
+    return before
 
 
 def start(web_point: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> str:
@@ -184,38 +219,84 @@ def round_dir(root: str | os.PathLike[str], strategy: str, round_no: int) -> Pat
 # labels saved against random
 
 
-def savings(dev: dict[tuple[str, int], pl.DataFrame], clusters: pl.DataFrame, cparams: CurveParams) -> dict[str, Any]:
+def _mean_correct(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """image_id, correct averaged over runs (a share in [0, 1]; one run: the frame itself)."""
+    if len(frames) == 1:
+        return frames[0]
+    joined = frames[0].select("image_id", pl.col("correct").cast(pl.Float64).alias("c0"))
+    for i, f in enumerate(frames[1:], start=1):
+        joined = joined.join(f.select("image_id", pl.col("correct").cast(pl.Float64).alias(f"c{i}")),
+                             on="image_id", how="inner")
+    return joined.select("image_id", pl.mean_horizontal(pl.exclude("image_id")).alias("correct"))
+
+
+def training_noise(runs: dict[tuple[str, int], list[pl.DataFrame]]) -> tuple[float, int]:
+    """(standard deviation, degrees of freedom) of one run's dev error between random's draws, pooled
+    over its rounds: how much a fine-tuning on equally good images moves the dev error. (0, 0) when
+    no round has two draws."""
+    ss, df = 0.0, 0
+    for (s, n), frames in runs.items():
+        if s == REFERENCE and n > 0 and len(frames) > 1:
+            e = np.array([1.0 - float(f["correct"].cast(pl.Float64).mean()) for f in frames])
+            ss, df = ss + float(((e - e.mean()) ** 2).sum()), df + len(e) - 1
+    return (math.sqrt(ss / df), df) if df else (0.0, 0)
+
+
+def savings(dev: dict[tuple[str, int], list[pl.DataFrame] | pl.DataFrame], clusters: pl.DataFrame,
+            cparams: CurveParams) -> dict[str, Any]:
     """The selection curve and each strategy's saving against random from every point's dev results.
 
-    ``dev``: (strategy, labels) -> image_id, correct, with labels 0 (the web-only model, the same frame
-    for every strategy) and every round's total. ``clusters``: image_id -> cluster (see
+    ``dev``: (strategy, labels) -> the runs' dev results (image_id, correct): random's draws, one run
+    for any other strategy (a single frame counts as one run); labels 0 is the web-only model, the
+    same frame for every strategy. ``clusters``: image_id -> cluster (see
     :func:`shiftkit.stats.bootstrap.cluster_ids`).
+
+    Random's curve is the mean of its draws. The resampled dev errors hold two kinds of noise: the
+    dev images' (one paired resampling of the clusters for every point) and the training's: each
+    point's resampled errors get a Student-t draw scaled by the spread between random's draws (pooled
+    over rounds, divided by the square root of the runs averaged), so that a strategy that is only
+    as good as random, but fine-tuned luckily, is not credited with a saving.
 
     Raises:
         DataError: without random, or when points were measured on different dev images.
     """
-    strategies = sorted({s for s, _ in dev}, key=lambda s: (s != REFERENCE, s))
+    runs = {k: list(v) if isinstance(v, list) else [v] for k, v in dev.items()}
+    strategies = sorted({s for s, _ in runs}, key=lambda s: (s != REFERENCE, s))
     if REFERENCE not in strategies:
         raise DataError("A selection curve needs the random strategy: every saving is measured against it.")
-    ns = np.array(sorted({n for _, n in dev}), dtype=np.float64)
+    ns = np.array(sorted({n for _, n in runs}), dtype=np.float64)
     names = [str(int(n)) for n in ns]
-    m = worth.cluster_matrix({f"{s}@{int(n)}": dev[(s, int(n))] for s in strategies for n in ns}, clusters)
+    m = worth.cluster_matrix({f"{s}@{int(n)}": _mean_correct(runs[(s, int(n))]) for s in strategies for n in ns},
+                             clusters)
     point, boot = m.error_rates(), worth.resample_errors(m, cparams.replicates, cparams.seed)
     col = {r: i for i, r in enumerate(m.runs)}
+    sd, df = training_noise(runs)
+    if df:
+        rng = np.random.default_rng([cparams.seed, 24])
+        for s in strategies:
+            for n in ns[ns > 0]:
+                j = col[f"{s}@{int(n)}"]
+                scale = sd / math.sqrt(len(runs[(s, int(n))]))
+                boot[:, j] = np.clip(boot[:, j] + scale * rng.standard_t(df, size=boot.shape[0]), 0.0, 1.0)
 
     def run(s: str) -> tuple[np.ndarray, np.ndarray]:
         cols = [col[f"{s}@{n}"] for n in names]
         return point[cols], boot[:, cols]
 
     others = {s: run(s) for s in strategies if s != REFERENCE}
-    worths = worth.worth_all(names, ns, run(REFERENCE), others, cparams.level) if others else []
+    # labels 0 is the web-only model, the same run for every strategy: not a comparison (nor in Holm's family)
+    first = 1 if ns[0] == 0 else 0
+    worths = worth.worth_all(names, ns, run(REFERENCE), others, cparams.level, first) if others else []
     points = [{"strategy": s, "labels": int(n), "dev_error": float(point[col[f"{s}@{int(n)}"]]),
-               "dev_ci": list(worth.interval(boot[:, col[f"{s}@{int(n)}"]], cparams.level))}
+               "dev_ci": list(worth.interval(boot[:, col[f"{s}@{int(n)}"]], cparams.level)),
+               "runs": len(runs[(s, int(n))])}
               for s in strategies for n in ns]
     rows = [saving_row(w) for w in worths if w.n > 0]
+    draws = max((len(v) for (s, n), v in runs.items() if s == REFERENCE and n > 0), default=1)
     return {"strategies": strategies, "labels": [int(n) for n in ns], "reference": REFERENCE,
             "level": cparams.level, "replicates": cparams.replicates, "dev_images": int(m.sizes.sum()),
-            "clusters": len(m.sizes), "points": points, "savings": rows, "sentence": sentence(rows)}
+            "clusters": len(m.sizes), "random_draws": draws, "training_sd": sd, "training_df": df,
+            "points": points, "savings": rows, "sentence": sentence(rows)}
 
 
 def saving_row(w: worth.Worth) -> dict[str, Any]:
@@ -273,12 +354,13 @@ def run_strategy(
     return line
 
 
-def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...],
-            rounds: int) -> dict[tuple[str, int], pl.DataFrame]:
-    """(strategy, labels) -> dev results of rounds 1 .. ``rounds`` under ``selection_dir`` (plus labels 0).
+def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...], rounds: int,
+            draws: int = 1) -> dict[tuple[str, int], list[pl.DataFrame]]:
+    """(strategy, labels) -> the dev results of rounds 1 .. ``rounds`` under ``selection_dir`` (plus labels
+    0), one frame per run: ``draws`` for random, one for every other strategy.
 
     Raises:
-        InputPathError: when the web-only point or a strategy's rounds are missing.
+        InputPathError: when the web-only point or a strategy's rounds (or random's draws) are missing.
     """
     from shiftkit.core.errors import InputPathError
 
@@ -288,13 +370,18 @@ def collect(selection_dir: str | os.PathLike[str], strategies: tuple[str, ...],
     web = pl.read_parquet(root / WEB / DEV)
     out = {}
     for s in strategies:
-        out[(s, 0)] = web
+        runs = draws if s == REFERENCE else 1
+        out[(s, 0)] = [web] * runs
         # rounds 1 .. n only: a folder of a round since removed from curve.rounds is stale, never read
         for r in range(1, rounds + 1):
-            d = round_dir(root, s, r)
-            if not (d / DEV).is_file():
-                raise InputPathError(f"{d / DEV} does not exist; run the selection's round {r} for {s!r} first.")
-            out[(s, pl.read_parquet(d / CHOSEN).height)] = pl.read_parquet(d / DEV)
+            frames = []
+            for d in range(1, runs + 1):
+                where = draw_dir(round_dir(root, s, r), d)
+                if not (where / DEV).is_file():
+                    raise InputPathError(f"{where / DEV} does not exist; run the selection's round {r} for {s!r} "
+                                         f"first (with curve.random_draws = {draws}).")
+                frames.append(pl.read_parquet(where / DEV))
+            out[(s, pl.read_parquet(round_dir(root, s, r) / CHOSEN).height)] = frames
     return out
 
 
@@ -307,4 +394,5 @@ def summarize(selection_dir: str | os.PathLike[str], manifest: str | os.PathLike
         return None
     man = io.read_table(manifest, schema.MANIFEST)
     syn = io.read_table(synth, schema.SYNTH) if synth else None
-    return savings(collect(selection_dir, cparams.selection, len(cparams.rounds)), cluster_ids(man, syn), cparams)
+    return savings(collect(selection_dir, cparams.selection, len(cparams.rounds), cparams.random_draws),
+                   cluster_ids(man, syn), cparams)

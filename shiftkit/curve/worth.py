@@ -41,7 +41,8 @@ class ClusterMatrix:
 
 
 def cluster_matrix(dev: Mapping[str, pl.DataFrame], clusters: pl.DataFrame) -> ClusterMatrix:
-    """Per-cluster error counts of each run's dev predictions (image_id, correct).
+    """Per-cluster error counts of each run's dev predictions (image_id, correct: a bool, or a share in
+    [0, 1] for the mean of several runs).
 
     ``clusters`` maps image_id to cluster (the manifest's ``dup_group``); an image it lacks is its
     own cluster.
@@ -68,7 +69,8 @@ def cluster_matrix(dev: Mapping[str, pl.DataFrame], clusters: pl.DataFrame) -> C
     wrong = []
     for name in names:
         w = groups.join(dev[name].select("image_id", "correct"), on="image_id", how="left")
-        per = w.group_by("cluster").agg((~pl.col("correct")).sum().alias("wrong"), pl.len().alias("n")).sort("cluster")
+        wrong_ = (1.0 - pl.col("correct").cast(pl.Float64)).sum().alias("wrong")
+        per = w.group_by("cluster").agg(wrong_, pl.len().alias("n")).sort("cluster")
         wrong.append(per["wrong"].to_numpy().astype(np.float64))
     sizes = per["n"].to_numpy().astype(np.float64)
     return ClusterMatrix(names, sizes, np.stack(wrong, axis=1))
@@ -215,9 +217,10 @@ def worth(arm: str, budget: str, index: int, ns: np.ndarray, point: np.ndarray, 
 
 def worth_all(
     names: Sequence[str], ns: np.ndarray, baseline: tuple[np.ndarray, np.ndarray],
-    arms: Mapping[str, tuple[np.ndarray, np.ndarray]], level: float = 0.95,
+    arms: Mapping[str, tuple[np.ndarray, np.ndarray]], level: float = 0.95, first: int = 0,
 ) -> list[Worth]:
-    """Every arm's worth at every budget, its claims made together.
+    """Every arm's worth at every budget (from index ``first`` on: earlier budgets are not compared, e.g.
+    a point every arm shares), its claims made together.
 
     ``baseline`` and each of ``arms`` are (dev errors per budget, (replicates, budgets) resampled
     errors), all from one paired resampling. A curve compares arms x budgets at once; Holm's
@@ -228,11 +231,11 @@ def worth_all(
 
     base_point, base_boot = baseline
     p = {f"{a}@{n}": gain_p_value(base_boot[:, i] - bt[:, i])
-         for a, (_, bt) in arms.items() for i, n in enumerate(names)}
+         for a, (_, bt) in arms.items() for i, n in enumerate(names) if i >= first}
     adjusted = holm(p)
     out = []
     for a, (pt, bt) in arms.items():
         point, boot = np.stack([base_point, pt]), np.stack([base_boot, bt], axis=1)
         out += [worth(a, n, i, ns, point, boot, level, p_adjusted=adjusted[f"{a}@{n}"], tests=len(p))
-                for i, n in enumerate(names)]
+                for i, n in enumerate(names) if i >= first]
     return out

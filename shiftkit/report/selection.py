@@ -51,13 +51,22 @@ def saving_rows(data: dict[str, Any]) -> list[list[str]]:
 
 def intro(data: dict[str, Any]) -> str:
     per_round = data["labels"][1] if len(data["labels"]) > 1 else 0
+    draws, sd = data.get("random_draws", 1), data.get("training_sd", 0.0)
+    if data.get("training_df"):
+        noise = (f"Random ran {draws} times (each its own draw and training seed): its curve is their mean, and "
+                 f"their spread, {sd * 100:.1f} points of dev error for one fine-tuning, is the training noise "
+                 "added to every interval and claim (a strategy must beat random by more than a lucky "
+                 "fine-tuning would). ")
+    else:
+        noise = ("Random ran once, so the training noise was not measured: the intervals hold the dev images' "
+                 "noise only, and a lucky fine-tuning can pass for a saving. ")
     return (
         f"Each strategy chose the target's train images to label, {per_round} per round, seeing only the "
         "current model's probabilities and pooled features (the labels were revealed "
         "for the chosen images only); the web-only model was fine-tuned on the web images plus the images chosen "
-        f"so far, and every point is measured on the same {data['dev_images']} dev images. A saving is the labels "
-        f"random needs to reach the strategy's dev error minus the strategy's own, claimed only when the gain over "
-        f"random passes Holm's step-down over every (strategy, round), one-sided at "
+        f"so far, and every point is measured on the same {data['dev_images']} dev images. {noise}A saving is the "
+        f"labels random needs to reach the strategy's dev error minus the strategy's own, claimed only when the gain "
+        f"over random passes Holm's step-down over every (strategy, round), one-sided at "
         f"{(1 - data['level']) / 2 * 100:.1f}%; intervals {data['level'] * 100:.0f}% from {data['replicates']} "
         f"resamples of {data['clusters']} dev clusters."
     )
