@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from shiftkit.core import files as io
 from shiftkit.core import schema
+from shiftkit.core.errors import ConfigError
 from shiftkit.curve import budgets, stage
 from shiftkit.curve.params import CurveParams
 from shiftkit.training import bnstats, evaluate, models
@@ -166,3 +167,8 @@ def test_an_interrupted_arm_resumes_both_sets_exactly(coral, tmp_path):
     for name in ("model.safetensors", bnstats.SOURCE_NAME):
         full, resumed = load_file(tmp / "coral" / name), load_file(tmp_path / "cut" / name)
         assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full), name
+    # a resume point written before the arms kept the source's set cannot continue exactly: refused
+    state = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "source_bn"}, tmp_path / "cut" / "state.pt")
+    with pytest.raises(ConfigError, match="holds no source batch-norm statistics"):
+        train(m, b8, tmp_path / "cut", TINY, live_dir=None, adapt=spec, resume=True)
