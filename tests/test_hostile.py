@@ -89,6 +89,25 @@ def _params(text: str) -> Callable[[Path, dict[str, Path]], None]:
     return _file_at("params.yaml", text.encode("utf-8"))
 
 
+def _arm_model(source: bytes | None) -> Callable[[Path, dict[str, Path]], None]:
+    """An untrained model folder whose model.json names the source's batch-norm statistics
+    (training/bnstats.py) and whose ``source_bn.safetensors`` holds ``source`` (None: no file)."""
+
+    def setup(tmp: Path, where: dict[str, Path]) -> None:
+        from shiftkit.training import bnstats, models
+        from shiftkit.training.checkpoint import write_model
+
+        model = models.create_model("resnet10t", 10, in_chans=1)
+        mean, std = models.data_config(model, 1)
+        write_model(tmp / "models", model, {"model": "resnet10t", "labels": [str(i) for i in range(10)],
+                                            "img_size": 16, "channels": 1, "mean": mean, "std": std,
+                                            bnstats.META_KEY: bnstats.meta_entry("target")})
+        if source is not None:
+            (tmp / "models" / bnstats.SOURCE_NAME).write_bytes(source)
+
+    return setup
+
+
 CASES: list[Case] = [
     # ingest
     Case("ingest-missing-root", ("ingest", "--domain", "web={tmp}/nope", "--out", "{tmp}/out"), ("{tmp}/nope",)),
@@ -112,6 +131,13 @@ CASES: list[Case] = [
     Case("shift-images-missing-under-the-root", ("shift", "--manifest", "{tmp}/m/manifest.parquet", "--a-domain", "web",
                                                  "--b-domain", "target"), ("cannot read", "{tmp}/m/"),
          setup=lambda tmp, where: _copy(where["manifest"], tmp / "m" / "manifest.parquet")),
+    # evaluate: an arm's model folder whose second set of batch-norm statistics is missing or damaged
+    Case("evaluate-source-bn-missing", ("evaluate", "--manifest", "{manifest}", "--splits", "{splits}", "--model",
+                                        "{tmp}/models", "--out", "{tmp}/out/p.parquet"),
+         ("{tmp}/models", "source_bn.safetensors"), setup=_arm_model(None)),
+    Case("evaluate-source-bn-corrupt", ("evaluate", "--manifest", "{manifest}", "--splits", "{splits}", "--model",
+                                        "{tmp}/models", "--out", "{tmp}/out/p.parquet"),
+         ("{tmp}/models/source_bn.safetensors", "corrupt"), setup=_arm_model(b"\x08" + b"\x00" * 7 + b"{}")),
     # example
     Case("example-unknown", ("example", "faces", "{tmp}/out"), ("faces",)),
 ]

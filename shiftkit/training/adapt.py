@@ -17,10 +17,13 @@ replaces the plain one (same signature). The methods:
 
 Design choices that make the adversarial and alignment losses work from scratch (a plain DANN with
 one shared forward pass made a first probe worse): the source and the pool batch go through the
-backbone in *separate* forward passes, each normalised by its own batch statistics, and the
-batch-norm running statistics follow the pool batches alone (the source pass leaves them as they
-are): the domain-specific batch norm of DSBN (Chang et al. 2019), so that the target is evaluated
-with target statistics. They are kept the way the baseline keeps its own (the same momentum, one
+backbone in *separate* forward passes, each normalised by its own batch statistics, and each domain
+keeps its own batch-norm running statistics: the domain-specific batch norm of DSBN (Chang et al.
+2019). The model's own follow the pool batches alone; the source pass updates a second set, the
+source's (:mod:`shiftkit.training.bnstats`, swapped in for that pass), saved beside the model, so
+that evaluation normalises the target with the target's statistics and the web and synth images
+with theirs (``weighted`` has no pool pass: its one set follows the labelled batches, as the
+baseline's). Both are kept the way the baseline keeps its own (the same momentum, one
 update per step), never re-estimated more precisely afterwards: a final re-estimation over many
 pool batches was a gain of its own over the baseline's running statistics even without any shift
 (5 points of dev error on a no-shift pair after 27 steps), which the comparison then credited to
@@ -49,6 +52,7 @@ import torch
 from torch import nn
 
 from shiftkit.core.errors import ConfigError, DataError
+from shiftkit.training import bnstats
 from shiftkit.training.checkpoint import EpochStats
 
 METHODS = ("dann", "coral", "selftrain", "weighted")
@@ -233,6 +237,8 @@ class Adapter:
         self.smoothing, self._iter, self._epoch = smoothing, None, -1
         self.head = self.head_opt = self.head_sched = None
         self.bns = batch_norms(model)
+        # the source's running statistics, apart from the model's own (the target's); weighted: one set
+        self.source_bn = None if spec.method == "weighted" else bnstats.copy_of(model)
         if spec.method == "dann":
             dim = int(model.num_features)
             self.head = domain_head(dim).to(source.device)
@@ -260,7 +266,7 @@ class Adapter:
         idx, y = enc // self.classes, enc % self.classes
         coeff = ramp(self.step / self.total, self.spec.warmup if self.spec.method == "dann" else 0.0)
         method = self.spec.method
-        with target_statistics(self.bns, method == "weighted"):  # the source pass leaves the statistics
+        with bnstats.swapped(model, self.source_bn):  # the source pass updates the source's statistics
             fs = pooled(model, x)
         logits = model.get_classifier()(fs)
         ce = nn.functional.cross_entropy(logits, y, reduction="none", label_smoothing=self.smoothing)

@@ -1,6 +1,8 @@
 """Model files and resume points: the weights and metadata a training writes after every epoch
-(``model.safetensors`` + ``model.json``), the resume point beside them (``state.pt``: weights,
-optimizer, scheduler, scaler, RNG states), reading it back, and the dvclive logger of a run.
+(``model.safetensors`` + ``model.json``; an arm with two sets of batch-norm statistics adds the
+source's, ``source_bn.safetensors``: :mod:`shiftkit.training.bnstats`), the resume point beside
+them (``state.pt``: weights, optimizer, scheduler, scaler, RNG states; an arm's source statistics),
+reading it back, and the dvclive logger of a run.
 """
 
 from __future__ import annotations
@@ -68,14 +70,21 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
 
-def write_model(out_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    """model.safetensors + model.json, each written atomically (weights first)."""
+def write_model(out_dir: Path, model: nn.Module, meta: dict[str, Any],
+                source: dict[str, torch.Tensor] | None = None) -> None:
+    """model.safetensors (+ the source's batch-norm statistics when given) + model.json, each written
+    atomically (weights first, model.json last)."""
     from safetensors.torch import save_file
+
+    from shiftkit.training import bnstats
 
     with io.atomic_path(out_dir / models.WEIGHTS_NAME) as tmp:
         # one metadata key: safetensors writes the header's metadata map in no fixed order, so two keys
         # made the same weights give different bytes; the model's name is in model.json beside it
         save_file(cpu_state_dict(model), str(tmp), metadata={"format": "pt"})
+    if source is not None:
+        with io.atomic_path(out_dir / bnstats.SOURCE_NAME) as tmp:
+            bnstats.write(tmp, source)
     io.write_json(out_dir / models.META_NAME, meta)
 
 
@@ -93,13 +102,17 @@ def read_state(path: Path) -> dict[str, Any]:
 
 
 def checkpoint(
-    out: Path, model: nn.Module, meta: dict[str, Any], epoch: int, phase: str, optim: Optim, dev_acc: float
+    out: Path, model: nn.Module, meta: dict[str, Any], epoch: int, phase: str, optim: Optim, dev_acc: float,
+    *, source: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """The model after ``epoch`` (0-based) and a resume point, each written atomically."""
-    write_model(out, model, {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)})
+    """The model after ``epoch`` (0-based) and a resume point, each written atomically; ``source``: an
+    arm's second set of batch-norm statistics (:mod:`shiftkit.training.bnstats`), saved in both."""
+    write_model(out, model, {**meta, "epochs_done": epoch + 1, "dev_accuracy": round(dev_acc, 6)}, source)
+    extra = {} if source is None else {"source_bn": {k: v.detach().to("cpu") for k, v in source.items()}}
     write_state(
         out,
         {
+            **extra,
             "epoch": epoch + 1,
             "phase": phase,
             "params_hash": meta["params_hash"],

@@ -1,8 +1,10 @@
 """Predictions of a trained model over train (a seeded sample when large), bridge, dev and test,
 plus the synthesised children of train and bridge images (domain ``synth``).
 
-Eval mode, no augmentation, batched, on the GPU when present. The output table follows
-``schema.PREDICTIONS`` with the optional ``path`` (relative to the predictions file's folder,
+Eval mode, no augmentation, batched, on the GPU when present. A model with two sets of batch-norm
+statistics (an arm's: :mod:`shiftkit.training.bnstats`) normalises the source domains' rows of train
+and bridge (web, synth) with the source's and every other row with its own, the target's. The
+output table follows ``schema.PREDICTIONS`` with the optional ``path`` (relative to the predictions file's folder,
 so ``io.image_paths(predictions, path_of_predictions)`` finds the images) and ``source``.
 """
 
@@ -213,6 +215,35 @@ def _probabilities(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams
         return models.predict(model, batches, amp_dtype, progress=progress, task=task)
 
 
+def source_rows(rows: pl.DataFrame, target_domain: str) -> np.ndarray:
+    """Which rows an arm's model normalises with the source's batch-norm statistics: those of train and
+    bridge from any domain but the target (web, synth). The target domain's rows, dev, test and the
+    images without labels take the target's."""
+    use = pl.col("split").is_in(["train", "bridge"]) & (pl.col("domain") != target_domain)
+    return rows.select(use.fill_null(False)).to_series().to_numpy()
+
+
+def _probabilities_per_domain(model, meta: dict, rows: pl.DataFrame, params: EvaluateParams, device: torch.device,
+                              where: str, source: dict | None) -> torch.Tensor:
+    """:func:`_probabilities`, with the source's batch-norm statistics swapped in for the
+    :func:`source_rows` of a model that has them (``source``)."""
+    if source is None:
+        return _probabilities(model, meta, rows, params, device, where)
+    import torch
+
+    from shiftkit.training import bnstats
+
+    use = source_rows(rows, bnstats.target_domain(meta))
+    probs = torch.empty((rows.height, len(meta["labels"])), dtype=torch.float32)
+    model.to(device)  # before the swap: the swapped-in statistics follow the model's device
+    for mask, stats in ((~use, None), (use, source)):
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            with bnstats.swapped(model, stats):
+                probs[torch.from_numpy(idx)] = _probabilities(model, meta, rows[idx], params, device, where)
+    return probs
+
+
 def evaluate(
     manifest: str | os.PathLike[str],
     splits: str | os.PathLike[str],
@@ -228,15 +259,16 @@ def evaluate(
         DataError: when a split is empty or a manifest label is not among the model's labels.
         ModelError: when the model folder is missing, corrupt or does not fit its metadata.
     """
-    from shiftkit.training import models
+    from shiftkit.training import bnstats, models
     from shiftkit.training.batches import resolve_device
 
     t_start = time.perf_counter()
     model, meta = models.load_trained(model_dir)
+    source = bnstats.read_source(model_dir, model, meta)
     checkpoint = str(Path(model_dir) / models.META_NAME)
     rows = select_rows(manifest, splits, synth, meta["labels"], params, checkpoint=checkpoint)
     device = resolve_device(params.device)
-    probs = _probabilities(model, meta, rows, params, device, str(manifest))
+    probs = _probabilities_per_domain(model, meta, rows, params, device, str(manifest), source)
     conf, idx = probs.max(dim=1)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
     pred = np.array(meta["labels"], dtype=object)[idx.numpy()].tolist()

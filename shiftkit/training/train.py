@@ -407,6 +407,7 @@ class _Run:
     out: Path
     meta: dict[str, Any]
     epoch_fn: Callable[..., Any] = train_one_epoch  # an arm's adapted epoch (training/adapt.py)
+    source_bn: dict[str, torch.Tensor] | None = None  # an arm's source batch-norm statistics (training/bnstats.py)
 
 
 def _step_hook(
@@ -460,13 +461,31 @@ def _run_epochs(run: _Run, state: dict[str, Any] | None, live, on_batch) -> tupl
             seen += int(stats.count)
             if feed.dist.main:
                 dev_loss, dev_acc = validate(model, run.tdata, feed, run.params.eval_batches)
-                checkpoint(run.out, model, run.meta, epoch, phase, optim, dev_acc)
+                checkpoint(run.out, model, run.meta, epoch, phase, optim, dev_acc, source=run.source_bn)
                 _log_live(live, stats, dev_loss, dev_acc, optim)
                 progress.update(
                     task, description=f"{title} loss {stats.loss_sum / max(stats.count, 1):.3f} dev acc {dev_acc:.3f}"
                 )
             _barrier(feed.dist)
     return seen, train_seconds, dev_acc
+
+
+def _resume_source_bn(run: _Run, state: dict[str, Any]) -> None:
+    """An arm's source batch-norm statistics as the resume point saved them.
+
+    Raises:
+        ConfigError: on a resume point written before they were kept (it cannot continue exactly).
+    """
+    from shiftkit.training.checkpoint import STATE_NAME
+
+    if run.source_bn is None:
+        return
+    saved = state.get("source_bn")
+    if saved is None or set(saved) != set(run.source_bn):
+        raise ConfigError(f"Resume point {run.out / STATE_NAME} holds no source batch-norm statistics (written "
+                          f"before the arms kept them); drop --resume to start afresh.")
+    for k, t in run.source_bn.items():
+        t.copy_(saved[k])
 
 
 def train(
@@ -524,10 +543,15 @@ def train(
         hook = attach(adapt, model, tdata, train_items, params, feed, lambda rows: _cached(
             rows, params, feed.device.type == "cuda", store), len(plan) * len(tdata.batches))
         run.epoch_fn, meta["adapt"] = hook.train_one_epoch, hook.meta()
+        if hook.source_bn is not None:
+            from shiftkit.training import bnstats
+
+            run.source_bn, meta[bnstats.META_KEY] = hook.source_bn, bnstats.meta_entry(adapt.target_domain)
     state = load_resume_point(out, meta, resume, dist_info.main)
     start_epoch = int(state["epoch"]) if state is not None else 0
     if state is not None:
         model.load_state_dict(state["model"])
+        _resume_source_bn(run, state)
     live = open_live(live_dir, resume and state is not None, start_epoch) if dist_info.main else None
     seen, train_seconds, dev_acc = _run_epochs(run, state, live, on_batch)
     if live is not None:
