@@ -42,6 +42,13 @@ def test_gradient_reversal_ramp_and_coral():
     assert adapt.coral_loss(a, b * 3 + 1) > 10 * adapt.coral_loss(a, b)
 
 
+def test_the_domain_head_reads_the_first_stage_at_a_quarter_of_the_side():
+    from shiftkit.training import models
+
+    assert adapt.domain_stage(models.create_model("resnet10t", 10, pretrained=False)) == ("layer1", 64)
+    assert adapt.domain_stage(torch.nn.Linear(4, 2)) is None  # no stages listed: the pooled features
+
+
 def _budget_pool(tmp_path):
     m, s, folder = build_pair(tmp_path, shift="texture", n_web=60, n_target=60, n_dev=20, n_test=10,
                               n_bridge=10, n_unlabelled=12)
