@@ -8,14 +8,15 @@
     PYTHONPATH=. python benchmarks/selection_truth.py [--seeds 5] [--first-seed 0] [--strategies random margin clue]
         [--null-only]
 
-Each seed trains the web-only model and 2 rounds per strategy (minutes on 2 cores; 2.4 to 8.5 minutes
-each on 2 cores shared at a load average of 5 to 9). ``--first-seed`` continues an interrupted run.
+Each seed trains the web-only model and 2 rounds per strategy, random's with curve.random_draws (3)
+draws each: 11 trainings, minutes on 2 cores.
 
-Measured (2026-12-03, ``--null-only --seeds 10``, strategies random, margin, clue, 2 rounds of 30): a
-saving was claimed in 1 of 10 seeds (10%, above the Holm level of 2.5%): seed 1, margin 33.3% dev
-error at 30 labels against random's 38.3%. The intervals resample the dev images only and treat each point's model as
-fixed; two fine-tunings on near-identical images differ by several points of dev error, and that
-training noise is not in the interval (see the README's selection section).
+Measured (2026-12-03, ``--null-only --seeds 10``, strategies random, margin, clue, 2 rounds of 30):
+- before random's draws (one run of random; intervals from the dev images alone): a saving claimed
+  in 1 of 10 seeds (10%, above the Holm level of 2.5%): seed 1, margin 33.3% dev error at 30 labels
+  against random's 38.3%; two fine-tunings on near-identical images differ by several points;
+- with 3 draws of random, their spread added to every claim as training noise: 0 of 10 seeds
+  (209-320 s a seed on 2 cores shared at a load average of 5 to 9).
 """
 
 from __future__ import annotations

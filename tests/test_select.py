@@ -153,15 +153,14 @@ def test_select_command_writes_the_listing_and_the_sheet(tmp_path):
 # --- the curve's simulation on real digits: a known informative subset, and a pool without one ---
 
 
-@pytest.mark.slow  # 6 trainings (web-only + 2 strategies x 2 rounds + 1 null round): see the report of issue 24
+@pytest.mark.slow  # 12 trainings (web-only, random 3 draws x 2 rounds, margin 2, the null round 4): issue 24
 @pytest.mark.usefixtures("one_torch_thread")
 def test_an_informative_subset_earns_a_claimed_saving_and_copies_earn_none(tmp_path):
     """web lacks the target's classes 5 and 8 (two images each): the web-only model hesitates on them,
     so images of those classes are the informative ones; margin finds them (random draws them at their
     20% share) and the saving passes Holm. A pool of near copies of one image is equally informative
-    everywhere: no saving is claimed on this seed. That is not the false-claim rate: over seeds
-    (benchmarks/selection_truth.py) 1 seed of 10 claimed a saving (10%, above Holm's 2.5%), because the intervals
-    hold the dev images' noise but not the training's (README, selection section)."""
+    everywhere: no saving is claimed on this seed (the false-claim rate over seeds is
+    benchmarks/selection_truth.py's: random's draws put the training noise into every claim)."""
     from tests.select_helpers import simulate
 
     found = simulate(tmp_path / "informative", ("random", "margin"))
