@@ -91,7 +91,7 @@ def simulate(base: Path, strategies: tuple[str, ...], *, copies: bool = False, s
     if web is None:
         web = base / "web"
         train(m, web_only(s, m), web, tp, pixels=base / "pixels", live_dir=None)
-    cp = CurveParams(selection=strategies, round_size=round_size, rounds=round_chain(rounds), finetune_epochs=6,
+    cp = CurveParams(selection=strategies, round_size=round_size, rounds=round_chain(rounds), select_epochs=6,
                      head_epochs=0, finetune_lr=1e-3, seed=seed)
     sel = base / "selection"
     selection.web_dev(web, m, s, sel / selection.WEB, cp)

@@ -89,6 +89,8 @@ class CurveParams(ParamsSection):
     # selection strategies simulated on the curve (shiftkit/curve/selection.py); random is the reference
     selection: tuple[str, ...] = param((), Each(Registered(strategy_names), max_items=8))
     round_size: int = param(50, Interval(int, 1, None))  # selection: target images labelled per round
+    # selection: epochs of each round's fine-tuning on the web images + the chosen ones (after head_epochs)
+    select_epochs: int = param(2, Interval(int, 1, None))
     # selection: the rounds per strategy, each after the previous (RoundChain; one DVC entry each)
     rounds: tuple[dict, ...] = param(ROUNDS, RoundChain())
     # selection: independent runs of random (own draws, own training seed): their mean is the reference

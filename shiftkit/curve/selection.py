@@ -3,7 +3,7 @@
 The target's labelled train images become a pool whose labels are hidden from the strategy (it
 sees the current model's probabilities and pooled features only, :mod:`shiftkit.select`); the
 labels of the chosen images are revealed, and the web-only model is fine-tuned on the web train
-images plus every target image chosen so far (with ``curve.finetune_lr``, ``finetune_epochs``,
+images plus every target image chosen so far (with ``curve.finetune_lr``, ``select_epochs``,
 ``head_epochs``; the web images keep it from forgetting the classes the chosen images lack).
 ``curve.rounds`` rounds of ``curve.round_size`` images per strategy; round r selects with round
 r - 1's model (round 1 with the web-only model: round 0, :func:`start`). Every point's dev errors are
@@ -91,7 +91,7 @@ def _train_round(chosen: list[str], spl: pl.DataFrame, man: pl.DataFrame, out: P
     model = io.ensure_dir(out / "model")
     splits_out = io.write_table(table, out / "splits.parquet", schema.SPLITS_TABLE)
     params = dataclasses.replace(tparams, pretrained=str(web_model), finetune_lr=cparams.finetune_lr,
-                                 finetune_epochs=cparams.finetune_epochs, head_epochs=cparams.head_epochs)
+                                 finetune_epochs=cparams.select_epochs, head_epochs=cparams.head_epochs)
     # no dvclive record: a round is not a pipeline training (the default would write ./dvclive)
     train(manifest, splits_out, model, params, tables=Tables(man, table, None, manifest, splits_out, None),
           pixels=pixels, live_dir=None)
