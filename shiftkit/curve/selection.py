@@ -121,7 +121,7 @@ def run_round(
     from shiftkit.select.strategies import PoolView, choose
 
     draws = cparams.random_draws if strategy == REFERENCE else 1
-    befores = [_chosen(draw_dir(previous, d), round_no) for d in range(1, draws + 1)]
+    befores = [_chosen(previous, d, round_no) for d in range(1, draws + 1)]
     model_dir = Path(previous) / "model" if round_no > 1 else Path(web_model)
     man, spl, rows = _rows(manifest, splits, cparams.target_domain)
     pool = rows.filter((pl.col("split") == "train") & (pl.col("domain") == cparams.target_domain)).sort("image_id")
@@ -175,18 +175,16 @@ def draw_dir(round_folder: str | os.PathLike[str], draw: int) -> Path:
     return Path(round_folder) if draw == 1 else Path(round_folder) / f"draw-{draw}"
 
 
-def _chosen(folder: Path, round_no: int) -> pl.DataFrame:
-    """The images chosen up to round ``round_no - 1`` in the previous round's ``folder`` (round 1 starts
-    from round 0's folder: nothing chosen, for every draw)."""
+def _chosen(previous: str | os.PathLike[str], draw: int, round_no: int) -> pl.DataFrame:
+    """The images draw ``draw`` chose up to round ``round_no - 1``, from the previous round's folder
+    (round 1 starts from round 0's folder, which holds no draws: nothing chosen, for every draw)."""
     from shiftkit.core.errors import InputPathError
 
+    folder = draw_dir(previous, draw if round_no > 1 else 1)
     path = folder / CHOSEN
-    if round_no == 1 and path.parent.name.startswith("draw-"):
-        path = folder.parent / CHOSEN  # round 0 holds no draws: nothing is chosen in any
     if not path.is_file():
         raise InputPathError(f"{path} does not exist: the previous round's folder (round-<r>) was expected"
-                             + (", with as many random draws as curve.random_draws" if "draw-" in str(path) else "")
-                             + ".")
+                             + (", with as many random draws as curve.random_draws" if draw > 1 else "") + ".")
     before = pl.read_parquet(path)
     last = int(before["round"].max()) if before.height else 0
     if last != round_no - 1:
