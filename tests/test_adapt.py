@@ -120,6 +120,11 @@ def test_the_command_line_trains_an_arm_and_refuses_clearly(tmp_path):
     assert_bad_input(r, "--unlabelled", "nothing")
     r = run_cli([*common, "--arm", "synth+dann", "--out", tmp_path / "x"])
     assert_bad_input(r, "synth+dann", "--synth")
+    # a damaged file in the --unlabelled folder (never ingested): named, and not called "changed since ingest"
+    (folder / "u_broken.png").write_bytes((folder / "u_00000.png").read_bytes()[:60])
+    r = run_cli([*common, "--arm", "dann", "--budget", "0", "--unlabelled", folder, "--out", tmp_path / "y"])
+    assert_bad_input(r, "u_broken.png", "does not decode", "--unlabelled")
+    assert "changed since ingest" not in r.stderr and not (tmp_path / "y" / "model.json").exists(), r.stderr
 
 
 def test_combinations_are_registered_or_refused_with_the_reason():

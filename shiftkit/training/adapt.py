@@ -391,7 +391,7 @@ def attach(spec: AdaptSpec, model: nn.Module, tdata, train_items: pl.DataFrame, 
         DataError: when a method that reads the pool has none.
     """
     from shiftkit.training.batches import DeviceBatches
-    from shiftkit.training.loader import Augment
+    from shiftkit.training.loader import Augment, UndecodableImage
 
     if feed.dist.world_size > 1:
         raise ConfigError(f"The {spec.method} arm does not run under torchrun yet; run it in one process.")
@@ -405,7 +405,14 @@ def attach(spec: AdaptSpec, model: nn.Module, tdata, train_items: pl.DataFrame, 
     n = batches.targets.shape[0]
     batches.targets = torch.arange(n, dtype=torch.int64) * classes + batches.targets
     source = torch.as_tensor((train_items["domain"] != spec.target_domain).to_numpy(), device=feed.device)
-    pool_cache = cache(spec.pool)
+    try:
+        pool_cache = cache(spec.pool)
+    except UndecodableImage as exc:  # the loader's text assumes an ingested file; a pool image may not be one
+        what = str(exc).split("; it changed since ingest")[0].replace(" no longer decodes ", " does not decode ", 1)
+        raise UndecodableImage(
+            f"{what}; it is one of the {spec.method} arm's target images without labels (--unlabelled or the "
+            "target's train split): remove or replace it (shiftkit ingest quarantines such files), then train again"
+        ) from None
     weights = torch.ones(n, device=feed.device)
     if spec.method == "weighted":
         src = np.flatnonzero(source.cpu().numpy())
