@@ -85,7 +85,10 @@ def section(data: dict[str, Any]):
     blocks: list = [Text(
         "Each arm against the baseline at the same budget of labelled target images, on the same dev images "
         "and resamples as the learning curve. Gains are one-sided tests controlled together (Holm's step-down "
-        "over every arm and budget); an arm is named best only when its gain is claimed.", "muted"),
+        "over every arm and budget); an arm is named best only when its gain is claimed. The intervals resample "
+        "the dev images; they do not hold the spread between two trainings of one arm with other seeds (a few "
+        "points on small data): before acting on a claimed gain near its threshold, train both arms again with "
+        "another train.seed.", "muted"),
         Text(selection_text(data), "muted")]
     for budget in data["budgets"]:
         blocks.append(Text(verdict(data, budget)))
