@@ -138,7 +138,7 @@ def false_claims(a: argparse.Namespace) -> None:
 
     torch.set_num_threads(a.threads)
     tp = TrainParams(img_size=16, batch_size=32, finetune_epochs=3, pretrained=False)
-    cp = CurveParams(arms=("baseline", *a.arms), budgets=(0,), replicates=500)
+    cp = CurveParams(arms=("baseline", *a.arms), budgets=(0,), replicates=500, baseline_draws=a.draws)
     claims = 0
     for seed in range(a.seeds):
         base = Path(tempfile.mkdtemp(prefix=f"arms-none-{seed}-"))
@@ -146,14 +146,16 @@ def false_claims(a: argparse.Namespace) -> None:
                              seed=seed)
         budgets.write_budgets(m, s, base / "budgets", cp)
         for arm in cp.arms:
-            stage.train_arm(arm, 0, m, budgets.budget_file(base / "budgets", 0), base / arm, tp, cp)
+            stage.train_arm(arm, 0, m, budgets.budget_file(base / "budgets", 0), base / arm, tp, cp,
+                            draws=cp.baseline_draws)
             stage.evaluate_arm(arm, m, base / arm, stage.point_path(base / "pred", arm, 0),
                                EvaluateParams(train_sample=50))
         data = stage.build_curve(base / "pred", base / "budgets", m, cp)
         claimed = [w["arm"] for w in data["worth"] if w["status"] != "not_estimable"]
         claims += bool(claimed)
         errs = {p["arm"]: round(p["dev_error"], 3) for p in data["points"]}
-        print(f"seed {seed}: dev errors {errs}; claimed: {claimed or 'none'}", flush=True)
+        print(f"seed {seed}: dev errors {errs}; training noise sd {data['training_sd'] * 100:.1f} points "
+              f"(df {data['training_df']}); claimed: {claimed or 'none'}", flush=True)
     print(f"false-claim rate: {claims}/{a.seeds} seeds with any claimed gain (Holm level "
           f"{(1 - cp.level) / 2:.3f} one-sided per family)")
 
@@ -174,6 +176,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=2, help="false-claims: trainings of the baseline "
+                    "(curve.baseline_draws; 1: the training noise is not measured)")
     ap.add_argument("--dir", help="probe: a folder to keep (and reuse) the pair in")
     ap.add_argument("--curve", nargs="*", help="probe: curve parameters as KEY=VALUE (e.g. dann_warmup=0.34)")
     ap.add_argument("--reuse", nargs="*", help="probe: arms whose training in --dir is kept from an earlier probe")

@@ -34,6 +34,8 @@ def _parser():
     t.add_argument("--pixels", action="append", help="a decoded-image store of the pixels step (repeat: the "
                    "manifest's images, the synthesised copies; left out: each training decodes)")
     t.add_argument("--unlabelled", help="a folder or listing of target images without labels (arms that adapt)")
+    t.add_argument("--draws", type=int, default=1, help="the baseline: trainings in all, each with its own seed "
+                   "(curve.baseline_draws; the others keep their predictions only, for the training noise)")
     e = sub.add_parser("evaluate", help="predictions of one point")
     e.add_argument("--arm", required=True)
     e.add_argument("--model", required=True)
@@ -78,7 +80,7 @@ def _step(args) -> str:
         return stage.train_arm(
             args.arm, budgets.parse_budget(args.budget), args.manifest, args.splits, args.out, p.train, p.curve,
             synth=args.synth or None, start=args.start or None, live_dir=args.live or None, pixels=args.pixels or None,
-            unlabelled=args.unlabelled or None,
+            unlabelled=args.unlabelled or None, draws=args.draws,
         )
     if args.step == "evaluate":
         return stage.evaluate_arm(args.arm, args.manifest, args.model, args.out, p.evaluate, synth=args.synth or None)

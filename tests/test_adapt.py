@@ -6,6 +6,7 @@ feature alignment at budget 0 gains over the baseline, with the gain claimed by 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -164,7 +165,9 @@ def test_the_report_names_the_best_arm_only_when_its_gain_is_claimed():
     section = mitigations.section(claimed)
     assert section.title == "Mitigations compared" and "not tuned" not in mitigations.selection_text(claimed)
     # the caveat the intervals need: they resample dev images, not the spread between trainings
-    assert "another train.seed" in section.blocks[0].text
+    assert "another train.seed" in section.blocks[0].text and "training noise" not in section.blocks[0].text
+    noisy = mitigations.section({**claimed, "training_sd": 0.021, "training_df": 2, "baseline_draws": 2})
+    assert "land 2.1 points apart" in noisy.blocks[0].text and "2 degrees of freedom" in noisy.blocks[0].text
     assert mitigations.section(_curve(pts[:1], [])) is None
 
 
@@ -178,7 +181,7 @@ def curve_of(tmp_path, m, s, arm_list, tp: TrainParams, cp: CurveParams) -> dict
     budgets.write_budgets(m, s, folder, cp)
     for a in arm_list:
         model = tmp_path / "models" / a
-        stage.train_arm(a, 0, m, budgets.budget_file(folder, 0), model, tp, cp)
+        stage.train_arm(a, 0, m, budgets.budget_file(folder, 0), model, tp, cp, draws=cp.baseline_draws)
         stage.evaluate_arm(a, m, model, stage.point_path(tmp_path / "pred", a, 0),
                            EvaluateParams(batch_size=256, train_sample=50))
     return stage.build_curve(tmp_path / "pred", folder, m, cp)
@@ -198,15 +201,19 @@ def test_truth_alignment_gains_on_a_tinted_texture_shift_and_claims_nothing_with
     pairs without shift (two seeds: seed 1 is the pair on which re-estimating the arms' batch-norm
     statistics on the pool alone was claimed as a gain) CORAL's gain is not claimed
     (benchmarks/arms.py false-claims runs ten seeds and every arm: 0 of 10 claimed)."""
-    cp = CurveParams(arms=("baseline", "coral"), budgets=(0,), replicates=500)
+    # five trainings of the baseline: the gain must also clear the training noise (df 4 at one budget; with
+    # three, df 2, this 31-point gain over a noise of sd 5.4 points was not claimed: p 0.038)
+    cp = CurveParams(arms=("baseline", "coral"), budgets=(0,), replicates=500, baseline_draws=5)
     m, s, _ = build_pair(tmp_path / "tint", shift="tint", **PAIR)
     data = curve_of(tmp_path / "tint", m, s, cp.arms, TRUTH, cp)
     (w,) = data["worth"]
     err = {p["arm"]: p["dev_error"] for p in data["points"]}
     assert w["status"] != "not_estimable", (err, w)
     assert err["coral"] < err["baseline"] - 0.15
+    assert data["training_df"] == 4 and 0 < data["training_sd"] < 0.1, data["training_sd"]
+    same = dataclasses.replace(cp, baseline_draws=CurveParams().baseline_draws)  # the default, 2
     for seed in (0, 1):
         m, s, _ = build_pair(tmp_path / f"same{seed}", shift="none", seed=seed, **PAIR)
-        data = curve_of(tmp_path / f"same{seed}", m, s, cp.arms, TRUTH, cp)
+        data = curve_of(tmp_path / f"same{seed}", m, s, cp.arms, TRUTH, same)
         claimed = [w for w in data["worth"] if w["status"] != "not_estimable"]
         assert not claimed, (seed, claimed)

@@ -257,3 +257,39 @@ def test_a_figure_read_across_a_wide_step_says_so_in_the_sentence():
     text = sentence(points, [w0, w1])
     assert "would need between 0 and 854 labelled target images" in text
     assert "a straight line between those budgets says about 526" in text and "add budgets between them" in text
+
+
+def test_a_gain_within_the_baselines_training_noise_is_not_claimed_and_one_beyond_it_is():
+    """Known answers: the baseline trained twice at each of two budgets errs 38% / 42% and 18% / 22% on
+    the same 1,000 dev images, a training noise of exactly sd 2.83 points (df 2). An arm 5 points
+    better than the baseline's first draw, on nested errors (the paired resampling alone calls that
+    certain), is within two trainings' luck: not claimed. 30 points better clears it; and the same
+    5 points against draws that agree (no noise measured) is claimed."""
+    from shiftkit.curve import stage
+
+    n, names, ns = 1000, ["0", "500"], np.array([0.0, 500.0])
+    noisy = {"0": [_dev(380, n), _dev(420, n)], "500": [_dev(180, n), _dev(220, n)]}
+    sd, df = stage.training_noise(noisy)
+    assert df == 2 and sd == pytest.approx(math.sqrt((4 * 0.02**2) / 2))
+    assert stage.training_noise({"0": [_dev(380, n)], "500": [_dev(180, n)]}) == (0.0, 0)
+    with pytest.raises(DataError, match="other dev images"):
+        stage.training_noise({"0": [_dev(380, n), _dev(380, n + 1)]})
+
+    def claimed(arm_wrong_at_0: int, sd: float, df: int) -> bool:
+        runs = {"baseline@0": _dev(380, n), "baseline@500": _dev(180, n),
+                "arm@0": _dev(arm_wrong_at_0, n), "arm@500": _dev(180, n)}
+        m = curve.cluster_matrix(runs, pl.DataFrame(schema={"image_id": pl.String, "cluster": pl.String}))
+        point, boot = m.error_rates(), curve.resample_errors(m, 4000, 0)
+        stage.add_training_noise(boot, sd, df, 0)
+        col = {r: i for i, r in enumerate(m.runs)}
+
+        def run(a):
+            cols = [col[f"{a}@{b}"] for b in names]
+            return point[cols], boot[:, cols]
+
+        w = curve.worth_all(names, ns, run("baseline"), {"arm": run("arm")}, 0.95)
+        return w[0].status != "not_estimable"
+
+    assert not claimed(330, sd, df)  # +5 points inside the noise
+    assert claimed(80, sd, df)  # +30 points beyond it
+    assert claimed(330, 0.0, 0)  # +5 points when the trainings agree

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARMS = ["baseline", "synth", "finetune"]
 BUDGETS = [0, 8]
 
-# five trainings (web, baseline@8, synth@0, synth@8, finetune@8: the two others are copies)
+# seven trainings (web, baseline@8, synth@0, synth@8, finetune@8: the two others are copies; and the
+# baseline's second draw at each budget, as dvc.yaml's --draws ${curve.baseline_draws} asks)
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
@@ -60,7 +61,7 @@ def run(tmp_path_factory):
             assert _curve([*common, "train", "--arm", arm, "--budget", str(b), "--splits",
                            str(budgets / f"{b}.parquet"), "--synth", str(syn), "--start", str(web), "--out", str(model),
                            "--live", str(base / "dvclive" / f"{arm}-{b}"), "--pixels", str(px),
-                           "--pixels", str(spx)]) == 0
+                           "--pixels", str(spx), "--draws", "2"]) == 0
             out = base / "predictions" / f"{arm}-{b}" / "predictions.parquet"
             assert _curve([*common, "evaluate", "--arm", arm, "--model", str(model), "--synth", str(syn),
                            "--out", str(out)]) == 0
@@ -107,6 +108,23 @@ def test_each_point_trains_on_its_budget(run):
             assert 0.0 <= live["dev"]["accuracy"] <= 1.0
     assert (base / "models" / "finetune-8" / "model.safetensors").read_bytes() != (
         base / "models" / "web" / "model.safetensors").read_bytes()
+
+
+def test_the_baselines_second_draw_measures_the_training_noise_and_keeps_no_model(run):
+    base, *_ = run
+    for b in BUDGETS:
+        model = base / "models" / f"baseline-{b}"
+        assert [p.name for p in (model / "draw-2").iterdir()] == ["predictions.parquet"]
+        assert not list(model.glob(".draw-*"))  # the draw's training folder is gone
+        draw = io.read_table(base / "predictions" / f"baseline-{b}" / "draw-2" / "predictions.parquet",
+                             schema.PREDICTIONS)
+        own = io.read_table(base / "predictions" / f"baseline-{b}" / "predictions.parquet", schema.PREDICTIONS)
+        dev = pl.col("split") == "dev"
+        assert sorted(draw.filter(dev)["image_id"]) == sorted(own.filter(dev)["image_id"])
+    for arm in ("synth", "finetune"):  # only the baseline draws again
+        assert not (base / "models" / f"{arm}-8" / "draw-2").exists()
+    data = json.loads((base / "curve" / "curve.json").read_text())
+    assert data["baseline_draws"] == 2 and data["training_df"] == 2 and data["training_sd"] >= 0
 
 
 def test_the_curve_and_the_report_show_every_point_and_the_answer(run, tmp_path):

@@ -103,9 +103,13 @@ def train_arm(
     out_dir: str | os.PathLike[str], params: TrainParams, cparams: CurveParams, *,
     synth: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None,
     live_dir: str | os.PathLike[str] | None = None, pixels=None,
-    unlabelled: str | os.PathLike[str] | None = None,
+    unlabelled: str | os.PathLike[str] | None = None, draws: int = 1,
 ) -> str:
     """Train ``arm`` at ``budget`` into ``out_dir`` (model files + the splits it trained on).
+
+    ``draws``: for the baseline, how many trainings in all (``curve.baseline_draws``): draws 2... train
+    again on the same images with ``train.seed + d - 1`` and keep only their predictions
+    (``draw-<d>/predictions.parquet``, :func:`train_draws`): their spread is the curve's training noise.
 
     ``unlabelled``: a folder or listing of target images without labels, added to the pool of an
     arm that adapts (:func:`adapt_spec`).
@@ -139,7 +143,8 @@ def train_arm(
         _copy_model(Path(start), out)
         if live_dir is not None:
             _log_copied(Path(start), live_dir)
-        return f"curve {arm}@{budget_name(budget)}: no target images to train on; the web-only model {start}"
+        extra = train_draws(arm, draws, manifest, out, params, pixels=pixels)
+        return f"curve {arm}@{budget_name(budget)}: no target images to train on; the web-only model {start}{extra}"
     spec = adapt_spec(arm, man, manifest, spl, cparams, unlabelled)
     spl = a.trains_on(spl, man, cparams.target_domain)
     io.write_table(spl, out / SPLITS_NAME, schema.SPLITS_TABLE)
@@ -157,8 +162,38 @@ def train_arm(
               tables=tables, adapt=spec)
     io.write_json(out / ARM_NAME, {"arm": arm, "seconds": r.seconds, "unlabelled": spec.pool.height if spec else 0,
                                    "selection": spec.selection if spec else ""})
+    extra = train_draws(arm, draws, manifest, out, params, synth=syn_path, pixels=pixels)
     return (f"curve {arm}@{budget_name(budget)}: {k} target images; dev accuracy {r.dev_accuracy:.3f} "
-            f"after {r.epochs} epochs in {r.seconds:.0f} s")
+            f"after {r.epochs} epochs in {r.seconds:.0f} s{extra}")
+
+
+DRAW = "draw-{}"  # a further training of the baseline, beside the point's model (predictions only)
+
+
+def train_draws(arm: str, draws: int, manifest: str | os.PathLike[str], out: Path, params: TrainParams, *,
+                synth: str | os.PathLike[str] | None = None, pixels=None) -> str:
+    """Draws 2..``draws`` of the baseline: each trains on the point's splits (``out``'s) with
+    ``train.seed + d - 1``, is evaluated, and keeps only ``out/draw-<d>/predictions.parquet`` (its model
+    is deleted: the point's own model is draw 1). Any other arm, or ``draws`` 1: nothing. Returns
+    the summary's addition ("" for none)."""
+    import tempfile
+
+    from shiftkit.training.evaluate import evaluate
+    from shiftkit.training.train import train
+
+    if arm != BASELINE or draws <= 1:
+        return ""
+    accs = []
+    for d in range(2, draws + 1):
+        with tempfile.TemporaryDirectory(prefix=".draw-", dir=out) as tmp:
+            t = Path(tmp)
+            shutil.copyfile(out / SPLITS_NAME, t / SPLITS_NAME)
+            train(manifest, t / SPLITS_NAME, t, dataclasses.replace(params, seed=params.seed + d - 1),
+                  synth=synth, pixels=pixels, live_dir=None)  # no dvclive record: the point has its own
+            r = evaluate(manifest, t / SPLITS_NAME, t, out / DRAW.format(d) / "predictions.parquet",
+                         EvaluateParams(train_sample=1, batch_size=256, device=params.device), synth=synth)
+            accs.append(next((v for k_, v in sorted(r.accuracy.items()) if k_.startswith("dev/")), float("nan")))
+    return f"; {draws - 1} more training(s) for the training noise, dev accuracy " + ", ".join(f"{a:.3f}" for a in accs)
 
 
 def evaluate_arm(
@@ -173,6 +208,9 @@ def evaluate_arm(
     info = Path(model_dir) / ARM_NAME
     if info.is_file():  # how it trained travels with its predictions to the curve
         io.write_json(Path(out_path).parent / ARM_NAME, io.read_json(info))
+    for draw in sorted(Path(model_dir).glob(DRAW.format("*") + "/predictions.parquet")):  # the baseline's draws
+        with io.atomic_path(Path(out_path).parent / draw.parent.name / draw.name) as tmp:
+            shutil.copyfile(draw, tmp)
     return f"curve evaluate {arm}: dev accuracy {r.accuracy.get('dev/' + 'target', float('nan')):.3f}; wrote {out_path}"
 
 
@@ -246,6 +284,10 @@ def build_curve(
     point = m.error_rates()
     boot = worth.resample_errors(m, cparams.replicates, cparams.seed)
     col = {r: i for i, r in enumerate(m.runs)}
+    draws = {n: [dev[f"{BASELINE}@{n}"], *baseline_draws(predictions_dir, b)]
+             for b, n in zip(budgets, names, strict=True) if BASELINE in cparams.arms}
+    sd, df = training_noise(draws)
+    add_training_noise(boot, sd, df, cparams.seed)
     points = []
     for (a, n), p in preds.items():
         j = col[f"{a}@{n}"]
@@ -262,9 +304,53 @@ def build_curve(
         worths = worth.worth_all(names, ns, run(BASELINE), others, cparams.level)
     return {"budgets": names, "images": [int(x) for x in ns], "arms": list(cparams.arms), "axis": "log(1 + n)",
             "clusters": len(m.sizes), "dev_images": int(m.sizes.sum()), "level": cparams.level,
-            "replicates": cparams.replicates, "points": points,
+            "replicates": cparams.replicates, "points": points, "training_sd": sd, "training_df": df,
+            "baseline_draws": max((len(v) for v in draws.values()), default=1),
             "colours": {a: get_arm(a).colour for a in cparams.arms},
             "worth": [_worth_dict(w) for w in worths], "sentence": sentence(points, worths)}
+
+
+def baseline_draws(predictions_dir: str | os.PathLike[str], budget: Budget) -> list[pl.DataFrame]:
+    """The dev results of the baseline's further trainings at ``budget`` (draw 2, 3, ...), as
+    :func:`evaluate_arm` copied them beside the point's predictions; [] when there are none."""
+    from shiftkit.stats.labelfree import labelled
+    from shiftkit.training.evaluate import read_predictions
+
+    folder = point_path(predictions_dir, BASELINE, budget).parent
+    found = sorted(folder.glob(DRAW.format("*") + "/predictions.parquet"), key=lambda p: int(p.parent.name[5:]))
+    return [labelled(read_predictions(p)).filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
+            for p in found]
+
+
+def training_noise(draws: dict[str, list[pl.DataFrame]]) -> tuple[float, int]:
+    """(standard deviation, degrees of freedom) of one training's dev error, pooled over budgets from
+    the baseline's draws at each (its dev results, draw 1 first): how far two trainings on the same
+    images with other seeds land apart. (0, 0) when no budget has two draws.
+
+    Raises:
+        DataError: when a draw was evaluated on other dev images than the point's."""
+    ss, df = 0.0, 0
+    for n, frames in draws.items():
+        if len(frames) < 2:
+            continue
+        ids = set(frames[0]["image_id"].to_list())
+        if any(set(f["image_id"].to_list()) != ids for f in frames[1:]):
+            raise DataError(f"The baseline's draws at budget {n} were evaluated on other dev images than the "
+                            "point itself; re-run its training entry.")
+        e = np.array([1.0 - float(f["correct"].cast(pl.Float64).mean()) for f in frames])
+        ss, df = ss + float(((e - e.mean()) ** 2).sum()), df + len(e) - 1
+    return (float(np.sqrt(ss / df)), df) if df else (0.0, 0)
+
+
+def add_training_noise(boot: np.ndarray, sd: float, df: int, seed: int) -> None:
+    """Every point is one training: each column of resampled dev errors gets its own Student-t draw
+    (``df``) scaled by the training noise ``sd``, in place, so that a gain between two points holds
+    both trainings' luck (its variance gains 2 sd^2). Nothing when the noise was not measured."""
+    if not df or sd <= 0:
+        return
+    rng = np.random.default_rng([seed, 22])
+    noise = sd * rng.standard_t(df, size=boot.shape)
+    np.clip(boot + noise, 0.0, 1.0, out=boot)
 
 
 def _worth_dict(w: worth.Worth) -> dict[str, Any]:

@@ -72,14 +72,25 @@ def worth_rows(data: dict[str, Any]) -> list[list[str]]:
     return [[w["arm"], str(w["n"]), f"{pts(w['gain'])} {ci(*w['gain_ci'])}", w["text"]] for w in data["worth"]]
 
 
+def noise(data: dict[str, Any]) -> str:
+    """The intro's clause on the training noise the intervals hold (curve.baseline_draws), or that they do not."""
+    if data.get("training_df"):
+        return (f", plus the training noise: {data.get('baseline_draws', 2)} trainings of the baseline at each budget "
+                f"with their own seeds land {data['training_sd'] * 100:.1f} points apart (standard deviation, "
+                f"{data['training_df']} degrees of freedom), a Student-t draw of that size added to each point")
+    return ("; the training noise (two trainings with other seeds) is not in them: curve.baseline_draws >= 2 "
+            "measures it")
+
+
 def intro(data: dict[str, Any]) -> str:
     pct_level = f"{data['level'] * 100:.0f}%"
     return (
         f"The same model trained with a growing number of labelled target images (nested, stratified "
         f"subsets of the target's train split); every point is measured on the same {data['dev_images']} dev "
         f"images. Intervals: {pct_level}, from {data['replicates']} resamples of {data['clusters']} dev clusters "
-        "(near copies together), the same resamples for every point. \"Worth\": how many labelled target images "
-        "the baseline would need to reach the arm's dev error, read off the baseline's curve (linear in "
+        "(near copies together), the same resamples for every point" + noise(data)
+        + ". \"Worth\": how many labelled target images the baseline would need to reach the arm's dev error, "
+        "read off the baseline's curve (linear in "
         "log(1 + n), so budget 0 sits at 0); not estimable where no gain of the arm at that budget is claimed: "
         "its interval reaches zero, or it does not pass Holm's step-down over every (arm, budget) compared, "
         f"one-sided at {(1 - data['level']) / 2 * 100:.1f}%. Where the baseline's curve reaches the arm's error "

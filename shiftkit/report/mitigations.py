@@ -76,6 +76,19 @@ def selection_text(data: dict[str, Any]) -> str:
             + "; ".join(sel) + ". Test images are never read before the final evaluation.")
 
 
+def noise_text(data: dict[str, Any]) -> str:
+    """What the intervals hold beyond the dev images' resampling: the training noise, or why not."""
+    sd, df, draws = data.get("training_sd", 0.0), data.get("training_df", 0), data.get("baseline_draws", 1)
+    if df:
+        return (f"Every interval also holds the training noise: {draws} trainings of the baseline at each budget, "
+                f"each with its own seed, land {100 * sd:.1f} points apart (standard deviation, {df} degrees of "
+                "freedom), and each point's resampled errors get that much again, so a gain must clear two "
+                "trainings' luck.")
+    return ("The intervals resample the dev images only; they do not hold the spread between two trainings of "
+            "one arm with other seeds (a few points on small data; curve.baseline_draws >= 2 measures it): "
+            "before acting on a claimed gain near its threshold, train both arms again with another train.seed.")
+
+
 def section(data: dict[str, Any]):
     """The section, or None when the curve compares no arm with the baseline."""
     from shiftkit.report.blocks import Section, Table, Text
@@ -85,10 +98,7 @@ def section(data: dict[str, Any]):
     blocks: list = [Text(
         "Each arm against the baseline at the same budget of labelled target images, on the same dev images "
         "and resamples as the learning curve. Gains are one-sided tests controlled together (Holm's step-down "
-        "over every arm and budget); an arm is named best only when its gain is claimed. The intervals resample "
-        "the dev images; they do not hold the spread between two trainings of one arm with other seeds (a few "
-        "points on small data): before acting on a claimed gain near its threshold, train both arms again with "
-        "another train.seed.", "muted"),
+        "over every arm and budget); an arm is named best only when its gain is claimed. " + noise_text(data), "muted"),
         Text(selection_text(data), "muted")]
     for budget in data["budgets"]:
         blocks.append(Text(verdict(data, budget)))
