@@ -232,12 +232,7 @@ def training_noise(runs: dict[tuple[str, int], list[pl.DataFrame]]) -> tuple[flo
     """(standard deviation, degrees of freedom) of one run's dev error between random's draws, pooled
     over its rounds: how much a fine-tuning on equally good images moves the dev error. (0, 0) when
     no round has two draws."""
-    ss, df = 0.0, 0
-    for (s, n), frames in runs.items():
-        if s == REFERENCE and n > 0 and len(frames) > 1:
-            e = np.array([1.0 - float(f["correct"].cast(pl.Float64).mean()) for f in frames])
-            ss, df = ss + float(((e - e.mean()) ** 2).sum()), df + len(e) - 1
-    return (math.sqrt(ss / df), df) if df else (0.0, 0)
+    return worth.run_spread([frames for (s, n), frames in runs.items() if s == REFERENCE and n > 0])
 
 
 def savings(dev: dict[tuple[str, int], list[pl.DataFrame] | pl.DataFrame], clusters: pl.DataFrame,

@@ -329,17 +329,12 @@ def training_noise(draws: dict[str, list[pl.DataFrame]]) -> tuple[float, int]:
 
     Raises:
         DataError: when a draw was evaluated on other dev images than the point's."""
-    ss, df = 0.0, 0
     for n, frames in draws.items():
-        if len(frames) < 2:
-            continue
-        ids = set(frames[0]["image_id"].to_list())
+        ids = set(frames[0]["image_id"].to_list()) if frames else set()
         if any(set(f["image_id"].to_list()) != ids for f in frames[1:]):
             raise DataError(f"The baseline's draws at budget {n} were evaluated on other dev images than the "
                             "point itself; re-run its training entry.")
-        e = np.array([1.0 - float(f["correct"].cast(pl.Float64).mean()) for f in frames])
-        ss, df = ss + float(((e - e.mean()) ** 2).sum()), df + len(e) - 1
-    return (float(np.sqrt(ss / df)), df) if df else (0.0, 0)
+    return worth.run_spread(list(draws.values()))
 
 
 def add_training_noise(boot: np.ndarray, sd: float, df: int, seed: int) -> None:

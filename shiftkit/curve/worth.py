@@ -239,3 +239,17 @@ def worth_all(
         out += [worth(a, n, i, ns, point, boot, level, p_adjusted=adjusted[f"{a}@{n}"], tests=len(p))
                 for i, n in enumerate(names) if i >= first]
     return out
+
+
+def run_spread(groups: Sequence[Sequence[pl.DataFrame]]) -> tuple[float, int]:
+    """(standard deviation, degrees of freedom) of one run's dev error between repeated runs of the same
+    point, pooled over ``groups`` (each: the runs' dev results, columns image_id and correct); groups
+    of fewer than two runs add nothing; (0, 0) when none has two. The training noise of the curve
+    (the baseline's draws) and of the selection simulation (random's draws)."""
+    ss, df = 0.0, 0
+    for frames in groups:
+        if len(frames) < 2:
+            continue
+        e = np.array([1.0 - float(f["correct"].cast(pl.Float64).mean()) for f in frames])
+        ss, df = ss + float(((e - e.mean()) ** 2).sum()), df + len(e) - 1
+    return (math.sqrt(ss / df), df) if df else (0.0, 0)
