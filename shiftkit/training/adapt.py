@@ -49,7 +49,10 @@ not list (no ``feature_info``) keeps the pooled features. Tried on two draws of 
 (dev error against 48.3 / 56.0): a pool batch as large as the labelled one 51.0 / 53.3, a head per position
 of the stage's map 57.0 / 62.3, the head's learning rate 10x 49.7 / 59.3, each channel's mean and standard
 deviation 53.3 / 59.7, the weight 2 or 0.5 47.7 / 58.0 and 49.3 / 56.7, the head conditioned on the
-predictions (CDAN) 56.3 / 62.7 (pooled: 81.7 / 82.3). More web images did help: at 5,000 (234 steps) the cut
+predictions (CDAN) 56.3 / 62.7 (pooled: 81.7 / 82.3), a warmup of 0.3 49.7 / 59.3, the pool without
+augmentation 51.0 / 58.7; a term on the pool's predictions made it worse (a model at 70% error reinforces its
+own mistakes): VADA's conditional entropy, weight 1, 85.3 / 86.3; SHOT's information maximisation, 0.3,
+74.7 / 78.7; batch nuclear-norm maximisation, 1, 69.0 / 72.0. More web images did help: at 5,000 (234 steps) the cut
 of the baseline's error was 41% and 36%, at 2,000 (93 steps) 31%, 21% and 26% on three draws.
 
 Labels of the pool never reach a loss: the pool is a table of ``image_id`` and ``abspath`` only
