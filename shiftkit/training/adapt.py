@@ -53,7 +53,8 @@ predictions (CDAN) 56.3 / 62.7 (pooled: 81.7 / 82.3), a warmup of 0.3 49.7 / 59.
 augmentation 51.0 / 58.7; a term on the pool's predictions made it worse (a model at 70% error reinforces its
 own mistakes): VADA's conditional entropy, weight 1, 85.3 / 86.3; SHOT's information maximisation, 0.3,
 74.7 / 78.7; batch nuclear-norm maximisation, 1, 69.0 / 72.0. More web images did help: at 5,000 (234 steps) the cut
-of the baseline's error was 41% and 36%, at 2,000 (93 steps) 31%, 21% and 26% on three draws.
+of the baseline's error was 41% and 36%, at 2,000 (93 steps) 31%, 21% and 26% on three draws; at 10,000 (469
+steps) it levelled off at 35% and 37%.
 
 Labels of the pool never reach a loss: the pool is a table of ``image_id`` and ``abspath`` only
 (:func:`pool_rows` drops every other column) and its batches carry the target -1.
