@@ -417,11 +417,9 @@ def attach(spec: AdaptSpec, model: nn.Module, tdata, train_items: pl.DataFrame, 
     try:
         pool_cache = cache(spec.pool)
     except UndecodableImage as exc:  # the loader's text assumes an ingested file; a pool image may not be one
-        what = str(exc).split("; it changed since ingest")[0].replace(" no longer decodes ", " does not decode ", 1)
-        raise UndecodableImage(
-            f"{what}; it is one of the {spec.method} arm's target images without labels (--unlabelled or the "
-            "target's train split): remove or replace it (shiftkit ingest quarantines such files), then train again"
-        ) from None
+        raise exc.retold(
+            f"it is one of the {spec.method} arm's target images without labels (--unlabelled or the target's train "
+            "split): remove or replace it (shiftkit ingest quarantines such files), then train again") from None
     weights = torch.ones(n, device=feed.device)
     if spec.method == "weighted":
         src = np.flatnonzero(source.cpu().numpy())

@@ -169,6 +169,9 @@ def targets(frame: pl.DataFrame, labels: Sequence[str], where: str = "the data")
 # decoding
 
 
+INGESTED = "; it changed since ingest: run shiftkit ingest again (it quarantines the file), then split"
+
+
 class UndecodableImage(DataError):
     """An image that ingest accepted no longer decodes (changed or damaged since): train and
     evaluate stop with one line naming the file (exit 2), never train or score around it.
@@ -183,6 +186,12 @@ class UndecodableImage(DataError):
             message = message.rsplit(f"{type(self).__name__}: ", 1)[1].strip()
         super().__init__(message)
 
+    def retold(self, advice: str) -> UndecodableImage:
+        """The same failure told of a file ingest never saw (a folder of images without labels):
+        "<path> does not decode (<reason>); <advice>" instead of the ingested file's advice."""
+        what = str(self).removesuffix(INGESTED).replace(" no longer decodes ", " does not decode ", 1)
+        return UndecodableImage(f"{what}; {advice}")
+
 
 def decode_resized(path: str, size: int, channels: int) -> np.ndarray:
     """uint8 (size, size, channels): decoded with shiftkit's safe decoder, then resized.
@@ -196,8 +205,7 @@ def decode_resized(path: str, size: int, channels: int) -> np.ndarray:
         px = load_pixels(path, channels=channels)
     except ImageDecodeError as exc:
         raise UndecodableImage(
-            f"{path} no longer decodes ({exc.reason.value}: {exc.detail.removeprefix(f'{path}: ')}); "
-            "it changed since ingest: run shiftkit ingest again (it quarantines the file), then split"
+            f"{path} no longer decodes ({exc.reason.value}: {exc.detail.removeprefix(f'{path}: ')}){INGESTED}"
         ) from exc
     h, w = px.shape[:2]
     if (h, w) != (size, size):
