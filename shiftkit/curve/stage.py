@@ -317,7 +317,8 @@ def baseline_draws(predictions_dir: str | os.PathLike[str], budget: Budget) -> l
     from shiftkit.training.evaluate import read_predictions
 
     folder = point_path(predictions_dir, BASELINE, budget).parent
-    found = sorted(folder.glob(DRAW.format("*") + "/predictions.parquet"), key=lambda p: int(p.parent.name[5:]))
+    found = sorted(folder.glob(DRAW.format("*") + "/predictions.parquet"),
+                   key=lambda p: int(p.parent.name.removeprefix(DRAW.format(""))))
     return [labelled(read_predictions(p)).filter((pl.col("split") == "dev") & (pl.col("source") == "manifest"))
             for p in found]
 
