@@ -13,6 +13,7 @@ where there is none. Three modes, each on real MNIST digits (tests/adapt_helpers
   the real curve chain; the share of seeds with any claimed gain.
 
     PYTHONPATH=. python benchmarks/arms.py probe --arms dann coral --web 2000 --unlabelled 3000
+    PYTHONPATH=. python benchmarks/arms.py probe --arms dann --seed 0 --train-seed 1   # the same pair, retrained
     PYTHONPATH=. python benchmarks/arms.py cost --arms dann coral selftrain weighted
     PYTHONPATH=. python benchmarks/arms.py false-claims --seeds 5 --arms coral dann
 
@@ -51,7 +52,7 @@ def _params(base: Path, a: argparse.Namespace) -> Path:
     p = base / "params.yaml"
     curve = "".join(f"  {kv.split('=', 1)[0]}: {kv.split('=', 1)[1]}\n" for kv in a.curve or [])
     p.write_text(f"train:\n  img_size: {a.img_size}\n  finetune_epochs: {a.epochs}\n  threads: {a.threads}\n"
-                 f"  batch_size: {a.batch_size}\n" + (f"curve:\n{curve}" if curve else ""))
+                 f"  batch_size: {a.batch_size}\n  seed: {a.train_seed}\n" + (f"curve:\n{curve}" if curve else ""))
     return p
 
 
@@ -175,7 +176,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="probe: the pair's draw")
+    ap.add_argument("--train-seed", type=int, default=0, help="probe: train.seed of both arms (dann's training "
+                    "noise is about 6 points of dev error on the MNIST-M-style pair: compare variants over several)")
     ap.add_argument("--draws", type=int, default=2, help="false-claims: trainings of the baseline "
                     "(curve.baseline_draws; 1: the training noise is not measured)")
     ap.add_argument("--dir", help="probe: a folder to keep (and reuse) the pair in")
